@@ -1,0 +1,40 @@
+"""Boards fqt knows, with the RAM its devicetree pools get on each.
+
+The pool sizes are those of app/boards/<board>.overlay (tests/python/test_boards.py
+keeps the two in step). An import with --board checks its memory plan against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import FqtError
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    ram_bytes: int  # all of the SoC's RAM, for the record
+    arena_pool: int  # activations, kept activations, errors (devicetree fqt-arena)
+    params_pool: int  # trainable weights, gradients, per-channel state (fqt-params)
+    sample_pool: int  # the on-device sample store (fqt-samples)
+
+
+BOARDS = {
+    b.name: b
+    for b in (
+        # 64 KB SRAM shared with the kernel, the shell and the stacks.
+        Board("qemu_cortex_m3", 64 * 1024, 16 * 1024, 8 * 1024, 8 * 1024),
+        Board("mps2/an385", 4 * 1024 * 1024, 512 * 1024, 256 * 1024, 512 * 1024),
+        # The arena lives in the 128 KB DTCM; params and samples in SRAM1.
+        Board("nucleo_f767zi", 512 * 1024, 112 * 1024, 128 * 1024, 128 * 1024),
+        Board("native_sim", 64 * 1024 * 1024, 1024 * 1024, 1024 * 1024, 1024 * 1024),
+    )
+}
+
+
+def get_board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise FqtError(f"unknown board '{name}'; known boards: {', '.join(BOARDS)}") from None

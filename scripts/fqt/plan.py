@@ -1,0 +1,249 @@
+"""Memory plan and per-layer cost table.
+
+Two pools, as on the device (dts/bindings/fqt,memory-pool.yaml):
+- the arena: activations for inference; for training also the activations the backward
+  pass keeps, the int8 error tensors and the int32 scratch a layer's error propagation
+  accumulates in. Buffers share space where their lifetimes do not overlap.
+- the params pool (training only): RAM copies of the trainable weights and biases, their
+  int32 gradient accumulators, and per-channel state (multiplier, shift, scale, EMA
+  mean and std of the gradient). Non-trainable weights stay in flash.
+
+The placement is TFLM's greedy-by-size idea, made deterministic so that the C engine
+computes the same offsets (docs/memory-plan.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .ir import Activation, Model, OpType
+
+ALIGN = 4
+WEIGHTED_OPS = (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D, OpType.FULLY_CONNECTED)
+# Per output channel of a trainable layer: multiplier, shift, weight scale, EMA mean, EMA std.
+PER_CHANNEL_STATE_BYTES = 5 * 4
+
+
+def align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass
+class Buffer:
+    name: str
+    size: int
+    first: int  # first step the buffer is live (inclusive)
+    last: int  # last step the buffer is live (inclusive)
+    offset: int = -1
+
+
+def greedy_plan(buffers: list[Buffer]) -> int:
+    """Place buffers (sets .offset); return the peak bytes.
+
+    Largest first (ties: earlier first step, then list order); each goes at the lowest
+    aligned offset where it overlaps no placed buffer that is live at the same time.
+    """
+    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i].size, buffers[i].first, i))
+    placed: list[Buffer] = []
+    peak = 0
+    for i in order:
+        b = buffers[i]
+        live = sorted(
+            (p for p in placed if p.first <= b.last and b.first <= p.last),
+            key=lambda p: p.offset,
+        )
+        offset = 0
+        for p in live:
+            if offset + align(b.size) <= p.offset:
+                break
+            offset = max(offset, p.offset + align(p.size))
+        b.offset = offset
+        placed.append(b)
+        peak = max(peak, offset + align(b.size))
+    return peak
+
+
+def layer_macs(model: Model, li: int) -> int:
+    """Forward multiply-accumulates of layer li (pools, add, softmax: 0)."""
+    layer = model.layers[li]
+    out = model.tensors[layer.output]
+    if layer.op == OpType.CONV_2D:
+        w = model.tensors[layer.inputs[1]]
+        return out.num_elements * w.shape[1] * w.shape[2] * w.shape[3]
+    if layer.op == OpType.DEPTHWISE_CONV_2D:
+        w = model.tensors[layer.inputs[1]]
+        return out.num_elements * w.shape[1] * w.shape[2]
+    if layer.op == OpType.FULLY_CONNECTED:
+        return model.tensors[layer.inputs[1]].num_elements
+    return 0
+
+
+def weight_bytes(model: Model, li: int) -> int:
+    layer = model.layers[li]
+    if layer.op not in WEIGHTED_OPS:
+        return 0
+    n = model.tensors[layer.inputs[1]].nbytes
+    if layer.inputs[2] >= 0:
+        n += model.tensors[layer.inputs[2]].nbytes
+    return n
+
+
+def out_channels(model: Model, li: int) -> int:
+    return model.tensors[model.layers[li].output].shape[-1]
+
+
+def params_bytes(model: Model, li: int) -> int:
+    """RAM a trainable layer takes in the params pool."""
+    layer = model.layers[li]
+    n_weights = model.tensors[layer.inputs[1]].num_elements
+    n_out = out_channels(model, li)
+    weights_ram = align(n_weights) + 4 * n_out  # int8 weights + int32 bias
+    gradients = 4 * n_weights + 4 * n_out  # int32 accumulators over the mini-batch
+    return weights_ram + gradients + PER_CHANNEL_STATE_BYTES * n_out
+
+
+@dataclass
+class Plan:
+    inference_arena: int
+    training_arena: int
+    training_params: int
+    trainable: list[int]
+    inference_buffers: list[Buffer] = field(default_factory=list)
+    training_buffers: list[Buffer] = field(default_factory=list)
+
+    @property
+    def training_total(self) -> int:
+        return self.training_arena + self.training_params
+
+
+def _consumers(model: Model) -> dict[int, list[int]]:
+    users: dict[int, list[int]] = {}
+    for layer in model.layers:
+        for ti in layer.inputs:
+            if ti >= 0 and not model.tensors[ti].is_const:
+                users.setdefault(ti, []).append(layer.index)
+    return users
+
+
+def inference_buffers(model: Model) -> list[Buffer]:
+    users = _consumers(model)
+    last_step = len(model.layers) - 1
+    bufs = [Buffer(f"t{model.input}", model.input_tensor.nbytes, 0, max(users[model.input]))]
+    for layer in model.layers:
+        t = layer.output
+        last = last_step if t == model.output else max(users.get(t, [layer.index]))
+        bufs.append(Buffer(f"t{t}", model.tensors[t].nbytes, layer.index, last))
+    return bufs
+
+
+def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
+    """Arena buffers of one training step: forward steps 0..L-1, then the backward of
+    layer l at step 2L-1-l, for every layer from the first trainable one on."""
+    n = len(model.layers)
+    if not trainable:
+        return inference_buffers(model)
+    first_bw = min(trainable)
+
+    def bw_step(li: int) -> int:
+        return 2 * n - 1 - li
+
+    bufs = inference_buffers(model)
+    producer = {layer.output: layer.index for layer in model.layers}
+    for b in bufs:
+        ti = int(b.name[1:])
+        keep = b.last
+        for layer in model.layers[first_bw:]:
+            li = layer.index
+            if li in trainable and layer.inputs[0] == ti:
+                keep = max(keep, bw_step(li))  # weight gradient reads the input
+            if layer.op == OpType.MAX_POOL_2D and layer.inputs[0] == ti:
+                keep = max(keep, bw_step(li))  # error routes to the argmax
+            if layer.output == ti and (
+                layer.activation != Activation.NONE or layer.op == OpType.SOFTMAX
+            ):
+                keep = max(keep, bw_step(li))  # clamp mask / loss gradient
+        if ti == model.output:
+            keep = max(keep, bw_step(n - 1))
+        b.last = keep
+        b.name = f"act{ti}"
+    users = _consumers(model)
+    for layer in model.layers[first_bw:]:
+        # Error w.r.t. this layer's output: written by the backward of its last consumer
+        # (or the loss), read by this layer's backward.
+        ti = layer.output
+        born = bw_step(max(users[ti])) if ti in users else bw_step(n - 1)
+        bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(layer.index)))
+        if layer.index > first_bw and layer.inputs[0] in producer:
+            # int32 accumulators for the error of this layer's input, before it is
+            # rescaled to int8 with a scale chosen from its range.
+            x = model.tensors[layer.inputs[0]]
+            s = bw_step(layer.index)
+            bufs.append(Buffer(f"acc{layer.inputs[0]}", 4 * x.num_elements, s, s))
+    return bufs
+
+
+def plan_memory(model: Model, trainable: set[int] | None = None) -> Plan:
+    trainable = set(trainable or ())
+    inf = inference_buffers(model)
+    inf_peak = greedy_plan(inf)
+    tr = training_buffers(model, trainable)
+    tr_peak = greedy_plan(tr) if trainable else 0
+    params = sum(params_bytes(model, li) for li in trainable)
+    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr)
+
+
+def default_trainable(model: Model) -> set[int]:
+    """The last weighted layer: the usual transfer-learning choice."""
+    weighted = [layer.index for layer in model.layers if layer.op in WEIGHTED_OPS]
+    return {weighted[-1]} if weighted else set()
+
+
+def parse_trainable(model: Model, spec: list[str] | None) -> set[int]:
+    """--trainable accepts layer indices, 'last', 'last:N' (the last N weighted layers),
+    'all' or 'none'."""
+    if not spec:
+        return default_trainable(model)
+    weighted = [layer.index for layer in model.layers if layer.op in WEIGHTED_OPS]
+    chosen: set[int] = set()
+    for item in ",".join(spec).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item == "all":
+            chosen.update(weighted)
+        elif item == "none":
+            continue
+        elif item == "last":
+            chosen.update(weighted[-1:])
+        elif item.startswith("last:") and item[5:].isdigit():
+            chosen.update(weighted[-int(item[5:]) :] if int(item[5:]) else [])
+        elif item.isdigit():
+            li = int(item)
+            if li not in weighted:
+                raise ValueError(
+                    f"layer {li} is not a trainable layer; trainable layers: {weighted}"
+                )
+            chosen.add(li)
+        else:
+            raise ValueError(f"--trainable: cannot read '{item}'")
+    return chosen
+
+
+def layer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
+    rows = []
+    for layer in model.layers:
+        li = layer.index
+        out = model.tensors[layer.output]
+        rows.append(
+            {
+                "layer": li,
+                "op": layer.op.name,
+                "output_shape": list(out.shape),
+                "macs": layer_macs(model, li),
+                "weight_bytes": weight_bytes(model, li),
+                "activation_bytes": out.nbytes,
+                "trainable": li in plan.trainable,
+                "params_ram_bytes": params_bytes(model, li) if li in plan.trainable else 0,
+            }
+        )
+    return rows

@@ -1,0 +1,45 @@
+"""west extension commands: thin wrappers over the fqt package (fqt.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from west.commands import WestCommand
+
+try:
+    from fqt import cli
+except ImportError:  # running from a west workspace without `pip install fqt`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fqt import cli
+
+
+class _FqtCommand(WestCommand):
+    """One `fqt <sub>` command, exposed to west as `fqt-<sub>`."""
+
+    sub = ""
+
+    def __init__(self) -> None:
+        help_text = cli.COMMANDS[self.sub][0]
+        super().__init__(f"fqt-{self.sub}", help_text, help_text)
+
+    def do_add_parser(self, parser_adder):  # type: ignore[no-untyped-def]
+        parser = parser_adder.add_parser(
+            self.name, help=self.help, description=self.description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+        cli.COMMANDS[self.sub][1](parser)
+        return parser
+
+    def do_run(self, args, unknown_args):  # type: ignore[no-untyped-def]
+        try:
+            rc = cli.COMMANDS[self.sub][2](args)
+        except cli.FqtError as e:
+            self.die(str(e))
+        if rc:
+            sys.exit(rc)
+
+
+class FqtImport(_FqtCommand):
+    sub = "import"

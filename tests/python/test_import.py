@@ -1,0 +1,250 @@
+"""TFLite import, the blob, the memory plan and the import commands."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURE_MODELS, REPO, fixture_models, manifest, shared_models
+from fqt import cli
+from fqt.blob import HEADER_SIZE, read_blob, write_blob
+from fqt.boards import get_board
+from fqt.errors import BlobFormatError, ModelFormatError, UnsupportedModelError
+from fqt.ir import OpType
+from fqt.plan import Buffer, greedy_plan, plan_memory
+from fqt.prepare import prepare
+from fqt.tflite_import import load_tflite
+
+ALL_MODELS = fixture_models() + shared_models()
+SKIPPED_OPS = {"QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK"}
+
+
+@pytest.mark.parametrize("path", fixture_models(), ids=lambda p: p.stem)
+def test_fixture_ops_match_manifest(path: Path) -> None:
+    model = load_tflite(path)
+    expected = [op for op in manifest()[path.name]["ops"] if op not in SKIPPED_OPS]  # type: ignore[attr-defined]
+    assert [layer.op.name for layer in model.layers] == expected
+
+
+def test_edges_and_flatten_chain_are_folded() -> None:
+    m = load_tflite(FIXTURE_MODELS / "float_io_quant_dequant.tflite")
+    assert m.float_input and m.float_output
+    assert m.input_tensor.dtype.name == "INT8" and m.output_tensor.dtype.name == "INT8"
+    m = load_tflite(FIXTURE_MODELS / "flatten_dynamic_batch.tflite")
+    assert [layer.op for layer in m.layers] == [
+        OpType.CONV_2D,
+        OpType.RESHAPE,
+        OpType.FULLY_CONNECTED,
+    ]
+
+
+def test_person_detect_bias_axis_is_tolerated(shared_dir: Path) -> None:
+    m = load_tflite(shared_dir / "models" / "person_detect.tflite")
+    biases = [m.tensors[layer.inputs[2]] for layer in m.layers if len(layer.inputs) > 2]
+    assert biases and all(b.quant.axis == 0 for b in biases)
+
+
+def test_unsupported_model_names_every_op_and_index() -> None:
+    with pytest.raises(UnsupportedModelError) as e:
+        load_tflite(FIXTURE_MODELS / "unsupported_ops.tflite")
+    msg = str(e.value)
+    for expected in ("operator 1 TANH", "operator 4 LOGISTIC", "operator 6 CONCATENATION"):
+        assert expected in msg
+    assert "operator 2 QUANTIZE" in msg and "operator 5 QUANTIZE" in msg
+    assert "CONV_2D" not in msg
+
+
+@pytest.mark.parametrize("name", ["truncated.tflite", "garbage.tflite"])
+def test_broken_file_is_a_format_error(name: str) -> None:
+    with pytest.raises(ModelFormatError):
+        load_tflite(FIXTURE_MODELS / name)
+
+
+def test_every_truncation_is_a_clean_error() -> None:
+    data = (FIXTURE_MODELS / "residual_add.tflite").read_bytes()
+    from fqt.tflite_import import parse_tflite
+
+    for cut in range(0, len(data), 37):
+        try:
+            parse_tflite(data[:cut])
+        except (ModelFormatError, UnsupportedModelError):
+            continue
+
+
+@pytest.mark.parametrize(
+    "name", ["truncated.tflite", "garbage.tflite", "unsupported_ops.tflite", "missing.tflite"]
+)
+def test_cli_errors_are_one_line(name: str, tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "fqt.cli", "import", str(FIXTURE_MODELS / name), "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.stderr
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("path", ALL_MODELS, ids=lambda p: p.stem)
+def test_blob_round_trip(path: Path) -> None:
+    model = load_tflite(path)
+    prepare(model)
+    blob = write_blob(model, {0})
+    back, info = read_blob(blob)
+    assert info.trainable == {0} and info.total_size == len(blob)
+    assert (back.input, back.output, back.float_input) == (
+        model.input,
+        model.output,
+        model.float_input,
+    )
+    for a, b in zip(model.tensors, back.tensors, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(a.quant.scale, b.quant.scale)
+        np.testing.assert_array_equal(a.quant.zero_point, b.quant.zero_point)
+        assert (a.data is None) == (b.data is None)
+        if a.data is not None:
+            np.testing.assert_array_equal(a.data, b.data)
+    for pa, pb in zip(model.params, back.params, strict=True):
+        np.testing.assert_array_equal(pa.output_multiplier, pb.output_multiplier)
+        np.testing.assert_array_equal(pa.output_shift, pb.output_shift)
+        assert (pa.act_min, pa.act_max, pa.pad_h, pa.pad_w) == (
+            pb.act_min,
+            pb.act_max,
+            pb.pad_h,
+            pb.pad_w,
+        )
+    assert write_blob(back, {0}) == blob  # the reader loses nothing the writer wrote
+
+
+def test_blob_rejects_corruption() -> None:
+    model = load_tflite(FIXTURE_MODELS / "digits_cnn.tflite")
+    prepare(model)
+    blob = bytearray(write_blob(model))
+    for pos in (0, 8, 20, HEADER_SIZE + 5, len(blob) - 3):
+        bad = bytearray(blob)
+        bad[pos] ^= 0x5A
+        with pytest.raises(BlobFormatError):
+            read_blob(bytes(bad))
+    with pytest.raises(BlobFormatError):
+        read_blob(bytes(blob[: len(blob) // 2]))
+    # A wild data offset with a valid CRC gets past the CRC and is still caught.
+    bad = bytearray(blob)
+    bad[HEADER_SIZE + 24 : HEADER_SIZE + 28] = (10**8).to_bytes(4, "little")
+    bad[12:16] = (zlib.crc32(bytes(bad[16:])) & 0xFFFFFFFF).to_bytes(4, "little")
+    with pytest.raises(BlobFormatError, match="out of bounds"):
+        read_blob(bytes(bad))
+
+
+def test_greedy_plan_reuses_space_of_dead_buffers() -> None:
+    bufs = [Buffer("a", 100, 0, 1), Buffer("b", 60, 1, 2), Buffer("c", 100, 2, 3)]
+    peak = greedy_plan(bufs)
+    assert [b.offset for b in bufs] == [0, 100, 0]
+    assert peak == 160
+
+
+def test_plan_counts_training_memory() -> None:
+    model = load_tflite(FIXTURE_MODELS / "digits_cnn.tflite")
+    fc = [layer.index for layer in model.layers if layer.op == OpType.FULLY_CONNECTED]
+    conv = [layer.index for layer in model.layers if layer.op == OpType.CONV_2D]
+    head = plan_memory(model, set(fc))
+    full = plan_memory(model, set(fc + conv))
+    assert head.inference_arena <= head.training_arena <= full.training_arena
+    w = model.tensors[model.layers[fc[0]].inputs[1]]
+    # int8 weights + int32 gradients at least
+    assert head.training_params >= 5 * w.num_elements
+    assert full.training_params > head.training_params
+
+
+def test_board_fit_says_by_how_many_bytes(shared_dir: Path, tmp_path: Path) -> None:
+    model_path = shared_dir / "models" / "kws_ref_model.tflite"
+    model = load_tflite(model_path)
+    prepare(model)
+    plan = plan_memory(model, {len(model.layers) - 2})
+    pool = get_board("qemu_cortex_m3").arena_pool
+    need = max(plan.inference_arena, plan.training_arena)
+    assert need > pool
+    r = subprocess.run(
+        [sys.executable, "-m", "fqt.cli", "import", str(model_path), "-o", str(tmp_path),
+         "--board", "qemu_cortex_m3"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert f"over by {need - pool:,} bytes" in r.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_import_writes_blob_c_and_table(tmp_path: Path) -> None:
+    rc = cli.main(
+        ["import", str(FIXTURE_MODELS / "digits_cnn.tflite"), "-o", str(tmp_path),
+         "--board", "qemu_cortex_m3", "--trainable", "all"]
+    )  # fmt: skip
+    assert rc == 0
+    blob = (tmp_path / "digits_cnn.fqtb").read_bytes()
+    model, info = read_blob(blob)
+    weighted = {
+        layer.index
+        for layer in model.layers
+        if layer.op in (OpType.CONV_2D, OpType.FULLY_CONNECTED, OpType.DEPTHWISE_CONV_2D)
+    }
+    assert info.trainable == weighted
+    src = (tmp_path / "digits_cnn_blob.c").read_text()
+    # The C array holds exactly the blob's bytes.
+    body = src.split("{", 1)[1].split("}", 1)[0]
+    assert bytes(int(v, 16) for v in body.replace(",", " ").split()) == blob
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc:
+        subprocess.run(
+            [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-c", str(tmp_path / "digits_cnn_blob.c"),
+             "-o", str(tmp_path / "blob.o")],
+            check=True,
+        )  # fmt: skip
+
+
+def test_import_json_reports_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert cli.main(["import", str(FIXTURE_MODELS / "dscnn_tiny.tflite"), "-o", str(tmp_path),
+                     "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    model = load_tflite(FIXTURE_MODELS / "dscnn_tiny.tflite")
+    plan = plan_memory(model, set(out["trainable"]))
+    assert out["inference_arena_bytes"] == plan.inference_arena
+    assert out["training_ram_bytes"] == plan.training_total
+    assert sum(r["macs"] for r in out["layers"]) > 0
+
+
+def test_west_fqt_import(tmp_path: Path) -> None:
+    """`west fqt-import` through a real west workspace whose manifest repository holds
+    this checkout's west-commands.yml (copied: west refuses symlinks out of a project)."""
+    west = shutil.which("west", path=str(Path(sys.executable).parent))
+    if west is None:
+        pytest.skip("west is not installed in this environment")
+    ws = tmp_path / "ws"
+    (ws / ".west").mkdir(parents=True)
+    shutil.copytree(REPO / "scripts", ws / "fqt" / "scripts")
+    (ws / "fqt" / "west.yml").write_text(
+        "manifest:\n  self:\n    west-commands: scripts/west-commands.yml\n"
+    )
+    (ws / ".west" / "config").write_text("[manifest]\npath = fqt\nfile = west.yml\n")
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [west, "fqt-import", str(FIXTURE_MODELS / "digits_cnn.tflite"), "-o", str(out),
+         "--board", "qemu_cortex_m3"],
+        cwd=ws, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "peak arena, inference" in r.stdout
+    assert (out / "digits_cnn.fqtb").exists()
+    r = subprocess.run(
+        [west, "fqt-import", str(FIXTURE_MODELS / "garbage.tflite"), "-o", str(out)],
+        cwd=ws, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode != 0 and "not a TFLite flatbuffer" in r.stderr
+    assert "Traceback" not in r.stderr
