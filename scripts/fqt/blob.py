@@ -78,10 +78,20 @@ def write_blob(model: Model, trainable: set[int] | None = None) -> bytes:
             flags |= TENSOR_FLAG_CONST
         tensor_records.append(
             _TENSOR.pack(
-                int(t.dtype), len(t.shape), flags, t.quant.axis, *shape,
-                len(t.quant.scale), scale_off, zp_off, data_off, data_size, t.tflite_index, 0,
+                int(t.dtype),
+                len(t.shape),
+                flags,
+                t.quant.axis,
+                *shape,
+                len(t.quant.scale),
+                scale_off,
+                zp_off,
+                data_off,
+                data_size,
+                t.tflite_index,
+                0,
             )
-        )  # fmt: skip
+        )
     layer_records = []
     for layer, p in zip(model.layers, model.params, strict=True):
         ins = [*layer.inputs, -1, -1, -1][:3]
@@ -91,14 +101,30 @@ def write_blob(model: Model, trainable: set[int] | None = None) -> bytes:
         flags = LAYER_FLAG_TRAINABLE if layer.index in trainable else 0
         layer_records.append(
             _LAYER.pack(
-                int(layer.op), int(layer.activation), int(layer.padding), flags,
-                *ins, layer.output,
-                layer.stride_h, layer.stride_w, layer.filter_h, layer.filter_w,
-                layer.dilation_h, layer.dilation_w, layer.depth_multiplier, p.pad_h,
-                p.pad_w, 0, p.act_min, p.act_max, n_ch, mult_off, shift_off,
+                int(layer.op),
+                int(layer.activation),
+                int(layer.padding),
+                flags,
+                *ins,
+                layer.output,
+                layer.stride_h,
+                layer.stride_w,
+                layer.filter_h,
+                layer.filter_w,
+                layer.dilation_h,
+                layer.dilation_w,
+                layer.depth_multiplier,
+                p.pad_h,
+                p.pad_w,
+                0,
+                p.act_min,
+                p.act_max,
+                n_ch,
+                mult_off,
+                shift_off,
                 *_extras(layer, p),
             )
-        )  # fmt: skip
+        )
     tensors_off = HEADER_SIZE
     layers_off = tensors_off + TENSOR_RECORD_SIZE * len(tensor_records)
     data_off = layers_off + LAYER_RECORD_SIZE * len(layer_records)
@@ -111,10 +137,20 @@ def write_blob(model: Model, trainable: set[int] | None = None) -> bytes:
     name = model.name.encode("ascii", "replace")[:15]
     header_tail = struct.pack(
         "<8H4I16s",
-        HEADER_SIZE, len(model.tensors), len(model.layers), TENSOR_RECORD_SIZE,
-        LAYER_RECORD_SIZE, model.input, model.output, flags,
-        tensors_off, layers_off, data_off, len(data.buf), name,
-    )  # fmt: skip
+        HEADER_SIZE,
+        len(model.tensors),
+        len(model.layers),
+        TENSOR_RECORD_SIZE,
+        LAYER_RECORD_SIZE,
+        model.input,
+        model.output,
+        flags,
+        tensors_off,
+        layers_off,
+        data_off,
+        len(data.buf),
+        name,
+    )
     crc = zlib.crc32(header_tail + body) & 0xFFFFFFFF
     header = struct.pack("<IHHII", MAGIC, VERSION_MAJOR, VERSION_MINOR, total, crc) + header_tail
     blob = header + body
@@ -138,8 +174,26 @@ def read_blob(blob: bytes) -> tuple[Model, BlobInfo]:
 
     if len(blob) < HEADER_SIZE:
         raise fail(f"{len(blob)} bytes, shorter than the {HEADER_SIZE}-byte header")
-    (magic, vmaj, vmin, total, crc, hsize, n_t, n_l, tsize, lsize, inp, out, flags,
-     t_off, l_off, d_off, d_size, raw_name) = _HEADER.unpack_from(blob, 0)  # fmt: skip
+    (
+        magic,
+        vmaj,
+        vmin,
+        total,
+        crc,
+        hsize,
+        n_t,
+        n_l,
+        tsize,
+        lsize,
+        inp,
+        out,
+        flags,
+        t_off,
+        l_off,
+        d_off,
+        d_size,
+        raw_name,
+    ) = _HEADER.unpack_from(blob, 0)
     if magic != MAGIC:
         raise fail(f"magic 0x{magic:08x}, expected 0x{MAGIC:08x}")
     if vmaj != VERSION_MAJOR:
@@ -162,8 +216,23 @@ def read_blob(blob: bytes) -> tuple[Model, BlobInfo]:
 
     tensors: list[Tensor] = []
     for i in range(n_t):
-        (dt, rank, tflags, axis, s0, s1, s2, s3, qn, sc_off, zp_off, dat_off, dat_size, tfl_i,
-         _r) = _TENSOR.unpack_from(blob, t_off + i * tsize)  # fmt: skip
+        (
+            dt,
+            rank,
+            tflags,
+            axis,
+            s0,
+            s1,
+            s2,
+            s3,
+            qn,
+            sc_off,
+            zp_off,
+            dat_off,
+            dat_size,
+            tfl_i,
+            _r,
+        ) = _TENSOR.unpack_from(blob, t_off + i * tsize)
         if dt not in (1, 2) or rank > 4:
             raise fail(f"tensor {i}: dtype {dt} rank {rank}")
         shape = (s0, s1, s2, s3)[:rank]
@@ -187,16 +256,29 @@ def read_blob(blob: bytes) -> tuple[Model, BlobInfo]:
         ins, output = [x for x in f[4:7]], f[7]
         try:
             layer = Layer(
-                index=i, op=OpType(op), inputs=[], output=output,
-                activation=Activation(act), padding=Padding(pad),
-                stride_h=f[8], stride_w=f[9], filter_h=f[10], filter_w=f[11],
-                dilation_h=f[12], dilation_w=f[13], depth_multiplier=f[14],
-            )  # fmt: skip
+                index=i,
+                op=OpType(op),
+                inputs=[],
+                output=output,
+                activation=Activation(act),
+                padding=Padding(pad),
+                stride_h=f[8],
+                stride_w=f[9],
+                filter_h=f[10],
+                filter_w=f[11],
+                dilation_h=f[12],
+                dilation_w=f[13],
+                depth_multiplier=f[14],
+            )
         except ValueError as e:
             raise fail(f"layer {i}: {e}") from None
-        n_inputs = 3 if layer.op in (
-            OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D, OpType.FULLY_CONNECTED
-        ) else 2 if layer.op == OpType.ADD else 1  # fmt: skip
+        n_inputs = (
+            3
+            if layer.op in (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D, OpType.FULLY_CONNECTED)
+            else 2
+            if layer.op == OpType.ADD
+            else 1
+        )
         layer.inputs = ins[:n_inputs]
         required = layer.inputs[:2] if n_inputs == 3 else layer.inputs
         optional_bias = layer.inputs[2:]
@@ -207,12 +289,21 @@ def read_blob(blob: bytes) -> tuple[Model, BlobInfo]:
         n_ch, m_off, s_off = f[20], f[21], f[22]
         ex = f[23:30]
         p = LayerParams(
-            act_min=f[18], act_max=f[19], pad_h=f[15], pad_w=f[16],
-            output_multiplier=array(m_off, n_ch, "<i4"), output_shift=array(s_off, n_ch, "<i4"),
-        )  # fmt: skip
+            act_min=f[18],
+            act_max=f[19],
+            pad_h=f[15],
+            pad_w=f[16],
+            output_multiplier=array(m_off, n_ch, "<i4"),
+            output_shift=array(s_off, n_ch, "<i4"),
+        )
         if layer.op == OpType.ADD:
-            (p.left_shift, p.input1_multiplier, p.input1_shift, p.input2_multiplier,
-             p.input2_shift) = ex[:5]  # fmt: skip
+            (
+                p.left_shift,
+                p.input1_multiplier,
+                p.input1_shift,
+                p.input2_multiplier,
+                p.input2_shift,
+            ) = ex[:5]
         elif layer.op == OpType.SOFTMAX:
             p.input_multiplier, p.input_left_shift, p.diff_min = ex[:3]
         if lflags & LAYER_FLAG_TRAINABLE:
@@ -223,9 +314,15 @@ def read_blob(blob: bytes) -> tuple[Model, BlobInfo]:
         raise fail("input/output tensor index out of range")
     name = raw_name.rstrip(b"\0").decode("ascii", "replace")
     model = Model(
-        tensors, layers, inp, out, bool(flags & FLAG_FLOAT_INPUT),
-        bool(flags & FLAG_FLOAT_OUTPUT), name, params,
-    )  # fmt: skip
+        tensors,
+        layers,
+        inp,
+        out,
+        bool(flags & FLAG_FLOAT_INPUT),
+        bool(flags & FLAG_FLOAT_OUTPUT),
+        name,
+        params,
+    )
     return model, BlobInfo((vmaj, vmin), total, crc, trainable)
 
 

@@ -213,9 +213,13 @@ def run_demo(args: argparse.Namespace) -> int:
     from sklearn.model_selection import train_test_split
 
     ns = argparse.Namespace(
-        model=args.model, output_dir=args.output_dir, board=args.board, trainable=None,
-        name=None, json=False,
-    )  # fmt: skip
+        model=args.model,
+        output_dir=args.output_dir,
+        board=args.board,
+        trainable=None,
+        name=None,
+        json=False,
+    )
     run_import(ns)
     model = load_model(args.model)
     digits = load_digits()
@@ -232,12 +236,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # --- main -----------------------------------------------------------------------------
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
-    "import": ("import an int8 .tflite: blob, C source, memory plan", add_import_arguments,
-               run_import),
+    "import": (
+        "import an int8 .tflite: blob, C source, memory plan",
+        add_import_arguments,
+        run_import,
+    ),
     "infer": ("run int8 inputs through an engine", add_infer_arguments, run_infer),
-    "demo": ("the main job on the embedded default (no board needed)", add_demo_arguments,
-             run_demo),
-}  # fmt: skip
+    "demo": (
+        "the main job on the embedded default (no board needed)",
+        add_demo_arguments,
+        run_demo,
+    ),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

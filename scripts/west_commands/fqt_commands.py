@@ -26,9 +26,11 @@ class _FqtCommand(WestCommand):
 
     def do_add_parser(self, parser_adder):  # type: ignore[no-untyped-def]
         parser = parser_adder.add_parser(
-            self.name, help=self.help, description=self.description,
+            self.name,
+            help=self.help,
+            description=self.description,
             formatter_class=argparse.RawDescriptionHelpFormatter,
-        )  # fmt: skip
+        )
         cli.COMMANDS[self.sub][1](parser)
         return parser
 

@@ -1,0 +1,84 @@
+/*
+ * DEPTHWISE_CONV_2D, int8: TFLM reference_integer_ops::DepthwiseConvPerChannel, bit for
+ * bit. Output channel ic * depth_multiplier + m reads input channel ic.
+ */
+#include <stddef.h>
+
+#include "fqt/kernels.h"
+#include "quant.h"
+
+fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
+					const fqt_requant *requant, const fqt_dims *input_dims,
+					const int8_t *input, const fqt_dims *filter_dims,
+					const int8_t *filter, const int32_t *bias,
+					const fqt_dims *output_dims, int8_t *output)
+{
+	if (params == NULL || requant == NULL || input_dims == NULL || input == NULL ||
+	    filter_dims == NULL || filter == NULL || output_dims == NULL || output == NULL ||
+	    params->depth_multiplier < 1 || filter_dims->n != 1 ||
+	    filter_dims->c != output_dims->c ||
+	    (int64_t)input_dims->c * params->depth_multiplier != output_dims->c ||
+	    input_dims->n != output_dims->n || requant->count != (uint32_t)output_dims->c) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int32_t in_h = input_dims->h;
+	const int32_t in_w = input_dims->w;
+	const int32_t in_c = input_dims->c;
+	const int32_t k_h = filter_dims->h;
+	const int32_t k_w = filter_dims->w;
+	const int32_t out_c = output_dims->c;
+	const int32_t depth_multiplier = params->depth_multiplier;
+	int8_t *out = output;
+	for (int32_t b = 0; b < output_dims->n; ++b) {
+		const int8_t *in_batch = input + (size_t)b * (size_t)in_h * (size_t)in_w * (size_t)in_c;
+		for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+			const int32_t in_y_origin = oy * params->stride_h - params->pad_h;
+			for (int32_t ox = 0; ox < output_dims->w; ++ox) {
+				const int32_t in_x_origin = ox * params->stride_w - params->pad_w;
+				for (int32_t ic = 0; ic < in_c; ++ic) {
+					for (int32_t m = 0; m < depth_multiplier; ++m) {
+						const int32_t oc = ic * depth_multiplier + m;
+						int32_t acc = 0;
+						for (int32_t ky = 0; ky < k_h; ++ky) {
+							const int32_t in_y =
+								in_y_origin + params->dilation_h * ky;
+							if (in_y < 0 || in_y >= in_h) {
+								continue;
+							}
+							for (int32_t kx = 0; kx < k_w; ++kx) {
+								const int32_t in_x =
+									in_x_origin +
+									params->dilation_w * kx;
+								if (in_x < 0 || in_x >= in_w) {
+									continue;
+								}
+								const int32_t x = in_batch
+									[((size_t)in_y * (size_t)in_w +
+									  (size_t)in_x) *
+										 (size_t)in_c +
+									 (size_t)ic];
+								const int32_t w = filter
+									[((size_t)ky * (size_t)k_w +
+									  (size_t)kx) *
+										 (size_t)out_c +
+									 (size_t)oc];
+								acc += w * (x + params->input_offset);
+							}
+						}
+						if (bias != NULL) {
+							acc = fqt_wrapping_add(acc, bias[oc]);
+						}
+						acc = fqt_multiply_by_quantized_multiplier(
+							acc, requant->multiplier[oc],
+							(int)requant->shift[oc]);
+						acc = fqt_wrapping_add(acc, params->output_offset);
+						out[oc] = (int8_t)fqt_clamp_s32(acc, params->act_min,
+										params->act_max);
+					}
+				}
+				out += out_c;
+			}
+		}
+	}
+	return FQT_OK;
+}

@@ -1,0 +1,116 @@
+/*
+ * AVERAGE_POOL_2D and MAX_POOL_2D, int8: TFLM reference_integer_ops::AveragePool and
+ * MaxPool, bit for bit. Windows are clipped to the input (padding is not counted).
+ */
+#include <stddef.h>
+
+#include "fqt/kernels.h"
+#include "quant.h"
+
+static int pool_arguments_ok(const fqt_pool_params *params, const fqt_dims *input_dims,
+			     const int8_t *input, const fqt_dims *output_dims,
+			     const int8_t *output)
+{
+	return params != NULL && input_dims != NULL && input != NULL && output_dims != NULL &&
+	       output != NULL && input_dims->n == output_dims->n &&
+	       input_dims->c == output_dims->c && params->filter_h >= 1 && params->filter_w >= 1;
+}
+
+/* The part of the window of output (oy, ox) inside the input: [y0, y1) x [x0, x1). */
+typedef struct pool_window {
+	int32_t y0, y1, x0, x1;
+} pool_window;
+
+static pool_window clip_window(const fqt_pool_params *params, const fqt_dims *input_dims,
+			       int32_t oy, int32_t ox)
+{
+	const int32_t in_y_origin = oy * params->stride_h - params->pad_h;
+	const int32_t in_x_origin = ox * params->stride_w - params->pad_w;
+	pool_window w;
+	w.y0 = in_y_origin > 0 ? in_y_origin : 0;
+	w.x0 = in_x_origin > 0 ? in_x_origin : 0;
+	w.y1 = in_y_origin + params->filter_h;
+	w.x1 = in_x_origin + params->filter_w;
+	w.y1 = w.y1 < input_dims->h ? w.y1 : input_dims->h;
+	w.x1 = w.x1 < input_dims->w ? w.x1 : input_dims->w;
+	return w;
+}
+
+fqt_status fqt_average_pool2d_forward(const fqt_pool_params *params, const fqt_dims *input_dims,
+				      const int8_t *input, const fqt_dims *output_dims,
+				      int8_t *output)
+{
+	if (!pool_arguments_ok(params, input_dims, input, output_dims, output)) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int32_t in_w = input_dims->w;
+	const int32_t depth = input_dims->c;
+	int8_t *out = output;
+	for (int32_t b = 0; b < output_dims->n; ++b) {
+		const int8_t *in_batch =
+			input + (size_t)b * (size_t)input_dims->h * (size_t)in_w * (size_t)depth;
+		for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+			for (int32_t ox = 0; ox < output_dims->w; ++ox) {
+				const pool_window w = clip_window(params, input_dims, oy, ox);
+				if (w.y1 <= w.y0 || w.x1 <= w.x0) {
+					/* An empty window: TFLM fails the op here. */
+					return FQT_ERR_ARGUMENT;
+				}
+				const int32_t count = (w.y1 - w.y0) * (w.x1 - w.x0);
+				for (int32_t c = 0; c < depth; ++c) {
+					int32_t acc = 0;
+					for (int32_t y = w.y0; y < w.y1; ++y) {
+						for (int32_t x = w.x0; x < w.x1; ++x) {
+							acc += in_batch[((size_t)y * (size_t)in_w +
+									 (size_t)x) *
+										(size_t)depth +
+									(size_t)c];
+						}
+					}
+					/* Round half away from zero, as TFLM. */
+					acc = acc > 0 ? (acc + count / 2) / count
+						      : (acc - count / 2) / count;
+					*out++ = (int8_t)fqt_clamp_s32(acc, params->act_min,
+								       params->act_max);
+				}
+			}
+		}
+	}
+	return FQT_OK;
+}
+
+fqt_status fqt_max_pool2d_forward(const fqt_pool_params *params, const fqt_dims *input_dims,
+				  const int8_t *input, const fqt_dims *output_dims, int8_t *output)
+{
+	if (!pool_arguments_ok(params, input_dims, input, output_dims, output)) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int32_t in_w = input_dims->w;
+	const int32_t depth = input_dims->c;
+	int8_t *out = output;
+	for (int32_t b = 0; b < output_dims->n; ++b) {
+		const int8_t *in_batch =
+			input + (size_t)b * (size_t)input_dims->h * (size_t)in_w * (size_t)depth;
+		for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+			for (int32_t ox = 0; ox < output_dims->w; ++ox) {
+				const pool_window w = clip_window(params, input_dims, oy, ox);
+				for (int32_t c = 0; c < depth; ++c) {
+					int32_t max = INT8_MIN; /* an empty window gives -128 */
+					for (int32_t y = w.y0; y < w.y1; ++y) {
+						for (int32_t x = w.x0; x < w.x1; ++x) {
+							const int32_t v =
+								in_batch[((size_t)y * (size_t)in_w +
+									  (size_t)x) *
+										 (size_t)depth +
+									 (size_t)c];
+							max = v > max ? v : max;
+						}
+					}
+					*out++ = (int8_t)fqt_clamp_s32(max, params->act_min,
+								       params->act_max);
+				}
+			}
+		}
+	}
+	return FQT_OK;
+}

@@ -1,0 +1,227 @@
+/* Integer primitives: see quant.h and docs/integer-semantics.md. */
+#include "quant.h"
+
+#include <string.h>
+
+#include "fqt/config.h"
+
+#if FQT_SIMD_DSP
+#include <arm_acle.h>
+#endif
+
+int fqt_count_leading_zeros(uint32_t x)
+{
+	if (x == 0u) {
+		return 32;
+	}
+#if defined(__GNUC__) || defined(__clang__)
+	return __builtin_clz(x);
+#else
+	int n = 0;
+	while ((x & 0x80000000u) == 0u) {
+		x <<= 1;
+		++n;
+	}
+	return n;
+#endif
+}
+
+/* Division by 2^31 truncating toward zero, as C++ `/ (1ll << 31)` in gemmlowp, without a
+ * 64-bit division call on cores that lack one. */
+static int32_t divide_by_2_pow_31_toward_zero(int64_t v)
+{
+	if (v >= 0) {
+		return (int32_t)((uint64_t)v >> 31);
+	}
+	return (int32_t)-(int64_t)((uint64_t)(-v) >> 31);
+}
+
+int32_t fqt_saturating_rounding_doubling_high_mul(int32_t a, int32_t b)
+{
+	if (a == b && a == INT32_MIN) {
+		return INT32_MAX;
+	}
+	const int64_t ab = (int64_t)a * (int64_t)b;
+	const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+	return divide_by_2_pow_31_toward_zero(ab + nudge);
+}
+
+int32_t fqt_rounding_divide_by_pot(int32_t x, int exponent)
+{
+	const uint32_t mask = ((uint32_t)1 << exponent) - 1u;
+	const int32_t remainder = (int32_t)((uint32_t)x & mask);
+	const int32_t threshold = (int32_t)(mask >> 1) + (x < 0 ? 1 : 0);
+	return fqt_arithmetic_shift_right(x, exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t fqt_rounding_divide_by_pot_wide(int32_t x, int exponent)
+{
+	if (exponent <= 31) {
+		return fqt_rounding_divide_by_pot(x, exponent);
+	}
+	/* |x| <= 2^31 <= 2^(exponent-1): rounds to 0, except -2^31 / 2^32 = -0.5 -> -1. */
+	return (exponent == 32 && x == INT32_MIN) ? -1 : 0;
+}
+
+int32_t fqt_saturating_rounding_multiply_by_pot(int32_t x, int exponent)
+{
+	if (exponent == 0) {
+		return x;
+	}
+	if (exponent < 0) {
+		return fqt_rounding_divide_by_pot(x, -exponent);
+	}
+	const int32_t threshold = (int32_t)(((uint32_t)1 << (31 - exponent)) - 1u);
+	if (x > threshold) {
+		return INT32_MAX;
+	}
+	if (x < -threshold) {
+		return INT32_MIN;
+	}
+	return fqt_wrapping_shift_left(x, exponent);
+}
+
+int32_t fqt_rounding_half_sum(int32_t a, int32_t b)
+{
+	const int64_t sum = (int64_t)a + (int64_t)b;
+	const int64_t sign = sum >= 0 ? 1 : -1;
+	return (int32_t)((sum + sign) / 2);
+}
+
+int32_t fqt_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift)
+{
+	const int left_shift = shift > 0 ? shift : 0;
+	const int right_shift = shift > 0 ? 0 : -shift;
+	return fqt_rounding_divide_by_pot(
+		fqt_saturating_rounding_doubling_high_mul(fqt_wrapping_shift_left(x, left_shift),
+							  multiplier),
+		right_shift);
+}
+
+int32_t fqt_multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x, int32_t multiplier,
+								  int left_shift)
+{
+	return fqt_rounding_divide_by_pot(fqt_saturating_rounding_doubling_high_mul(x, multiplier),
+					  -left_shift);
+}
+
+int32_t fqt_multiply_by_quantized_multiplier_greater_than_one(int32_t x, int32_t multiplier,
+							      int left_shift)
+{
+	return fqt_saturating_rounding_doubling_high_mul(fqt_wrapping_shift_left(x, left_shift),
+							 multiplier);
+}
+
+int32_t fqt_exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a)
+{
+	const int32_t constant_term = 1895147668;     /* exp(-1/8) in Q0.31 */
+	const int32_t constant_1_over_3 = 715827883; /* 1/3 in Q0.31 */
+	/* Taylor expansion around -1/8: x = a + 1/8. */
+	const int32_t x = fqt_wrapping_add(a, (int32_t)1 << 28);
+	const int32_t x2 = fqt_saturating_rounding_doubling_high_mul(x, x);
+	const int32_t x3 = fqt_saturating_rounding_doubling_high_mul(x2, x);
+	const int32_t x4 = fqt_saturating_rounding_doubling_high_mul(x2, x2);
+	const int32_t x4_over_4 = fqt_rounding_divide_by_pot(x4, 2);
+	const int32_t x4_over_24_plus_x3_over_6_plus_x2_over_2 = fqt_rounding_divide_by_pot(
+		fqt_wrapping_add(fqt_saturating_rounding_doubling_high_mul(
+					 fqt_wrapping_add(x4_over_4, x3), constant_1_over_3),
+				 x2),
+		1);
+	return fqt_wrapping_add(
+		constant_term,
+		fqt_saturating_rounding_doubling_high_mul(
+			constant_term, fqt_wrapping_add(x, x4_over_24_plus_x3_over_6_plus_x2_over_2)));
+}
+
+int32_t fqt_exp_on_negative_values_q5(int32_t a)
+{
+	/* Input Q5.26: 5 integer bits, 26 fractional bits. */
+	enum { kFractionalBits = 26 };
+	static const int32_t barrel_multipliers[7] = {
+		1672461947, /* exp(-1/4) */
+		1302514674, /* exp(-1/2) */
+		790015084,  /* exp(-1) */
+		290630308,  /* exp(-2) */
+		39332535,   /* exp(-4) */
+		720401,     /* exp(-8) */
+		242,        /* exp(-16) */
+	};
+	const int32_t one_quarter = (int32_t)1 << (kFractionalBits - 2);
+	const int32_t mask = one_quarter - 1;
+	const int32_t a_mod_quarter_minus_one_quarter = fqt_wrapping_sub(a & mask, one_quarter);
+	int32_t result = fqt_exp_on_interval_between_negative_one_quarter_and_0_excl(
+		fqt_saturating_rounding_multiply_by_pot(a_mod_quarter_minus_one_quarter, 5));
+	const int32_t remainder = fqt_wrapping_sub(a_mod_quarter_minus_one_quarter, a);
+	for (int i = 0; i < 7; ++i) {
+		/* Bit (26 + exponent) of the remainder stands for exp(-2^exponent), exponent -2..4. */
+		const int shift = kFractionalBits - 2 + i;
+		if (((uint32_t)remainder & ((uint32_t)1 << shift)) != 0u) {
+			result = fqt_saturating_rounding_doubling_high_mul(result,
+									   barrel_multipliers[i]);
+		}
+	}
+	if (a == 0) {
+		result = INT32_MAX; /* exactly one */
+	}
+	return result;
+}
+
+int32_t fqt_one_over_one_plus_x_for_x_in_0_1(int32_t a)
+{
+	/* Newton-Raphson on half the denominator, in Q2.29. */
+	const int32_t half_denominator = fqt_rounding_half_sum(a, INT32_MAX);
+	const int32_t constant_48_over_17 = 1515870810;
+	const int32_t constant_neg_32_over_17 = -1010580540;
+	const int32_t one_q2 = (int32_t)1 << 28;
+	int32_t x = fqt_wrapping_add(constant_48_over_17,
+				     fqt_saturating_rounding_doubling_high_mul(
+					     half_denominator, constant_neg_32_over_17));
+	for (int i = 0; i < 3; ++i) {
+		const int32_t half_denominator_times_x =
+			fqt_saturating_rounding_doubling_high_mul(half_denominator, x);
+		const int32_t one_minus_half_denominator_times_x =
+			fqt_wrapping_sub(one_q2, half_denominator_times_x);
+		x = fqt_wrapping_add(
+			x, fqt_saturating_rounding_multiply_by_pot(
+				   fqt_saturating_rounding_doubling_high_mul(
+					   x, one_minus_half_denominator_times_x),
+				   2));
+	}
+	/* x / 2 as Q1.30 -> Q0.31 */
+	return fqt_saturating_rounding_multiply_by_pot(x, 1);
+}
+
+int32_t fqt_get_reciprocal(int32_t x, int x_integer_digits, int *num_bits_over_unit)
+{
+	const int headroom_plus_one = fqt_count_leading_zeros((uint32_t)x);
+	*num_bits_over_unit = x_integer_digits - headroom_plus_one;
+	const int32_t shifted_sum_minus_one =
+		fqt_wrap_s32(((uint32_t)x << headroom_plus_one) - ((uint32_t)1 << 31));
+	return fqt_one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one);
+}
+
+int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, int32_t count)
+{
+	int32_t acc = 0;
+	int32_t i = 0;
+#if FQT_SIMD_DSP
+	/* Two 16-bit lanes per word: (a + offset) fits int16 since |a + offset| <= 255. */
+	const int16x2_t offset_pair = (int16x2_t)(((uint32_t)(uint16_t)a_offset) * 0x00010001u);
+	for (; i + 4 <= count; i += 4) {
+		uint32_t a4;
+		uint32_t b4;
+		memcpy(&a4, a + i, 4);
+		memcpy(&b4, b + i, 4);
+		const int16x2_t a_even = __sxtab16(offset_pair, (int8x4_t)a4);
+		const int16x2_t a_odd = __sxtab16(offset_pair, (int8x4_t)__ror(a4, 8));
+		const int16x2_t b_even = __sxtb16((int8x4_t)b4);
+		const int16x2_t b_odd = __sxtb16((int8x4_t)__ror(b4, 8));
+		acc = __smlad(a_even, b_even, acc);
+		acc = __smlad(a_odd, b_odd, acc);
+	}
+#endif
+	for (; i < count; ++i) {
+		acc += ((int32_t)a[i] + a_offset) * (int32_t)b[i];
+	}
+	return acc;
+}

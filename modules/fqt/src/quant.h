@@ -1,0 +1,100 @@
+/*
+ * The integer primitives of docs/integer-semantics.md: TFLM's MultiplyByQuantizedMultiplier
+ * family (double rounding, the TFLM default) and the gemmlowp fixed-point functions softmax
+ * uses, bit-exact with both.
+ *
+ * Where TFLM/gemmlowp rely on int32 wrap-around (signed overflow, undefined in C), these
+ * wrap explicitly through uint32_t, and right shifts of negative values are written so
+ * that they are arithmetic on every compiler. No function here has undefined behaviour
+ * for any argument in its documented range.
+ */
+#ifndef FQT_QUANT_H_
+#define FQT_QUANT_H_
+
+#include <stdint.h>
+
+/* uint32 -> int32 two's complement, without implementation-defined conversion. */
+static inline int32_t fqt_wrap_s32(uint32_t u)
+{
+	return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+static inline int32_t fqt_wrapping_add(int32_t a, int32_t b)
+{
+	return fqt_wrap_s32((uint32_t)a + (uint32_t)b);
+}
+
+static inline int32_t fqt_wrapping_sub(int32_t a, int32_t b)
+{
+	return fqt_wrap_s32((uint32_t)a - (uint32_t)b);
+}
+
+/* x * 2^n modulo 2^32, n in [0, 31] (TFLM's x * (1 << n)). */
+static inline int32_t fqt_wrapping_shift_left(int32_t x, int n)
+{
+	return fqt_wrap_s32((uint32_t)x << n);
+}
+
+/* Arithmetic shift right, n in [0, 31]: floor(x / 2^n). */
+static inline int32_t fqt_arithmetic_shift_right(int32_t x, int n)
+{
+	return x < 0 ? ~(~x >> n) : x >> n;
+}
+
+static inline int32_t fqt_clamp_s32(int32_t x, int32_t lo, int32_t hi)
+{
+	return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* Number of leading zero bits; 32 for 0. */
+int fqt_count_leading_zeros(uint32_t x);
+
+/* gemmlowp SaturatingRoundingDoublingHighMul (ARM VQRDMULH): round(a * b / 2^31),
+ * ties away from zero, INT32_MIN * INT32_MIN saturating to INT32_MAX. */
+int32_t fqt_saturating_rounding_doubling_high_mul(int32_t a, int32_t b);
+
+/* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero.
+ * exponent in [0, 31]. */
+int32_t fqt_rounding_divide_by_pot(int32_t x, int exponent);
+
+/* The same for any exponent >= 0 (softmax's can exceed 31 for very long rows; TFLM
+ * aborts there, this returns the correctly rounded quotient: 0 or -1). */
+int32_t fqt_rounding_divide_by_pot_wide(int32_t x, int exponent);
+
+/* gemmlowp SaturatingRoundingMultiplyByPOT: x * 2^exponent, saturating for exponent > 0,
+ * RoundingDivideByPOT for exponent < 0. exponent in [-31, 31]. */
+int32_t fqt_saturating_rounding_multiply_by_pot(int32_t x, int exponent);
+
+/* gemmlowp RoundingHalfSum: (a + b) / 2 rounded away from zero. */
+int32_t fqt_rounding_half_sum(int32_t a, int32_t b);
+
+/* TFLM MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift / 2^31.
+ * shift in [-31, 30]. */
+int32_t fqt_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift);
+
+/* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp: left_shift in [-31, 0]. */
+int32_t fqt_multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x, int32_t multiplier,
+								  int left_shift);
+
+/* TFLM MultiplyByQuantizedMultiplierGreaterThanOne: left_shift in [0, 31]. */
+int32_t fqt_multiply_by_quantized_multiplier_greater_than_one(int32_t x, int32_t multiplier,
+							      int left_shift);
+
+/* gemmlowp exp_on_negative_values for a Q5.26 input a <= 0; result Q0.31. */
+int32_t fqt_exp_on_negative_values_q5(int32_t a);
+
+/* gemmlowp exp_on_interval_between_negative_one_quarter_and_0_excl, Q0.31 in and out. */
+int32_t fqt_exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a);
+
+/* gemmlowp one_over_one_plus_x_for_x_in_0_1, Q0.31 in and out. */
+int32_t fqt_one_over_one_plus_x_for_x_in_0_1(int32_t a);
+
+/* TFLM GetReciprocal: 1 / x for x (> 0) with x_integer_digits integer bits; the result is
+ * Q0.31 scaled by 2^-num_bits_over_unit. */
+int32_t fqt_get_reciprocal(int32_t x, int x_integer_digits, int *num_bits_over_unit);
+
+/* Dot product of int8 vectors with an offset on the first: sum (a[i] + a_offset) * b[i].
+ * The SMLAD path (FQT_SIMD_DSP) gives the same sum. */
+int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, int32_t count);
+
+#endif /* FQT_QUANT_H_ */

@@ -1,0 +1,40 @@
+"""ADD of two int8 tensors of the same shape, rescaled to a common scale (left_shift 20).
+
+    a' = MBQMSmallerThanOneExp((a - zp_a) * 2^left_shift, M_a, shift_a)
+    b' = MBQMSmallerThanOneExp((b - zp_b) * 2^left_shift, M_b, shift_b)
+    out = clamp(MBQMSmallerThanOneExp(a' + b', M_out, shift_out) + zp_out, act_min, act_max)
+
+TFLM: integer_ops/add.h AddElementwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..quant import multiply_by_quantized_multiplier_smaller_than_one_exp as mbqm_lt1
+
+
+def add_forward(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    input1_zero_point: int,
+    input2_zero_point: int,
+    output_zero_point: int,
+    left_shift: int,
+    input1_multiplier: int,
+    input1_shift: int,
+    input2_multiplier: int,
+    input2_shift: int,
+    output_multiplier: int,
+    output_shift: int,
+    act_min: int,
+    act_max: int,
+) -> np.ndarray:
+    shifted_a = (a.astype(np.int64) - input1_zero_point) << left_shift
+    shifted_b = (b.astype(np.int64) - input2_zero_point) << left_shift
+    scaled_a = mbqm_lt1(shifted_a, input1_multiplier, input1_shift)
+    scaled_b = mbqm_lt1(shifted_b, input2_multiplier, input2_shift)
+    raw_sum = scaled_a + scaled_b
+    raw_out = mbqm_lt1(raw_sum, output_multiplier, output_shift) + output_zero_point
+    return np.clip(raw_out, act_min, act_max).astype(np.int8)
