@@ -324,6 +324,10 @@ class _Importer:
         elif optype == OpType.RESHAPE:
             layer.inputs = [self.tensor(ins[0])]
         layer.output = self.tensor(out)
+        if optype == OpType.DEPTHWISE_CONV_2D:
+            # Older converters leave the option at 1; the shapes are what TFLM trusts.
+            in_c = self.tensors[layer.inputs[0]].shape[-1]
+            layer.depth_multiplier = self.tensors[layer.output].shape[-1] // max(in_c, 1)
         return layer
 
 

@@ -609,8 +609,12 @@ static fqt_status check_weighted_layer(const fqt_model *m, uint32_t li, const ch
 			}
 			accum_depth = (uint64_t)w.shape[1] * (uint64_t)w.shape[2] * (uint64_t)w.shape[3];
 		} else {
-			if (l->depth_multiplier < 1 || w.shape[0] != 1 || w.shape[3] != out_channels ||
-			    (int64_t)in->shape[3] * l->depth_multiplier != out_channels) {
+			/* The depth multiplier is out/in channels (docs/integer-semantics.md), as
+			 * TFLite derives it; the record's field may hold it or 1 (not filled in). */
+			const int32_t depth_multiplier = out_channels / in->shape[3];
+			if (w.shape[0] != 1 || w.shape[3] != out_channels ||
+			    out_channels % in->shape[3] != 0 ||
+			    (l->depth_multiplier != depth_multiplier && l->depth_multiplier != 1)) {
 				FAIL("layer %u %s: weights [%d,%d,%d,%d], depth_multiplier %d do not map "
 				     "%d to %d channels",
 				     (unsigned)li, op, (int)w.shape[0], (int)w.shape[1],

@@ -172,7 +172,7 @@ int32_t fqt_one_over_one_plus_x_for_x_in_0_1(int32_t a)
 	const int32_t half_denominator = fqt_rounding_half_sum(a, INT32_MAX);
 	const int32_t constant_48_over_17 = 1515870810;
 	const int32_t constant_neg_32_over_17 = -1010580540;
-	const int32_t one_q2 = (int32_t)1 << 28;
+	const int32_t one_q2 = (int32_t)1 << 29; /* 1.0 in Q2.29 */
 	int32_t x = fqt_wrapping_add(constant_48_over_17,
 				     fqt_saturating_rounding_doubling_high_mul(
 					     half_denominator, constant_neg_32_over_17));
@@ -205,7 +205,7 @@ int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, in
 	int32_t acc = 0;
 	int32_t i = 0;
 #if FQT_SIMD_DSP
-	/* Two 16-bit lanes per word: (a + offset) fits int16 since |a + offset| <= 255. */
+	/* Bytes 0 and 2, then (rotated by 8) bytes 1 and 3, as 16-bit lanes: (a + offset) fits int16 since |a + offset| <= 255. */
 	const int16x2_t offset_pair = (int16x2_t)(((uint32_t)(uint16_t)a_offset) * 0x00010001u);
 	for (; i + 4 <= count; i += 4) {
 		uint32_t a4;
@@ -213,9 +213,9 @@ int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, in
 		memcpy(&a4, a + i, 4);
 		memcpy(&b4, b + i, 4);
 		const int16x2_t a_even = __sxtab16(offset_pair, (int8x4_t)a4);
-		const int16x2_t a_odd = __sxtab16(offset_pair, (int8x4_t)__ror(a4, 8));
+		const int16x2_t a_odd = __sxtab16(offset_pair, (int8x4_t)((a4 >> 8) | (a4 << 24)));
 		const int16x2_t b_even = __sxtb16((int8x4_t)b4);
-		const int16x2_t b_odd = __sxtb16((int8x4_t)__ror(b4, 8));
+		const int16x2_t b_odd = __sxtb16((int8x4_t)((b4 >> 8) | (b4 << 24)));
 		acc = __smlad(a_even, b_even, acc);
 		acc = __smlad(a_odd, b_odd, acc);
 	}

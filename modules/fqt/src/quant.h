@@ -50,7 +50,7 @@ static inline int32_t fqt_clamp_s32(int32_t x, int32_t lo, int32_t hi)
 int fqt_count_leading_zeros(uint32_t x);
 
 /* gemmlowp SaturatingRoundingDoublingHighMul (ARM VQRDMULH): round(a * b / 2^31),
- * ties away from zero, INT32_MIN * INT32_MIN saturating to INT32_MAX. */
+ * ties toward +infinity, INT32_MIN * INT32_MIN saturating to INT32_MAX. */
 int32_t fqt_saturating_rounding_doubling_high_mul(int32_t a, int32_t b);
 
 /* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero.

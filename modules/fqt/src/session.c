@@ -126,7 +126,7 @@ static fqt_status run_layer(fqt_session *s, uint32_t index)
 			.dilation_w = l.dilation_w,
 			.pad_h = l.pad_h,
 			.pad_w = l.pad_w,
-			.depth_multiplier = l.depth_multiplier,
+			.depth_multiplier = out.shape[3] / in.shape[3], /* the record may hold 1 */
 			.act_min = l.act_min,
 			.act_max = l.act_max,
 		};

@@ -2,8 +2,9 @@
  * Build-time limits of the fqt engine.
  *
  * Every limit can be overridden with a compiler definition (-DFQT_MAX_LAYERS=...) or,
- * under Zephyr, with the matching Kconfig option (CONFIG_FQT_MAX_LAYERS). The library and
- * every file using its structs must be built with the same values.
+ * under Zephyr, with the matching Kconfig option (CONFIG_FQT_MAX_LAYERS,
+ * CONFIG_FQT_SIMD, ...). The library and every file using its structs must be built
+ * with the same values.
  */
 #ifndef FQT_CONFIG_H_
 #define FQT_CONFIG_H_
@@ -14,8 +15,13 @@
 #if !defined(FQT_MAX_LAYERS) && defined(CONFIG_FQT_MAX_LAYERS)
 #define FQT_MAX_LAYERS CONFIG_FQT_MAX_LAYERS
 #endif
-#if !defined(FQT_USE_SIMD) && defined(CONFIG_FQT_USE_SIMD)
-#define FQT_USE_SIMD CONFIG_FQT_USE_SIMD
+/* Kconfig FQT_SIMD is a bool: defined (1) when chosen, absent otherwise. */
+#if !defined(FQT_USE_SIMD) && defined(CONFIG_FQT)
+#if defined(CONFIG_FQT_SIMD) && CONFIG_FQT_SIMD
+#define FQT_USE_SIMD 1
+#else
+#define FQT_USE_SIMD 0
+#endif
 #endif
 
 /* Tensors and layers a blob may declare. The model struct holds one plan buffer per

@@ -93,7 +93,7 @@ typedef struct fqt_layer {
 	int16_t stride_h, stride_w;
 	int16_t filter_h, filter_w; /* pools */
 	int16_t dilation_h, dilation_w;
-	int16_t depth_multiplier;
+	int16_t depth_multiplier; /* depthwise: out/in channels, or 1 if the importer left it */
 	int16_t pad_h, pad_w;
 	int32_t act_min, act_max;
 	uint32_t channel_count;     /* length of multiplier[] and shift[] */

@@ -1,0 +1,352 @@
+"""The C engine (libfqt.so, the host build of the portable core) from Python, via ctypes.
+
+No compiler is needed at install time: the library is built by CMake
+(`cmake -S . -B build/host -G Ninja && cmake --build build/host`) and found through the
+environment variable FQT_NATIVE_LIB, else at <repo>/build/host/libfqt.so.
+
+    from fqt.blob import write_blob
+    from fqt.prepare import prepare
+    from fqt.tflite_import import load_tflite
+
+    model = load_tflite("model.tflite")
+    prepare(model)
+    engine = NativeEngine(write_blob(model))
+    y = engine.infer(x_int8)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BlobFormatError, FqtError
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_LIB = REPO / "build" / "host" / "libfqt.so"
+BUILD_HINT = "cmake -S . -B build/host -G Ninja && cmake --build build/host"
+
+# fqt_status (modules/fqt/include/fqt/status.h)
+FQT_OK = 0
+FQT_ERR_ARENA_TOO_SMALL = 5
+FQT_ERR_STATE = 6
+
+_ERROR_BUFFER_SIZE = 512  # >= FQT_ERROR_MESSAGE_SIZE of any sensible build
+_TENSOR_FLAG_CONSTANT = 1
+_DTYPE_INT32 = 2
+
+
+class NativeEngineError(FqtError):
+    """The C engine refused a call (its fqt_status, as text)."""
+
+
+class _ModelHead(ctypes.Structure):
+    """The leading fields of struct fqt_model (the rest is the plan, read through calls)."""
+
+    _fields_ = [
+        ("blob", ctypes.c_void_p),
+        ("blob_size", ctypes.c_uint32),
+        ("tensor_table", ctypes.c_void_p),
+        ("layer_table", ctypes.c_void_p),
+        ("data", ctypes.c_void_p),
+        ("data_size", ctypes.c_uint32),
+        ("crc32", ctypes.c_uint32),
+        ("version_minor", ctypes.c_uint16),
+        ("tensor_count", ctypes.c_uint16),
+        ("layer_count", ctypes.c_uint16),
+        ("input_tensor", ctypes.c_uint16),
+        ("output_tensor", ctypes.c_uint16),
+        ("flags", ctypes.c_uint16),
+        ("name", ctypes.c_char * 17),
+    ]
+
+
+class _Tensor(ctypes.Structure):
+    """struct fqt_tensor."""
+
+    _fields_ = [
+        ("dtype", ctypes.c_uint8),
+        ("rank", ctypes.c_uint8),
+        ("flags", ctypes.c_uint8),
+        ("quant_axis", ctypes.c_uint8),
+        ("shape", ctypes.c_int32 * 4),
+        ("element_count", ctypes.c_uint32),
+        ("byte_size", ctypes.c_uint32),
+        ("quant_count", ctypes.c_uint32),
+        ("scales", ctypes.c_void_p),
+        ("zero_points", ctypes.c_void_p),
+        ("data", ctypes.c_void_p),
+        ("tflite_index", ctypes.c_int32),
+    ]
+
+
+class _Layer(ctypes.Structure):
+    """struct fqt_layer."""
+
+    _fields_ = [
+        ("op", ctypes.c_uint8),
+        ("activation", ctypes.c_uint8),
+        ("padding", ctypes.c_uint8),
+        ("flags", ctypes.c_uint8),
+        ("input", ctypes.c_int16 * 3),
+        ("output", ctypes.c_int16),
+        ("stride_h", ctypes.c_int16),
+        ("stride_w", ctypes.c_int16),
+        ("filter_h", ctypes.c_int16),
+        ("filter_w", ctypes.c_int16),
+        ("dilation_h", ctypes.c_int16),
+        ("dilation_w", ctypes.c_int16),
+        ("depth_multiplier", ctypes.c_int16),
+        ("pad_h", ctypes.c_int16),
+        ("pad_w", ctypes.c_int16),
+        ("act_min", ctypes.c_int32),
+        ("act_max", ctypes.c_int32),
+        ("channel_count", ctypes.c_uint32),
+        ("multiplier", ctypes.c_void_p),
+        ("shift", ctypes.c_void_p),
+        ("extras", ctypes.c_int32 * 7),
+    ]
+
+
+_P = ctypes.c_void_p
+_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    "fqt_status_str": (ctypes.c_char_p, [ctypes.c_int]),
+    "fqt_model_struct_size": (ctypes.c_size_t, []),
+    "fqt_session_struct_size": (ctypes.c_size_t, []),
+    "fqt_model_load": (ctypes.c_int, [_P, _P, ctypes.c_size_t, _P]),
+    "fqt_model_inference_arena_size": (ctypes.c_size_t, [_P]),
+    "fqt_model_tensor": (ctypes.c_int, [_P, ctypes.c_uint32, ctypes.POINTER(_Tensor)]),
+    "fqt_model_layer": (ctypes.c_int, [_P, ctypes.c_uint32, ctypes.POINTER(_Layer)]),
+    "fqt_model_layer_macs": (ctypes.c_uint64, [_P, ctypes.c_uint32]),
+    "fqt_crc32": (ctypes.c_uint32, [ctypes.c_uint32, _P, ctypes.c_size_t]),
+    "fqt_session_create": (
+        ctypes.c_int,
+        [_P, _P, _P, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "fqt_session_set_input": (ctypes.c_int, [_P, _P, ctypes.c_size_t]),
+    "fqt_session_run": (ctypes.c_int, [_P]),
+    "fqt_session_run_layers": (ctypes.c_int, [_P, ctypes.c_uint32, ctypes.c_uint32]),
+    "fqt_session_output": (
+        ctypes.c_int,
+        [_P, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "fqt_session_tensor": (
+        ctypes.c_int,
+        [_P, ctypes.c_uint32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "fqt_session_macs": (ctypes.c_uint64, [_P]),
+    "fqt_session_reset_macs": (None, [_P]),
+}
+
+_loaded: dict[str, ctypes.CDLL] = {}
+
+
+def library_path() -> Path:
+    """Where libfqt.so is looked for: $FQT_NATIVE_LIB, else build/host/libfqt.so."""
+    env = os.environ.get("FQT_NATIVE_LIB")
+    return Path(env) if env else DEFAULT_LIB
+
+
+def load_library(path: str | Path | None = None) -> ctypes.CDLL:
+    """Open libfqt.so once per path and declare the C signatures."""
+    p = Path(path) if path is not None else library_path()
+    key = str(p.resolve()) if p.exists() else str(p)
+    if key in _loaded:
+        return _loaded[key]
+    if not p.exists():
+        raise FqtError(f"the C engine library {p} is missing; build it with: {BUILD_HINT}")
+    lib = ctypes.CDLL(str(p))
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    _loaded[key] = lib
+    return lib
+
+
+def _aligned_zeros(nbytes: int, align: int = 16) -> tuple[np.ndarray, int]:
+    """A zeroed uint8 buffer of nbytes whose data address is a multiple of align."""
+    raw = np.zeros(nbytes + align, np.uint8)
+    start = (-raw.ctypes.data) % align
+    view = raw[start : start + nbytes]
+    return view, view.ctypes.data
+
+
+class NativeEngine:
+    """A model blob loaded into the C engine, with one session in a numpy arena.
+
+    Raises fqt.errors.BlobFormatError, carrying the C loader's message, if the blob is
+    rejected. `arena_size` defaults to exactly what the model needs; a smaller one makes
+    the session fail with the shortfall in bytes.
+    """
+
+    def __init__(
+        self,
+        blob: bytes,
+        *,
+        arena_size: int | None = None,
+        library: str | Path | None = None,
+    ) -> None:
+        self._lib = load_library(library)
+        lib = self._lib
+        # The engine reads the blob in place: keep an aligned private copy alive.
+        self._blob, blob_ptr = _aligned_zeros(max(len(blob), 1))
+        self._blob[: len(blob)] = np.frombuffer(blob, np.uint8)
+        self._model, self._model_ptr = _aligned_zeros(lib.fqt_model_struct_size())
+        err = ctypes.create_string_buffer(_ERROR_BUFFER_SIZE)
+        status = lib.fqt_model_load(self._model_ptr, blob_ptr, len(blob), err)
+        if status != FQT_OK:
+            raise BlobFormatError(f"{self._status_text(status)}: {err.value.decode()}")
+        self._head = _ModelHead.from_address(self._model_ptr)
+        self.required_arena_size = int(lib.fqt_model_inference_arena_size(self._model_ptr))
+        size = self.required_arena_size if arena_size is None else int(arena_size)
+        self._arena, arena_ptr = _aligned_zeros(max(size, 1))
+        self._session, self._session_ptr = _aligned_zeros(lib.fqt_session_struct_size())
+        shortfall = ctypes.c_size_t(0)
+        status = lib.fqt_session_create(
+            self._session_ptr, self._model_ptr, arena_ptr, size, ctypes.byref(shortfall)
+        )
+        if status == FQT_ERR_ARENA_TOO_SMALL:
+            raise NativeEngineError(
+                f"arena of {size} bytes is {shortfall.value} bytes short "
+                f"(the model needs {self.required_arena_size})"
+            )
+        self._check(status, "fqt_session_create")
+        self.arena_size = size
+        self._tensors = [self._tensor_info(i) for i in range(self._head.tensor_count)]
+        self._layers = [self._layer_info(i) for i in range(self._head.layer_count)]
+        self._last_input: np.ndarray | None = None
+
+    # --- helpers ------------------------------------------------------------------------
+    def _status_text(self, status: int) -> str:
+        return self._lib.fqt_status_str(status).decode()
+
+    def _check(self, status: int, what: str) -> None:
+        if status != FQT_OK:
+            raise NativeEngineError(f"{what}: {self._status_text(status)}")
+
+    def _tensor_info(self, index: int) -> _Tensor:
+        t = _Tensor()
+        self._check(self._lib.fqt_model_tensor(self._model_ptr, index, ctypes.byref(t)),
+                    "fqt_model_tensor")  # fmt: skip
+        return t
+
+    def _layer_info(self, index: int) -> _Layer:
+        layer = _Layer()
+        self._check(self._lib.fqt_model_layer(self._model_ptr, index, ctypes.byref(layer)),
+                    "fqt_model_layer")  # fmt: skip
+        return layer
+
+    def _shape(self, index: int) -> tuple[int, ...]:
+        t = self._tensors[index]
+        return tuple(int(d) for d in t.shape[: t.rank])
+
+    # --- model facts ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._head.name.decode("ascii", "replace")
+
+    @property
+    def input_index(self) -> int:
+        return int(self._head.input_tensor)
+
+    @property
+    def output_index(self) -> int:
+        return int(self._head.output_tensor)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._shape(self.input_index)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self._shape(self.output_index)
+
+    @property
+    def layer_count(self) -> int:
+        return int(self._head.layer_count)
+
+    @property
+    def tensor_count(self) -> int:
+        return int(self._head.tensor_count)
+
+    def layer_macs(self, layer: int) -> int:
+        return int(self._lib.fqt_model_layer_macs(self._model_ptr, layer))
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates the session has run (all inferences so far)."""
+        return int(self._lib.fqt_session_macs(self._session_ptr))
+
+    def reset_macs(self) -> None:
+        self._lib.fqt_session_reset_macs(self._session_ptr)
+
+    # --- running --------------------------------------------------------------------------
+    def _set_input(self, x: np.ndarray) -> None:
+        x = np.ascontiguousarray(x)
+        if x.dtype != np.int8:
+            raise TypeError(f"input must be int8, got {x.dtype}")
+        n = int(self._tensors[self.input_index].byte_size)
+        if x.size != n:
+            raise ValueError(f"input has {x.size} elements, the model takes {n}")
+        self._check(self._lib.fqt_session_set_input(self._session_ptr, x.ctypes.data, n),
+                    "fqt_session_set_input")  # fmt: skip
+        self._last_input = x.reshape(-1).copy()
+
+    def _read(self, index: int) -> np.ndarray:
+        ptr = ctypes.c_void_p()
+        size = ctypes.c_size_t()
+        status = self._lib.fqt_session_tensor(
+            self._session_ptr, index, ctypes.byref(ptr), ctypes.byref(size)
+        )
+        self._check(status, f"fqt_session_tensor({index})")
+        t = self._tensors[index]
+        dtype = np.dtype("<i4") if t.dtype == _DTYPE_INT32 else np.dtype(np.int8)
+        raw = ctypes.string_at(ptr.value, size.value) if size.value else b""
+        return np.frombuffer(raw, dtype).reshape(self._shape(index)).copy()
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """One int8 input (any shape with the input's element count) -> the int8 output,
+        shaped like the model's output tensor."""
+        self._set_input(x)
+        self._check(self._lib.fqt_session_run(self._session_ptr), "fqt_session_run")
+        return self._read(self.output_index)
+
+    def infer_batch(self, xs: np.ndarray) -> np.ndarray:
+        """Inputs stacked on the first axis -> outputs stacked on the first axis."""
+        xs = np.asarray(xs)
+        outs = [self.infer(x) for x in xs]
+        if not outs:
+            return np.zeros((0, *self.output_shape), np.int8)
+        return np.stack(outs)
+
+    def tensor(self, index: int) -> np.ndarray:
+        """Tensor `index` for the last input: a constant, the input, or a layer's output
+        (the layers are re-run up to the one writing it, since later layers may reuse its
+        arena bytes; those re-runs count in `macs`)."""
+        if not 0 <= index < self.tensor_count:
+            raise IndexError(f"tensor {index} out of range (0..{self.tensor_count - 1})")
+        if self._tensors[index].flags & _TENSOR_FLAG_CONSTANT:
+            return self._read(index)
+        if self._last_input is None:
+            raise NativeEngineError("no input yet: call infer() first")
+        if index == self.input_index:
+            return self._last_input.reshape(self._shape(index)).copy()
+        producer = next((i for i, lay in enumerate(self._layers) if lay.output == index), None)
+        if producer is None:
+            raise NativeEngineError(f"tensor {index} is written by no layer")
+        self._set_input(self._last_input)
+        status = self._lib.fqt_session_run_layers(self._session_ptr, 0, producer + 1)
+        self._check(status, "fqt_session_run_layers")
+        return self._read(index)
+
+    def layer_output(self, layer: int) -> np.ndarray:
+        """The output of layer `layer` for the last input."""
+        return self.tensor(int(self._layers[layer].output))
+
+    def crc32(self, data: bytes) -> int:
+        """The engine's CRC-32 (zlib-compatible)."""
+        buf = ctypes.create_string_buffer(data, len(data))
+        return int(self._lib.fqt_crc32(0, buf, len(data)))

@@ -1,0 +1,148 @@
+/*
+ * The integer primitives (src/quant.c) on hand-worked values. Where a value is not
+ * obvious by hand (the fixed-point exp and reciprocal) it comes from a line-by-line
+ * Python port of gemmlowp and is also checked against the real function it approximates.
+ */
+#include <math.h>
+
+#include "fqt_test.h"
+#include "quant.h"
+
+static void test_wrapping(void)
+{
+	CHECK_EQ_INT(fqt_wrap_s32(0xFFFFFFFFu), -1);
+	CHECK_EQ_INT(fqt_wrap_s32(0x80000000u), INT32_MIN);
+	CHECK_EQ_INT(fqt_wrapping_add(INT32_MAX, 1), INT32_MIN);
+	CHECK_EQ_INT(fqt_wrapping_sub(INT32_MIN, 1), INT32_MAX);
+	CHECK_EQ_INT(fqt_wrapping_shift_left(3, 30), INT32_MIN + (1 << 30)); /* 3 * 2^30 wraps */
+	CHECK_EQ_INT(fqt_arithmetic_shift_right(-5, 1), -3); /* floor(-2.5) */
+	CHECK_EQ_INT(fqt_arithmetic_shift_right(INT32_MIN, 31), -1);
+	CHECK_EQ_INT(fqt_count_leading_zeros(0), 32);
+	CHECK_EQ_INT(fqt_count_leading_zeros(1), 31);
+	CHECK_EQ_INT(fqt_count_leading_zeros(0x80000000u), 0);
+}
+
+static void test_saturating_rounding_doubling_high_mul(void)
+{
+	/* a * b / 2^31: 2^30 stands for 0.5. */
+	CHECK_EQ_INT(fqt_saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+	CHECK_EQ_INT(fqt_saturating_rounding_doubling_high_mul(100, 1 << 30), 50);
+	/* 3 * 0.5 = 1.5 rounds up to 2; -3 * 0.5 = -1.5 rounds up to -1 (the nudge for
+	 * negative products is 1 - 2^30, then C++ division truncates toward zero). */
+	CHECK_EQ_INT(fqt_saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
+	CHECK_EQ_INT(fqt_saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
+	CHECK_EQ_INT(fqt_saturating_rounding_doubling_high_mul(-5, 1 << 30), -2);
+	/* The one overflow: (-1) * (-1) saturates to just under 1. */
+	CHECK_EQ_INT(fqt_saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MIN), INT32_MAX);
+	CHECK_EQ_INT(fqt_saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MAX),
+		     -INT32_MAX);
+	/* 123456789 * 987654321 / 2^31 = 56779305.6 -> 56779306 */
+	CHECK_EQ_INT(fqt_saturating_rounding_doubling_high_mul(123456789, 987654321), 56779306);
+}
+
+static void test_rounding_divide_by_pot(void)
+{
+	/* Round to nearest, ties away from zero. */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(5, 1), 3);   /* 2.5 */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(-5, 1), -3); /* -2.5 */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(7, 2), 2);   /* 1.75 */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(-7, 2), -2);
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(6, 2), 2);   /* 1.5 */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(-6, 2), -2); /* -1.5 */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(-5, 2), -1); /* -1.25 */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(42, 0), 42);
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(INT32_MAX, 31), 1);  /* 0.99999 */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot(INT32_MIN, 31), -1); /* -1 exactly */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot_wide(INT32_MAX, 40), 0);
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot_wide(-12345, 33), 0);
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot_wide(INT32_MIN, 32), -1); /* -0.5 */
+	CHECK_EQ_INT(fqt_rounding_divide_by_pot_wide(1 << 20, 21), 1);    /* 0.5 */
+}
+
+static void test_saturating_rounding_multiply_by_pot(void)
+{
+	CHECK_EQ_INT(fqt_saturating_rounding_multiply_by_pot(3, 2), 12);
+	CHECK_EQ_INT(fqt_saturating_rounding_multiply_by_pot(1 << 29, 2), INT32_MAX);
+	CHECK_EQ_INT(fqt_saturating_rounding_multiply_by_pot(-(1 << 29), 2), INT32_MIN);
+	CHECK_EQ_INT(fqt_saturating_rounding_multiply_by_pot((1 << 29) - 1, 2),
+		     INT32_MAX - 3);
+	CHECK_EQ_INT(fqt_saturating_rounding_multiply_by_pot(6, -2), 2);
+	CHECK_EQ_INT(fqt_rounding_half_sum(3, 4), 4);   /* 3.5 -> 4 */
+	CHECK_EQ_INT(fqt_rounding_half_sum(-3, -4), -4); /* -3.5 -> -4 */
+	CHECK_EQ_INT(fqt_rounding_half_sum(0, INT32_MAX), 1 << 30);
+}
+
+static void test_multiply_by_quantized_multiplier(void)
+{
+	/* multiplier 2^30 is 0.5, shift s scales by 2^s. */
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier(100, 1 << 30, 0), 50);
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier(100, 1 << 30, -1), 25);
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier(17, 1 << 30, 2), 34);
+	/* Double rounding: -7 * 0.5 = -3.5 -> -3 (high mul), then -3 / 2 = -1.5 -> -2. */
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier(-7, 1 << 30, -1), -2);
+	/* 1518500250 / 2^31 = 0.7071: 1000 * 0.7071 / 8 = 88.39 */
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier(1000, 1518500250, -3), 88);
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier(-1000, 1518500250, -3), -88);
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier(0, 1518500250, -31), 0);
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier_smaller_than_one_exp(1000, 1 << 30, -2),
+		     125);
+	/* TFLM ADD: (q - zp) << 20 first. */
+	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier_greater_than_one(-3, 1 << 30, 4), -24);
+}
+
+static void test_fixed_point_functions(void)
+{
+	/* exp on Q5.26 inputs, Q0.31 outputs (values from the Python port of gemmlowp). */
+	CHECK_EQ_INT(fqt_exp_on_negative_values_q5(0), INT32_MAX);
+	CHECK_EQ_INT(fqt_exp_on_negative_values_q5(-(1 << 26)), 790015308);      /* exp(-1) */
+	CHECK_EQ_INT(fqt_exp_on_negative_values_q5(-(1 << 24)), 1672462419);     /* exp(-1/4) */
+	CHECK_EQ_INT(fqt_exp_on_negative_values_q5(-3 * (1 << 27)), 5323081);     /* exp(-6) */
+	CHECK_EQ_INT(fqt_exp_on_negative_values_q5(-31 * (1 << 26)), 0);
+	CHECK_EQ_INT(fqt_exp_on_negative_values_q5(INT32_MIN), 0);
+	/* And close to the real exp over the range softmax uses. */
+	for (int32_t a = 0; a >= -(16 << 26); a -= 1234567) {
+		const double expected = exp((double)a / 67108864.0) * 2147483648.0;
+		const double got = (double)fqt_exp_on_negative_values_q5(a);
+		CHECK(fabs(got - expected) < 2048.0);
+	}
+	/* 1 / (1 + x), Q0.31 */
+	CHECK_EQ_INT(fqt_one_over_one_plus_x_for_x_in_0_1(0), INT32_MAX);
+	CHECK_EQ_INT(fqt_one_over_one_plus_x_for_x_in_0_1(1 << 30), 1431655762); /* 2/3 */
+	CHECK_EQ_INT(fqt_one_over_one_plus_x_for_x_in_0_1(INT32_MAX), 1073741820); /* 1/2 */
+	int bits = -1;
+	/* Reciprocal of a Q12.19 sum: 1.0 -> 1 with 0 bits over unit, 3.0 -> (2/3) * 2^-1 */
+	CHECK_EQ_INT(fqt_get_reciprocal(1 << 19, 12, &bits), INT32_MAX);
+	CHECK_EQ_INT(bits, 0);
+	CHECK_EQ_INT(fqt_get_reciprocal(3 << 19, 12, &bits), 1431655762);
+	CHECK_EQ_INT(bits, 1);
+	CHECK_EQ_INT(fqt_get_reciprocal((5 << 19) + 12345, 12, &bits), 1709934420);
+	CHECK_EQ_INT(bits, 2);
+}
+
+static void test_dot_product(void)
+{
+	const int8_t a[9] = {1, -2, 3, -4, 5, -6, 7, -128, 127};
+	const int8_t b[9] = {1, 1, 1, 1, 1, 1, 1, 1, -128};
+	/* sum(a + 10) over the first 8, plus (127 + 10) * -128 */
+	const int32_t expected = (1 - 2 + 3 - 4 + 5 - 6 + 7 - 128) + 8 * 10 + 137 * -128;
+	CHECK_EQ_INT(fqt_dot_s8_offset(a, 10, b, 9), expected);
+	CHECK_EQ_INT(fqt_dot_s8_offset(a, 0, b, 0), 0);
+	/* Worst case over the maximal accumulation depth stays in int32. */
+	static int8_t x[65536];
+	static int8_t w[65536];
+	memset(x, -128, sizeof(x));
+	memset(w, -128, sizeof(w));
+	CHECK_EQ_INT(fqt_dot_s8_offset(x, -127, w, 65536), 65536LL * 255 * 128);
+}
+
+int main(void)
+{
+	test_wrapping();
+	test_saturating_rounding_doubling_high_mul();
+	test_rounding_divide_by_pot();
+	test_saturating_rounding_multiply_by_pot();
+	test_multiply_by_quantized_multiplier();
+	test_fixed_point_functions();
+	test_dot_product();
+	return fqt_test_summary("test_quant");
+}
