@@ -6,6 +6,6 @@ cd "$(dirname "$0")"
 bash setup.sh --install-only
 VENV=${FQT_VENV:-$PWD/.venv}
 echo "== ruff"
-"$VENV/bin/ruff" check scripts tests benchmarks
+"$VENV/bin/ruff" check .
 echo "== pytest"
 exec "$VENV/bin/python" -m pytest -ra "$@"
