@@ -38,3 +38,12 @@ def add_forward(
     raw_sum = scaled_a + scaled_b
     raw_out = mbqm_lt1(raw_sum, output_multiplier, output_shift) + output_zero_point
     return np.clip(raw_out, act_min, act_max).astype(np.int8)
+
+
+def add_backward(
+    err: np.ndarray, err_exp: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Errors are w.r.t. real values and y_real = a_real + b_real, so both branches get the
+    output error unchanged (bytes and exponent); the input scales s_a, s_b enter only the
+    forward. (The fused activation's mask is applied before, by the caller.)"""
+    return (err, err_exp), (err.copy(), np.asarray(err_exp).copy())

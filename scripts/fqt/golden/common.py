@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quant import multiply_by_quantized_multiplier
+from ..quant import multiply_by_quantized_multiplier, rounding_divide_by_pot
 
 
 def exact_int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,3 +76,136 @@ def window_taps(
             rows = slice(y0, y0 + (oh - 1) * sh + 1, sh)
             cols = slice(x0, x0 + (ow - 1) * sw + 1, sw)
             yield fy, fx, xp[:, rows, cols, :]
+
+
+# --- training (docs/training-semantics.md) -------------------------------------------
+# Error tensors are int8, symmetric (zero point 0), with a power-of-two scale per tensor
+# per sample: real = e * 2^exp. Exponents are held as int64 arrays of shape [N].
+
+ERROR_MAX = 127  # error int8 values lie in [-127, 127]
+ERROR_FOLD_BITS = 8  # extra bits of the weight-scale-folded error (int16 range)
+FIXED_ERROR_EXP = -7  # error_scaling="fixed": the paper's fixed [-1, 1] range, as 2^-7 steps
+FIXED_SHIFT_CAP = 24  # left shifts of error_scaling="fixed" are capped at 24 bits
+
+
+def bit_length(m: int) -> int:
+    """Bits of a non-negative integer (0 for 0): 64 - CLZ64(m) in C."""
+    return int(m).bit_length()
+
+
+def quantize_error(
+    acc: np.ndarray, base_exp: np.ndarray | int, mode: str = "dynamic"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integer accumulator acc [N, ...] (real = acc * 2^base_exp[n]) -> int8 errors and
+    their exponents [N].
+
+    dynamic: m = max|acc| of the sample, r = max(bit_length(m) - 7, 0),
+             e = clamp(RDBPOT(acc, r), -127, 127), exp = base_exp + r.
+    fixed:   exp = -7, r = exp - base_exp; r >= 0: e = clamp(RDBPOT(acc, min(r, 62)));
+             r < 0: e = clamp(clamp(acc, INT32) << min(-r, 24), -127, 127).
+    """
+    acc = np.asarray(acc, np.int64)
+    n = acc.shape[0]
+    base = np.broadcast_to(np.asarray(base_exp, np.int64), (n,)).copy()
+    flat = acc.reshape(n, -1)
+    out = np.zeros(flat.shape, np.int64)
+    exps = np.zeros(n, np.int64)
+    for i in range(n):
+        if mode == "dynamic":
+            m = int(np.abs(flat[i]).max(initial=0))
+            r = max(bit_length(m) - 7, 0)
+            out[i] = rounding_divide_by_pot(flat[i], r)
+            exps[i] = base[i] + r
+        elif mode == "fixed":
+            r = FIXED_ERROR_EXP - int(base[i])
+            if r >= 0:
+                out[i] = rounding_divide_by_pot(flat[i], min(r, 62))
+            else:
+                s = min(-r, FIXED_SHIFT_CAP)
+                out[i] = np.clip(flat[i], -(1 << 31), (1 << 31) - 1) << s
+            exps[i] = FIXED_ERROR_EXP
+        else:
+            raise ValueError(f"unknown error scaling {mode!r}")
+    q = np.clip(out, -ERROR_MAX, ERROR_MAX).astype(np.int8)
+    return q.reshape(acc.shape), exps
+
+
+def align_errors(
+    parts: list[tuple[np.ndarray, np.ndarray]], mode: str = "dynamic"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of several int8 errors of one tensor (a tensor with several consumers).
+
+    Per sample: E = min of the exponents; acc = sum e_j << min(E_j - E, 24) (int32);
+    then quantize_error(acc, E). A single part is returned unchanged."""
+    if len(parts) == 1:
+        return parts[0]
+    exps = np.stack([p[1] for p in parts])  # [P, N]
+    low = exps.min(axis=0)
+    acc = np.zeros(parts[0][0].shape, np.int64)
+    for e, ex in parts:
+        s = np.minimum(ex - low, 24).reshape((-1,) + (1,) * (e.ndim - 1))
+        acc += e.astype(np.int64) << s
+    return quantize_error(acc, low, mode)
+
+
+def weight_scale_fold(scales: np.ndarray, n_channels: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-channel (M, shift) of s_w[c] / 2^P with P = frexp(max_c s_w[c]).exponent,
+    by QuantizeMultiplier in double; a per-tensor scale is broadcast. Returns (M, shift, P)."""
+    import math
+
+    from ..quant import quantize_multiplier
+
+    s = np.broadcast_to(np.asarray(scales, np.float32), (n_channels,))
+    p = math.frexp(float(s.max()))[1]
+    ms = [quantize_multiplier(math.ldexp(float(v), -p)) for v in s]
+    return (
+        np.array([m for m, _ in ms], np.int64),
+        np.array([sh for _, sh in ms], np.int64),
+        p,
+    )
+
+
+def fold_error(err: np.ndarray, fold_mult: np.ndarray, fold_shift: np.ndarray) -> np.ndarray:
+    """g = MBQM(e * 2^8, M[c], shift[c]) along the last (channel) axis: |g| < 2^15.
+    real g = g * 2^(exp - 8 + P)."""
+    return multiply_by_quantized_multiplier(
+        err.astype(np.int64) << ERROR_FOLD_BITS, fold_mult, fold_shift
+    )
+
+
+def activation_backward(
+    err: np.ndarray, y: np.ndarray, activation: int, act_min: int, act_max: int
+) -> np.ndarray:
+    """Fused RELU: pass where y > act_min; RELU6: where act_min < y < act_max; NONE: all."""
+    if activation == 1:  # RELU
+        return np.where(y > act_min, err, 0).astype(np.int8)
+    if activation == 3:  # RELU6
+        return np.where((y > act_min) & (y < act_max), err, 0).astype(np.int8)
+    return err
+
+
+def col2im_add(
+    cols: np.ndarray,
+    in_shape: tuple[int, int, int, int],
+    window: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    pad: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
+    """Adjoint of pad_spatial + window_taps: cols [N, OH, OW, KH, KW, C] summed into the
+    input positions each tap read; out-of-image taps are dropped. int64 [N, H, W, C]."""
+    n, h, w, c = in_shape
+    (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    need_h = (oh - 1) * sh + (window[0] - 1) * dh + 1
+    need_w = (ow - 1) * sw + (window[1] - 1) * dw + 1
+    hp = pad[0] + h + max(0, need_h - h - pad[0])
+    wp = pad[1] + w + max(0, need_w - w - pad[1])
+    xp = np.zeros((n, hp, wp, c), np.int64)
+    for fy in range(window[0]):
+        for fx in range(window[1]):
+            y0, x0 = fy * dh, fx * dw
+            xp[:, y0 : y0 + (oh - 1) * sh + 1 : sh, x0 : x0 + (ow - 1) * sw + 1 : sw, :] += cols[
+                :, :, :, fy, fx, :
+            ]
+    return xp[:, pad[0] : pad[0] + h, pad[1] : pad[1] + w, :]

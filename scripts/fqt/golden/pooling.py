@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import pad_spatial, window_taps
+from .common import col2im_add, pad_spatial, quantize_error, window_taps
 
 
 def _valid_taps(in_size: int, out_size: int, stride: int, pad: int, filt: int) -> np.ndarray:
@@ -65,3 +65,73 @@ def max_pool2d_forward(
         out = t.copy() if out is None else np.maximum(out, t)
     assert out is not None
     return np.clip(out, act_min, act_max).astype(np.int8)
+
+
+# --- backward (docs/training-semantics.md section 5) -----------------------------------
+
+AVG_RECIPROCAL_BITS = 16
+
+
+def average_pool2d_backward(
+    err: np.ndarray,
+    err_exp: np.ndarray,
+    *,
+    in_hw: tuple[int, int],
+    filter_hw: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    pad: tuple[int, int] = (0, 0),
+    mode: str = "dynamic",
+) -> tuple[np.ndarray, np.ndarray]:
+    """err int8 [N, OH, OW, C] -> error at the input int8 [N, H, W, C], exponents [N]:
+
+    R(n)    = (2^16 + n / 2) / n          (n = in-image taps of the window; C division)
+    acc[i]  = sum_{windows w containing i} err[w] * R(n_w)
+    (e_in, exp_in) = quantize_error(acc, err_exp - 16)
+    """
+    n, oh, ow, c = err.shape
+    h, w = in_hw
+    count = np.outer(
+        _valid_taps(h, oh, stride[0], pad[0], filter_hw[0]),
+        _valid_taps(w, ow, stride[1], pad[1], filter_hw[1]),
+    ).astype(np.int64)
+    recip = ((1 << AVG_RECIPROCAL_BITS) + count // 2) // count
+    g = err.astype(np.int64) * recip[None, :, :, None]
+    cols = np.broadcast_to(g[:, :, :, None, None, :], (n, oh, ow, *filter_hw, c))
+    acc = col2im_add(cols, (n, h, w, c), filter_hw, stride, (1, 1), pad, (oh, ow))
+    return quantize_error(acc, np.asarray(err_exp, np.int64) - AVG_RECIPROCAL_BITS, mode)
+
+
+def max_pool2d_backward(
+    err: np.ndarray,
+    err_exp: np.ndarray,
+    x: np.ndarray,
+    *,
+    filter_hw: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    pad: tuple[int, int] = (0, 0),
+    mode: str = "dynamic",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Route each output error to the argmax of its window, recomputed from the kept input
+    x (in-image taps only, scanned fy-major then fx, ties to the first):
+
+        acc[i] = sum_{windows w whose argmax is i} err[w]     (int32)
+        (e_in, exp_in) = quantize_error(acc, err_exp)         (exact while |acc| <= 127)
+    """
+    n, oh, ow, c = err.shape
+    h, w = x.shape[1], x.shape[2]
+    xp = pad_spatial(x.astype(np.int16), pad, filter_hw, stride, (1, 1), (oh, ow), -129)
+    best = None
+    best_tap = np.zeros((n, oh, ow, c), np.int64)
+    for t_index, (_, _, t) in enumerate(window_taps(xp, filter_hw, stride, (1, 1), (oh, ow))):
+        if best is None:
+            best = t.copy()
+            continue
+        better = t > best
+        best = np.where(better, t, best)
+        best_tap = np.where(better, t_index, best_tap)
+    e = err.astype(np.int64)
+    cols = np.zeros((n, oh, ow, filter_hw[0] * filter_hw[1], c), np.int64)
+    np.put_along_axis(cols, best_tap[:, :, :, None, :], e[:, :, :, None, :], axis=3)
+    cols = cols.reshape(n, oh, ow, filter_hw[0], filter_hw[1], c)
+    acc = col2im_add(cols, (n, h, w, c), filter_hw, stride, (1, 1), pad, (oh, ow))
+    return quantize_error(acc, np.asarray(err_exp, np.int64), mode)

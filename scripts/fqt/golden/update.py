@@ -1,0 +1,214 @@
+"""Gradient accumulation over the mini-batch and the standardized, requantizing update
+(docs/training-semantics.md sections 4 and 7).
+
+Weights are handled channel-major: rows[c, k] is output channel c's weights in memory
+order (conv OHWI: w[c] flattened; depthwise 1HWC: w[0, :, :, c] in (fy, fx) order;
+fully connected: w[c]). Per-tensor weight scales are one scale shared by all rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..quant import INT32_MAX, INT32_MIN, quantize_multiplier, rounding_divide_by_pot, tflite_round
+from .prng import Xorshift32
+
+FRAC_BITS = 16  # fixed-point fraction of the updated weights, in units of the old scale
+U_LIMIT = 1 << 40  # |u| clamp (weights may move at most 2^24 steps in one update)
+STAT_BITS = 15  # gradients are cut to 15 bits before the sums of squares
+MAX_UPDATE_MULTIPLIER = float(1 << 30)  # keeps QuantizeMultiplier's shift <= 31
+
+
+def weight_rows(w: np.ndarray, depthwise: bool) -> np.ndarray:
+    if depthwise:
+        return w.reshape(-1, w.shape[-1]).T
+    return w.reshape(w.shape[0], -1)
+
+
+def rows_to_weight(rows: np.ndarray, shape: tuple[int, ...], depthwise: bool) -> np.ndarray:
+    if depthwise:
+        return rows.T.reshape(shape)
+    return rows.reshape(shape)
+
+
+def sat32(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, INT32_MIN, INT32_MAX)
+
+
+@dataclass
+class GradientAccumulator:
+    """Block floating point over the mini-batch: int32 acc_w [C, K], acc_b [C] and one
+    exponent G; real gradient = acc_w * 2^G * s_x (weights), acc_b * 2^G (bias).
+
+    Per sample with int32 gradient (gw, gb) of exponent E (sample order):
+        first sample of the batch: acc = g, G = E
+        E > G:  acc = RDBPOT(acc, min(E - G, 31)); G = E; acc = sat32(acc + g)
+        E <= G: acc = sat32(acc + RDBPOT(g, min(G - E, 31)))
+    """
+
+    acc_w: np.ndarray
+    acc_b: np.ndarray
+    exp: int = 0
+    count: int = 0
+
+    @classmethod
+    def zeros(cls, n_channels: int, k: int) -> GradientAccumulator:
+        return cls(np.zeros((n_channels, k), np.int64), np.zeros(n_channels, np.int64))
+
+    def add(self, gw: np.ndarray, gb: np.ndarray, e: int) -> None:
+        if self.count == 0:
+            self.acc_w, self.acc_b, self.exp = sat32(gw), sat32(gb), int(e)
+        elif e > self.exp:
+            s = min(e - self.exp, 31)
+            self.acc_w = sat32(rounding_divide_by_pot(self.acc_w, s) + gw)
+            self.acc_b = sat32(rounding_divide_by_pot(self.acc_b, s) + gb)
+            self.exp = int(e)
+        else:
+            s = min(self.exp - e, 31)
+            self.acc_w = sat32(self.acc_w + rounding_divide_by_pot(gw, s))
+            self.acc_b = sat32(self.acc_b + rounding_divide_by_pot(gb, s))
+        self.count += 1
+
+    def reset(self) -> None:
+        self.acc_w[:] = 0
+        self.acc_b[:] = 0
+        self.exp = 0
+        self.count = 0
+
+
+@dataclass
+class ChannelStats:
+    """EMA of the gradient's per-channel mean and std, float32, real units."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    valid: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    @classmethod
+    def zeros(cls, n: int) -> ChannelStats:
+        return cls(np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool))
+
+
+def channel_moments(row: np.ndarray) -> tuple[float, float]:
+    """Integer sums, then doubles: s = max(bit_length(max|a|) - 15, 0), a' = RDBPOT(a, s),
+    S1 = sum a', S2 = sum a'^2 (int64); m = S1 / n, mean = ldexp(m, s),
+    std = ldexp(sqrt(max(S2 / n - m * m, 0)), s)."""
+    n = row.size
+    mx = int(np.abs(row).max(initial=0))
+    s = max(mx.bit_length() - STAT_BITS, 0)
+    a = rounding_divide_by_pot(row, s)
+    s1 = int(a.sum())
+    s2 = int((a * a).sum())
+    m = float(s1) / float(n)
+    var = float(s2) / float(n) - m * m
+    return math.ldexp(m, s), math.ldexp(math.sqrt(max(var, 0.0)), s)
+
+
+def mul_fixed(x: np.ndarray, d: float) -> np.ndarray:
+    """x (int32 values) * d, rounded: (M, sh) = QuantizeMultiplier(min(d, 2^30));
+    RDBPOT(x * M (int64), 31 - sh)."""
+    m, sh = quantize_multiplier(min(d, MAX_UPDATE_MULTIPLIER))
+    return rounding_divide_by_pot(np.asarray(x, np.int64) * m, 31 - sh)
+
+
+def round_div(num: np.ndarray, m: int) -> np.ndarray:
+    """Nearest, half away from zero: sign(num) * ((|num| + m / 2) / m)."""
+    q = (np.abs(num) + m // 2) // m
+    return np.where(num < 0, -q, q)
+
+
+def stochastic_div(num: np.ndarray, m: int, rng: Xorshift32) -> np.ndarray:
+    """q = floor(num / m), rem = num - q m, f = (rem << 16) / m; one draw r per element in
+    order: result = q + ((r >> 16) < f)."""
+    q = num // m
+    rem = num - q * m
+    f = (rem << 16) // m
+    r = np.array(rng.draws(num.size), np.int64).reshape(num.shape) >> 16
+    return q + (r < f)
+
+
+@dataclass
+class UpdateResult:
+    rows: np.ndarray  # int8 values [C, K]
+    scale: np.ndarray  # float32 [C] or [1]
+    bias: np.ndarray | None  # int32 values [C]
+    updated: np.ndarray  # bool [C]
+
+
+def standardized_update(
+    rows: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray | None,
+    input_scale: float,
+    grad: GradientAccumulator,
+    stats: ChannelStats,
+    *,
+    lr: float,
+    alpha_norm: float,
+    rng: Xorshift32 | None,
+    center: bool = True,
+) -> UpdateResult:
+    """The update at the end of a mini-batch (docs/training-semantics.md section 7)."""
+    n_ch, _ = rows.shape
+    per_channel = len(scale) > 1
+    s_in = float(np.float32(input_scale))
+    unit = math.ldexp(s_in, grad.exp)  # real weight gradient per accumulator unit
+    unit_b = math.ldexp(1.0, grad.exp)
+    u = rows.astype(np.int64) << FRAC_BITS
+    v = None if bias is None else bias.astype(np.int64) << FRAC_BITS
+    updated = np.zeros(n_ch, bool)
+    for c in range(n_ch):
+        acc = grad.acc_w[c]
+        if not acc.any() and not grad.acc_b[c]:
+            continue  # no gradient reached this channel in the batch: untouched
+        mean, std = channel_moments(acc)
+        mean_r, std_r = mean * unit, std * unit
+        if not stats.valid[c]:
+            stats.mean[c], stats.std[c], stats.valid[c] = mean_r, std_r, True
+        else:
+            a = float(alpha_norm)
+            stats.mean[c] = np.float32(a * float(stats.mean[c]) + (1.0 - a) * mean_r)
+            stats.std[c] = np.float32(a * float(stats.std[c]) + (1.0 - a) * std_r)
+        sd = float(stats.std[c])
+        if sd <= 0.0:
+            continue
+        s_w = float(scale[c] if per_channel else scale[0])
+        lr_sd = float(lr) / sd
+        # u = w 2^16 - A acc + B, in units of s_w[c] / 2^16
+        mu = float(stats.mean[c]) if center else 0.0
+        b_fx = tflite_round(lr_sd * mu / s_w * 65536.0)
+        b_fx = min(max(b_fx, -U_LIMIT), U_LIMIT)
+        u[c] = np.clip(
+            u[c] - mul_fixed(acc, lr_sd * unit / s_w * 65536.0) + b_fx, -U_LIMIT, U_LIMIT
+        )
+        if v is not None:
+            d_b = lr_sd * unit_b / (s_in * s_w) * 65536.0
+            v[c] = v[c] - int(mul_fixed(np.array([grad.acc_b[c]]), d_b)[0])
+        updated[c] = True
+    new_rows = rows.astype(np.int64).copy()
+    new_scale = np.array(scale, np.float32).copy()
+    new_bias = None if bias is None else bias.astype(np.int64).copy()
+    groups = [[c] for c in range(n_ch)] if per_channel else [list(range(n_ch))]
+    for group in groups:
+        if not updated[group].any():
+            continue
+        m = int(np.abs(u[group]).max())
+        si = group[0] if per_channel else 0
+        if m == 0:
+            new_rows[group] = 0
+            continue
+        new_scale[si] = np.float32(float(m) * float(scale[si]) / (65536.0 * 127.0))
+        for c in group:
+            if not updated[c] and per_channel:
+                continue
+            num = u[c] * 127
+            if rng is None:
+                new_rows[c] = round_div(num, m)
+            else:
+                new_rows[c] = stochastic_div(num, m, rng)
+            if new_bias is not None:
+                new_bias[c] = sat32(round_div(v[c] * 127, m))
+    return UpdateResult(new_rows, new_scale, new_bias, updated)

@@ -1,0 +1,24 @@
+"""The ztest suite's golden vectors are what the golden model gives today."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import FIXTURE_MODELS, REPO
+from fqt.vectors import write_vectors
+
+HEADER = REPO / "tests" / "zephyr" / "engine" / "src" / "golden_vectors.h"
+
+
+def test_committed_vectors_are_current(tmp_path: Path) -> None:
+    fresh = tmp_path / "golden_vectors.h"
+    write_vectors(FIXTURE_MODELS / "digits_cnn.tflite", fresh, count=8, seed=2407)
+    assert fresh.read_text() == HEADER.read_text(), "regenerate with python -m fqt.vectors"
+
+
+def test_app_default_model_is_current(tmp_path: Path) -> None:
+    from fqt import cli
+
+    assert cli.main(["import", str(FIXTURE_MODELS / "digits_cnn.tflite"), "-o", str(tmp_path)]) == 0
+    for name in ("digits_cnn_blob.c", "digits_cnn_blob.h"):
+        assert (tmp_path / name).read_text() == (REPO / "app" / "model" / name).read_text()

@@ -1,0 +1,80 @@
+"""The Zephyr tier: builds the app for the acceptance boards and runs the Twister suites
+on qemu_cortex_m3. It runs only where a Zephyr installation is found (ZEPHYR_BASE, or a
+west workspace around this checkout); elsewhere it is skipped with the reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+BOARDS = ["qemu_cortex_m3", "mps2/an385", "nucleo_f767zi"]
+
+
+def find_zephyr() -> tuple[Path | None, str]:
+    base = os.environ.get("ZEPHYR_BASE")
+    if base and (Path(base) / "VERSION").is_file():
+        return Path(base), f"ZEPHYR_BASE={base}"
+    for parent in REPO.parents:
+        if (parent / ".west" / "config").is_file() and (parent / "zephyr" / "VERSION").is_file():
+            return parent / "zephyr", f"west workspace {parent}"
+    return None, "no Zephyr installation: ZEPHYR_BASE is unset and no west workspace is around"
+
+
+ZEPHYR_BASE, WHY = find_zephyr()
+pytestmark = [
+    pytest.mark.zephyr,
+    pytest.mark.skipif(ZEPHYR_BASE is None, reason=f"Zephyr tier SKIPPED: {WHY}"),
+]
+
+
+def west() -> str:
+    exe = shutil.which("west")
+    if exe is None:
+        pytest.skip("Zephyr tier SKIPPED: west is not on PATH")
+    return exe
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_app_builds_warning_free(board: str, tmp_path: Path) -> None:
+    build = tmp_path / board.replace("/", "_")
+    r = subprocess.run(
+        [west(), "build", "-p", "-b", board, "-d", str(build), str(REPO / "app")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ZEPHYR_BASE": str(ZEPHYR_BASE)},
+    )
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    own_warnings = [
+        line for line in (r.stdout + r.stderr).splitlines() if "warning:" in line and "fqt" in line
+    ]
+    assert not own_warnings, own_warnings
+    assert (build / "zephyr" / "zephyr.elf").is_file()
+
+
+def test_twister_suites_on_qemu_cortex_m3(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [
+            west(),
+            "twister",
+            "-T",
+            str(REPO / "tests" / "zephyr"),
+            "-p",
+            "qemu_cortex_m3",
+            "-O",
+            str(tmp_path / "twister-out"),
+            "-j",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ZEPHYR_BASE": str(ZEPHYR_BASE)},
+    )
+    summary = [line for line in r.stdout.splitlines() if "executed test" in line]
+    print("\n".join(summary))
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert summary and " 0 failed" in summary[0]
