@@ -15,6 +15,10 @@ set(FQT_CORE_SOURCES
   ${FQT_CORE_DIR}/src/add.c
   ${FQT_CORE_DIR}/src/softmax.c
   ${FQT_CORE_DIR}/src/reshape.c
+  # The device service (shell commands, data frames, save/restore): src/service/.
+  ${FQT_CORE_DIR}/src/service/frame.c
+  ${FQT_CORE_DIR}/src/service/service.c
+  ${FQT_CORE_DIR}/src/service/slots.c
 )
 # Public headers (#include "fqt/fqt.h") and the core's private ones.
 set(FQT_CORE_INCLUDE_DIRS ${FQT_CORE_DIR}/include)

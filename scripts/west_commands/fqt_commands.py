@@ -45,3 +45,19 @@ class _FqtCommand(WestCommand):
 
 class FqtImport(_FqtCommand):
     sub = "import"
+
+
+class FqtPush(_FqtCommand):
+    sub = "push"
+
+
+class FqtTrain(_FqtCommand):
+    sub = "train-device"
+
+    def __init__(self) -> None:
+        help_text = cli.COMMANDS[self.sub][0]
+        WestCommand.__init__(self, "fqt-train", help_text, help_text)
+
+
+class FqtExport(_FqtCommand):
+    sub = "export"

@@ -1,0 +1,501 @@
+"""The host side of the device service (docs/protocol.md): talk to a board over its shell.
+
+    with Device.open("/dev/ttyACM0") as dev:        # or a pty path, or "cmd:<command line>"
+        print(dev.info())
+        dev.push_samples(x_int8, labels)
+        n, correct = dev.eval()
+
+Every wait is bounded: a device that does not answer raises FqtError after `timeout`
+seconds (per command, per frame attempt), never hangs. Frames that the device rejects as
+garbled (bad crc, bad hex) or that are not acked in time are resent up to `retries` times.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import select
+import shlex
+import struct
+import subprocess
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import FqtError
+
+XFER_SAMPLES = 1
+XFER_BLOB = 2
+DEFAULT_CHUNK = 96  # bytes a frame: the line (~230 chars) fits Zephyr's default 256
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# A frame the device could not read (garbled on the line): resending it may help.
+_RETRYABLE = ("bad crc", "bad payload", "bad seq", "frame needs", "unknown kind", "bad crc field")
+
+
+class DeviceError(FqtError):
+    """The device answered `err <reason>`."""
+
+
+class DeviceTimeoutError(FqtError):
+    """The device did not answer in time."""
+
+
+def frame_line(seq: int, kind: str, payload: bytes) -> str:
+    """`frame <seq> <kind> <hex> <crc32>`: the CRC covers "<seq> <kind> <hex>" as sent."""
+    body = f"{seq} {kind} {payload.hex() if payload else '-'}"
+    return f"frame {body} {zlib.crc32(body.encode()):08x}"
+
+
+def parse_frame(line: str) -> tuple[int, str, bytes]:
+    """Decode a device->host frame line; raises ValueError when garbled."""
+    words = line.split()
+    if len(words) != 5 or words[0] != "frame":
+        raise ValueError("not a frame")
+    body = " ".join(words[1:4])
+    if int(words[4], 16) != zlib.crc32(body.encode()):
+        raise ValueError("bad crc")
+    payload = b"" if words[3] == "-" else bytes.fromhex(words[3])
+    return int(words[1]), words[2], payload
+
+
+# --- transports -------------------------------------------------------------------------
+class _Transport:
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def _read_some(self, timeout: float) -> bytes | None:
+        """Up to a few KiB within timeout: b'' if none arrived, None when closed."""
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def readline(self, deadline: float) -> str | None:
+        """The next line before `deadline` (time.monotonic()), else None."""
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            chunk = self._read_some(min(left, 0.5))
+            if chunk is None:
+                if self._buf:
+                    break
+                raise FqtError("the device closed the connection")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return _ANSI.sub("", line.decode("utf-8", "replace")).strip("\r\x00 ")
+
+    def drain(self) -> None:
+        self._buf = b""
+        while True:
+            chunk = self._read_some(0.0)
+            if not chunk:
+                return
+
+
+class _FdTransport(_Transport):
+    def __init__(self, rfd: int, wfd: int) -> None:
+        super().__init__()
+        self.rfd, self.wfd = rfd, wfd
+
+    def _read_some(self, timeout: float) -> bytes | None:
+        r, _, _ = select.select([self.rfd], [], [], max(0.0, timeout))
+        if not r:
+            return b""
+        try:
+            data = os.read(self.rfd, 4096)
+        except OSError:
+            return None
+        return data if data else None
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        deadline = time.monotonic() + 5.0
+        while view:
+            _, w, _ = select.select([], [self.wfd], [], max(0.0, deadline - time.monotonic()))
+            if not w:
+                raise DeviceTimeoutError("the device does not take input (write timed out)")
+            try:
+                n = os.write(self.wfd, view)
+            except OSError as e:
+                raise FqtError(f"the device closed the connection: {e.strerror}") from None
+            view = view[n:]
+
+
+class ProcessTransport(_FdTransport):
+    """`cmd:<command line>`: a process (the host device, `west build -t run`, ...)."""
+
+    def __init__(self, command: str) -> None:
+        try:
+            self.proc = subprocess.Popen(
+                shlex.split(command),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                bufsize=0,
+            )
+        except OSError as e:
+            raise FqtError(f"cannot start `{command}`: {e.strerror}") from None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        super().__init__(self.proc.stdout.fileno(), self.proc.stdin.fileno())
+
+    def close(self) -> None:
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class PtyTransport(_FdTransport):
+    """A pty or tty path (e.g. QEMU's serial on /dev/pts/N), in raw mode."""
+
+    def __init__(self, path: str) -> None:
+        import termios
+        import tty
+
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as e:
+            raise FqtError(f"{path}: cannot open: {e.strerror}") from None
+        try:
+            tty.setraw(fd)
+        except termios.error:
+            pass
+        super().__init__(fd, fd)
+
+    def close(self) -> None:
+        os.close(self.rfd)
+
+
+class SerialTransport(_Transport):
+    """A serial port through pyserial (any URL pyserial takes)."""
+
+    def __init__(self, port: str, baud: int) -> None:
+        super().__init__()
+        try:
+            import serial
+        except ImportError:
+            raise FqtError("serial ports need pyserial: pip install pyserial") from None
+        try:
+            self.ser = serial.serial_for_url(port, baudrate=baud, timeout=0, write_timeout=5)
+        except (serial.SerialException, ValueError) as e:
+            raise FqtError(f"{port}: cannot open: {e}") from None
+
+    def _read_some(self, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            data = self.ser.read(self.ser.in_waiting or 1)
+            if data or time.monotonic() >= deadline:
+                return data
+            time.sleep(0.005)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.ser.write(data)
+        except Exception as e:  # serial.SerialTimeoutException and friends
+            raise DeviceTimeoutError(f"serial write failed: {e}") from None
+
+    def close(self) -> None:
+        self.ser.close()
+
+
+def open_transport(port: str, baud: int = 115200) -> _Transport:
+    if port.startswith("cmd:"):
+        return ProcessTransport(port[4:])
+    if port.startswith("/dev/pts/") or (os.path.exists(port) and not port.startswith("/dev/tty")):
+        return PtyTransport(port)
+    return SerialTransport(port, baud)
+
+
+# --- the client -----------------------------------------------------------------------
+@dataclass
+class Stats:
+    frames: int = 0
+    resends: int = 0
+    timeouts: int = 0
+
+
+@dataclass
+class Device:
+    transport: _Transport
+    timeout: float = 5.0
+    retries: int = 5
+    chunk: int = DEFAULT_CHUNK
+    stats: Stats = field(default_factory=Stats)
+    events: list[str] = field(default_factory=list)  # progress/epoch/done lines seen
+    corrupt_next: int = 0  # test hook: garble the first attempt of the next N frames
+
+    def __post_init__(self) -> None:
+        self.seq = random.randrange(1, 1 << 30)
+
+    @classmethod
+    def open(cls, port: str, timeout: float = 5.0, baud: int = 115200, **kw) -> Device:
+        dev = cls(open_transport(port, baud), timeout=timeout, **kw)
+        try:
+            dev.sync()
+        except BaseException:
+            dev.close()
+            raise
+        return dev
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- lines --
+    def _send(self, line: str) -> None:
+        self.transport.write(line.encode() + b"\n")
+
+    def _note(self, line: str) -> None:
+        if line.startswith(("progress ", "epoch ", "done ", "note ")):
+            self.events.append(line)
+
+    def sync(self) -> None:
+        """Wait until the device answers a command (it may still be booting)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self.transport.drain()
+            token = f"{random.randrange(1 << 32):08x}"
+            self._send(f"fqt ping {token}")
+            step = time.monotonic() + min(1.0, max(0.05, deadline - time.monotonic()))
+            while (line := self.transport.readline(step)) is not None:
+                if _strip_prompt(line) == f"pong {token}":
+                    self.command_tail("ping", step)
+                    return
+            if time.monotonic() >= deadline:
+                raise DeviceTimeoutError(
+                    f"no answer from the device within {self.timeout:g} s "
+                    "(is it running the fqt app, and is this its shell port?)"
+                )
+
+    def command(self, *words: object, timeout: float | None = None) -> list[str]:
+        """Run `fqt <words>`: its reply lines before the final `ok`; `err` -> DeviceError."""
+        cmd = "fqt " + " ".join(str(w) for w in words)
+        self._send(cmd)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        return self.command_tail(cmd, deadline)
+
+    def command_tail(self, cmd: str, deadline: float) -> list[str]:
+        lines: list[str] = []
+        while True:
+            line = self.transport.readline(deadline)
+            if line is None:
+                raise DeviceTimeoutError(f"`{cmd}`: no answer within {self.timeout:g} s")
+            line = _strip_prompt(line)
+            if line == "ok":
+                return lines
+            if line.startswith("err "):
+                raise DeviceError(f"`{cmd}`: {line[4:]}")
+            if line.startswith(("progress ", "epoch ", "done ")) or line.startswith("fqt "):
+                self._note(line)
+                continue
+            lines.append(line)
+
+    def wait_event(self, prefix: str, timeout: float) -> str:
+        """The next unsolicited line starting with prefix (e.g. 'done eval')."""
+        for i, ev in enumerate(self.events):
+            if ev.startswith(prefix):
+                del self.events[: i + 1]
+                return ev
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.transport.readline(deadline)
+            if line is None:
+                raise DeviceTimeoutError(f"no `{prefix}` from the device within {timeout:g} s")
+            line = _strip_prompt(line)
+            if line.startswith(prefix):
+                return line
+            self._note(line)
+
+    def events_until(self, prefixes: tuple[str, ...], timeout: float) -> Iterator[str]:
+        """Yield unsolicited lines as they come; stop after one starting with a prefix."""
+        deadline = time.monotonic() + timeout
+        pending, self.events = self.events, []
+        for line in pending:
+            yield line
+            if line.startswith(prefixes):
+                return
+        while True:
+            line = self.transport.readline(deadline)
+            if line is None:
+                raise DeviceTimeoutError(f"no progress from the device within {timeout:g} s")
+            line = _strip_prompt(line)
+            if line.startswith(("progress ", "epoch ", "done ", "note ")):
+                deadline = time.monotonic() + timeout
+                yield line
+                if line.startswith(prefixes):
+                    return
+
+    # -- frames --
+    def _next_seq(self) -> int:
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        return self.seq
+
+    def frame(self, kind: str, payload: bytes = b"", seq: int | None = None) -> list[str]:
+        """Send one frame until acked: reply lines before `ok <seq>`."""
+        seq = self._next_seq() if seq is None else seq
+        line = "fqt " + frame_line(seq, kind, payload)
+        last = ""
+        for attempt in range(self.retries + 1):
+            send = line
+            if self.corrupt_next > 0 and attempt == 0:
+                self.corrupt_next -= 1
+                send = line[:-1] + ("0" if line[-1] != "0" else "1")
+            if attempt:
+                self.stats.resends += 1
+            self.stats.frames += 1
+            self._send(send)
+            deadline = time.monotonic() + self.timeout
+            lines: list[str] = []
+            while True:
+                reply = self.transport.readline(deadline)
+                if reply is None:
+                    self.stats.timeouts += 1
+                    last = f"no ack within {self.timeout:g} s"
+                    break
+                reply = _strip_prompt(reply)
+                words = reply.split(" ", 2)
+                if words[0] == "ok" and len(words) == 2 and words[1] == str(seq):
+                    return lines
+                if words[0] == "err" and len(words) >= 2 and words[1] in (str(seq), "-"):
+                    last = words[2] if len(words) == 3 else "error"
+                    if not last.startswith(_RETRYABLE):
+                        raise DeviceError(f"frame {seq} ({kind}): {last}")
+                    break
+                if words[0] == "err" and len(words) >= 2:
+                    if words[1].isdigit():
+                        continue  # the late answer to an earlier frame
+                    raise DeviceError(f"frame {seq} ({kind}): {reply[4:]}")
+                self._note(reply)
+                lines.append(reply)
+        tries = self.retries + 1
+        raise DeviceTimeoutError(f"frame {seq} ({kind}) failed after {tries} tries: {last}")
+
+    def transfer(
+        self,
+        type_: int,
+        data: bytes,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[str]:
+        """Stage `data` with begin/data frames and commit it; reply lines of the commit."""
+        head = struct.pack("<B3xII", type_, len(data), zlib.crc32(data))
+        try:
+            self.frame("begin", head)
+            for off in range(0, len(data), self.chunk):
+                self.frame("data", data[off : off + self.chunk])
+                if progress:
+                    progress(min(off + self.chunk, len(data)), len(data))
+            return self.frame("commit")
+        except DeviceError:
+            raise
+        except FqtError:
+            try:  # leave nothing staged behind
+                self.frame("abort")
+            except FqtError:
+                pass
+            raise
+
+    # -- commands --
+    def info(self) -> dict[str, str]:
+        out = {}
+        for line in self.command("info"):
+            k, _, v = line.partition(" ")
+            out[k] = v
+        return out
+
+    def push_samples(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Append int8 samples with labels (one atomic transfer); the store's new count."""
+        x = np.ascontiguousarray(x, np.int8).reshape(len(y), -1)
+        y = np.asarray(y)
+        if len(y) and (y.min() < 0 or y.max() > 0xFFFF):
+            raise FqtError("labels must lie in [0, 65535]")
+        rec = np.empty((len(y), 2 + x.shape[1]), np.uint8)
+        rec[:, 0] = y & 0xFF
+        rec[:, 1] = (y >> 8) & 0xFF
+        rec[:, 2:] = x.view(np.uint8)
+        lines = self.transfer(XFER_SAMPLES, rec.tobytes(), progress)
+        counts = [int(ln.split()[1]) for ln in lines if ln.startswith("samples ")]
+        return counts[-1] if counts else -1
+
+    def push_blob(self, blob: bytes, load: bool = True) -> None:
+        self.transfer(XFER_BLOB, blob)
+        if load:
+            self.command("load", "pushed")
+
+    def pull_blob(self) -> bytes:
+        """The active model blob (after training: the trained weights)."""
+        words = self.command("export")[0].split()
+        meta = dict(zip(words[1::2], words[2::2], strict=False))
+        size, crc = int(meta["bytes"]), int(meta["crc"], 16)
+        step = min(self.chunk, int(meta.get("max_payload", self.chunk)))
+        out = bytearray()
+        while len(out) < size:
+            n = min(step, size - len(out))
+            for _ in range(self.retries + 1):
+                lines = self.frame("read", struct.pack("<II", len(out), n))
+                try:
+                    chunks = [parse_frame(ln) for ln in lines if ln.startswith("frame ")]
+                except ValueError:
+                    self.stats.resends += 1
+                    continue
+                if len(chunks) == 1 and chunks[0][1] == "chunk" and len(chunks[0][2]) == n:
+                    out += chunks[0][2]
+                    break
+                self.stats.resends += 1
+            else:
+                raise FqtError(f"export: reading bytes {len(out)}.. kept failing")
+        if zlib.crc32(out) != crc:
+            raise FqtError("export: the pulled blob does not match the device's crc")
+        return bytes(out)
+
+    def eval(self, timeout: float = 600.0) -> tuple[int, int]:
+        """Run the eval job: (samples, correct)."""
+        self.command("eval")
+        words = self.wait_event("done eval", timeout).split()
+        if "failed" in words:
+            raise DeviceError(" ".join(words))
+        return int(words[words.index("samples") + 1]), int(words[words.index("correct") + 1])
+
+    def predict(self, index: int) -> tuple[int, np.ndarray]:
+        words = self.command("predict", index)[0].split()
+        cls = int(words[words.index("class") + 1])
+        return cls, np.frombuffer(bytes.fromhex(words[words.index("output") + 1]), np.int8)
+
+    def predict_input(self, x: np.ndarray) -> tuple[int, np.ndarray]:
+        hx = np.ascontiguousarray(x, np.int8).tobytes().hex()
+        words = self.command("predict", "hex", hx)[0].split()
+        cls = int(words[words.index("class") + 1])
+        return cls, np.frombuffer(bytes.fromhex(words[words.index("output") + 1]), np.int8)
+
+
+def _strip_prompt(line: str) -> str:
+    """Drop a shell prompt glued before the reply ("uart:~$ ok")."""
+    if "$ " in line and not line.startswith(("ok", "err", "frame ")):
+        head, _, rest = line.rpartition("$ ")
+        if len(head) < 40 and ":" in head:
+            return rest
+    return line

@@ -1,0 +1,241 @@
+"""The device commands of `fqt` (push, train-device, export, device-eval): add_*/run_* pairs
+that fqt.cli lists in COMMANDS and the west commands wrap."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FqtError
+
+
+def _add_port(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--port",
+        required=True,
+        help="serial device (pyserial), a pty path, or cmd:<command line> "
+        "(e.g. cmd:'build/host/fqt_host_device --model m.fqtb', cmd:'west build -t run')",
+    )
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
+    p.add_argument("--chunk", type=int, default=96, help="payload bytes a frame (<= 128)")
+
+
+def _open(args: argparse.Namespace):
+    from .device import Device
+
+    if not 1 <= args.chunk <= 128:
+        raise FqtError("--chunk must lie in [1, 128]")
+    return Device.open(args.port, timeout=args.timeout, baud=args.baud, chunk=args.chunk)
+
+
+def _progress_bar(label: str):
+    def show(done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        n = 30 * done // max(total, 1)
+        sys.stderr.write(f"\r{label} [{'#' * n}{'.' * (30 - n)}] {done:,}/{total:,} B")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _device_dataset(path: str, info: dict[str, str], model_path: str | None):
+    """x (int8, n x input_bytes) and y from an .npz, checked against the device's model."""
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            x, y = d["x"], d["y"]
+    except (OSError, ValueError, KeyError) as e:
+        raise FqtError(f"{path}: cannot read a dataset with x and y: {e}") from None
+    if info.get("name", "-") == "-":
+        raise FqtError("the device has no model loaded: push a blob or `fqt load builtin`")
+    in_bytes, classes = int(info["input_bytes"]), int(info["classes"])
+    if x.size != len(y) * in_bytes:
+        raise FqtError(
+            f"{path}: x {x.shape} is not {len(y)} inputs of {in_bytes} values "
+            f"(the device model '{info['name']}')"
+        )
+    if x.dtype.kind == "f":
+        if model_path is None:
+            raise FqtError(f"{path}: float x needs --model (its input quantization)")
+        from .cli import load_model
+
+        t = load_model(model_path).input_tensor
+        if t.num_elements != in_bytes:
+            raise FqtError(f"--model {model_path} does not match the device's model")
+        x = np.clip(np.round(x / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
+        x = x.astype(np.int8)
+    elif x.dtype != np.int8:
+        raise FqtError(f"{path}: x dtype {x.dtype}; give int8 samples or float ones")
+    if y.dtype.kind not in "iu":
+        raise FqtError(f"{path}: y must hold integer labels, not {y.dtype}")
+    if len(y) and (y.min() < 0 or y.max() >= classes):
+        raise FqtError(f"{path}: labels must lie in [0, {classes})")
+    return x.reshape(len(y), in_bytes), y.astype(np.int64)
+
+
+# --- push -------------------------------------------------------------------------------
+def add_push_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help=".npz with x (int8, or float with --model) and y (labels)")
+    _add_port(p)
+    p.add_argument("--model", help="the .tflite/.fqtb on the device (to quantize float x)")
+    p.add_argument("--clear", action="store_true", help="empty the device's store first")
+    p.add_argument("--limit", type=int, help="push only the first N samples")
+
+
+def run_push(args: argparse.Namespace) -> int:
+    with _open(args) as dev:
+        x, y = _device_dataset(args.data, dev.info(), args.model)
+        if args.limit is not None:
+            x, y = x[: args.limit], y[: args.limit]
+        if args.clear:
+            dev.command("data", "clear")
+        count = dev.push_samples(x, y, progress=_progress_bar("push"))
+        print(f"pushed {len(y)} samples: the device holds {count}")
+    return 0
+
+
+# --- device-eval ------------------------------------------------------------------------
+def add_device_eval_arguments(p: argparse.ArgumentParser) -> None:
+    _add_port(p)
+    p.add_argument("--data", help=".npz to push first (replacing the device's samples)")
+    p.add_argument("--model", help="the model's .tflite/.fqtb (to quantize float x)")
+    p.add_argument("--json", action="store_true")
+
+
+def run_device_eval(args: argparse.Namespace) -> int:
+    with _open(args) as dev:
+        if args.data:
+            x, y = _device_dataset(args.data, dev.info(), args.model)
+            dev.command("data", "clear")
+            dev.push_samples(x, y, progress=_progress_bar("push"))
+        n, correct = dev.eval()
+    acc = correct / n if n else 0.0
+    if args.json:
+        print(json.dumps({"samples": n, "correct": correct, "accuracy": acc}))
+    else:
+        print(f"device eval: {correct}/{n} correct, accuracy {acc:.2%}")
+    return 0
+
+
+# --- train-device -----------------------------------------------------------------------
+def add_train_device_arguments(p: argparse.ArgumentParser) -> None:
+    _add_port(p)
+    p.add_argument("--data", help=".npz to push first (replacing the device's samples)")
+    p.add_argument("--model", help="the model's .tflite/.fqtb (to quantize float x)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--lr", type=float, default=0.003)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lambda-min", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trainable", default="last", help="'last', 'all' or indices i,j,...")
+    p.add_argument("--log", default="train_log.csv", help="CSV of the progress lines")
+    p.add_argument("--plot", default="train_log.png", help="PNG of loss and accuracy")
+    p.add_argument("--progress-timeout", type=float, default=120.0)
+
+
+def _kv(line: str) -> dict[str, str]:
+    w = line.split()
+    return {w[i]: w[i + 1] for i in range(len(w) - 1)}
+
+
+def run_train_device(args: argparse.Namespace) -> int:
+    rows: list[dict[str, float]] = []
+    with _open(args) as dev:
+        if args.data:
+            x, y = _device_dataset(args.data, dev.info(), args.model)
+            dev.command("data", "clear")
+            dev.push_samples(x, y, progress=_progress_bar("push"))
+        dev.command(
+            "train",
+            "start",
+            args.epochs,
+            f"{args.lr:.6f}",
+            args.batch,
+            f"{args.lambda_min:.6f}",
+            args.seed,
+            args.trainable,
+        )
+        t0 = time.monotonic()
+        try:
+            for line in dev.events_until(("done train",), args.progress_timeout):
+                kv = _kv(line)
+                if line.startswith(("progress train", "epoch ")):
+                    ep = kv.get("epoch", "0").split("/")[0]
+                    row = {
+                        "time_s": round(time.monotonic() - t0, 3),
+                        "epoch": float(ep),
+                        "loss": float(kv.get("loss", "nan")),
+                        "accuracy": float(kv.get("acc", "nan%").rstrip("%")) / 100,
+                        "end_of_epoch": float(line.startswith("epoch ")),
+                    }
+                    rows.append(row)
+                print(line)
+                if line.startswith("done train failed"):
+                    raise FqtError(line)
+        except KeyboardInterrupt:
+            dev.command("train", "stop")
+            print("stopped: `fqt train stop` sent")
+    if rows:
+        with open(args.log, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        _plot(rows, args.plot)
+        print(f"log -> {args.log}, plot -> {args.plot}")
+    return 0
+
+
+def _plot(rows: list[dict[str, float]], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return
+    t = [r["time_s"] for r in rows]
+    fig, ax = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
+    ax[0].plot(t, [r["loss"] for r in rows])
+    ax[0].set_ylabel("loss")
+    ax[1].plot(t, [r["accuracy"] for r in rows])
+    ax[1].set_ylabel("train accuracy")
+    ax[1].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --- export -----------------------------------------------------------------------------
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    _add_port(p)
+    p.add_argument("-o", "--output", required=True, help=".tflite (needs --source) or .fqtb")
+    p.add_argument("--source", help="the original .tflite the device's model came from")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    with _open(args) as dev:
+        blob = dev.pull_blob()
+    out = Path(args.output)
+    if out.suffix == ".tflite":
+        if not args.source:
+            raise FqtError("a .tflite output needs --source (the original .tflite)")
+        from .blob import read_blob
+        from .export import write_tflite
+
+        model, _ = read_blob(blob)
+        write_tflite(model, args.source, out)
+        print(f"pulled {len(blob):,} B blob -> {out} (weights patched into {args.source})")
+    else:
+        out.write_bytes(blob)
+        print(f"pulled {len(blob):,} B blob -> {out}")
+    return 0

@@ -1,0 +1,66 @@
+"""The portable core cross-compiles warning-free for Cortex-M0+, M3, M4 and M7.
+
+Uses benchmarks/footprint.py (arm-none-eabi-gcc, -Os -std=c11 -Wall -Wextra -Werror); skips
+with the reason when the toolchain is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import REPO
+
+
+def _footprint() -> ModuleType:
+    path = REPO / "benchmarks" / "footprint.py"
+    spec = importlib.util.spec_from_file_location("fqt_bench_footprint", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+footprint = _footprint()
+
+pytestmark = pytest.mark.skipif(
+    not footprint.toolchain_available(),
+    reason="arm-none-eabi-gcc / arm-none-eabi-size not on PATH (apt install gcc-arm-none-eabi)",
+)
+
+
+def test_sources_parsed() -> None:
+    sources = footprint.core_sources()
+    assert sources, "FQT_CORE_SOURCES is empty"
+    for src in sources:
+        assert src.is_file(), src
+    assert any(s.name == "model_loader.c" for s in sources)
+    # Every .c the file names (comments aside) is in the list, none twice.
+    text = footprint.SOURCES_CMAKE.read_text()
+    named = {
+        m.group(1)
+        for line in text.splitlines()
+        if (m := re.search(r"/(src/\S+\.c)", line.split("#", 1)[0]))
+    }
+    parsed = {s.relative_to(footprint.SOURCES_CMAKE.parent).as_posix() for s in sources}
+    assert parsed == named
+    assert len(sources) == len(set(sources))
+
+
+@pytest.mark.parametrize("core", list(footprint.CORES))
+def test_cross_compiles_warning_free(core: str, tmp_path: Path) -> None:
+    try:
+        objects = footprint.compile_core(core, tmp_path)
+    except footprint.BuildError as e:
+        pytest.fail(str(e))
+    sizes = footprint.object_sizes(objects)
+    assert len(sizes) == len(footprint.core_sources())
+    total_text = sum(o.text for o in sizes)
+    assert total_text > 0
+    # No static state in the core: everything lives in the caller's arena and model.
+    assert sum(o.data + o.bss for o in sizes) == 0, sizes
