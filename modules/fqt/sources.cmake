@@ -15,10 +15,16 @@ set(FQT_CORE_SOURCES
   ${FQT_CORE_DIR}/src/add.c
   ${FQT_CORE_DIR}/src/softmax.c
   ${FQT_CORE_DIR}/src/reshape.c
+  # Training (docs/training-semantics.md): loss, PRNG, partial updates, the trainer.
+  ${FQT_CORE_DIR}/src/loss.c
+  ${FQT_CORE_DIR}/src/prng.c
+  ${FQT_CORE_DIR}/src/partial.c
+  ${FQT_CORE_DIR}/src/trainer.c
   # The device service (shell commands, data frames, save/restore): src/service/.
   ${FQT_CORE_DIR}/src/service/frame.c
   ${FQT_CORE_DIR}/src/service/service.c
   ${FQT_CORE_DIR}/src/service/slots.c
+  ${FQT_CORE_DIR}/src/service/service_trainer.c
 )
 # Public headers (#include "fqt/fqt.h") and the core's private ones.
 set(FQT_CORE_INCLUDE_DIRS ${FQT_CORE_DIR}/include)

@@ -22,6 +22,9 @@ ALIGN = 4
 WEIGHTED_OPS = (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D, OpType.FULLY_CONNECTED)
 # Per output channel of a trainable layer: multiplier, shift, weight scale, EMA mean, EMA std.
 PER_CHANNEL_STATE_BYTES = 5 * 4
+# Per output channel of a weighted layer in the backward: the partial-update score (int32)
+# and the kept-channel list (uint16) the C kernels loop over (modules/fqt/src/trainer.c).
+SELECT_BYTES_PER_CHANNEL = 4 + 2
 
 
 def align(n: int) -> int:
@@ -179,6 +182,11 @@ def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
             x = model.tensors[layer.inputs[0]]
             s = bw_step(layer.index)
             bufs.append(Buffer(f"acc{layer.inputs[0]}", 4 * x.num_elements, s, s))
+        if layer.op in WEIGHTED_OPS:
+            # Channel selection scratch: scores and the kept-channel list.
+            s = bw_step(layer.index)
+            n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, layer.index)
+            bufs.append(Buffer(f"sel{layer.index}", n_sel, s, s))
     return bufs
 
 

@@ -38,3 +38,57 @@ fqt_status fqt_fully_connected_forward(const fqt_fully_connected_params *params,
 	}
 	return FQT_OK;
 }
+
+/* ---- backward (docs/training-semantics.md 5.2, 5.3) ------------------------------------ */
+#include "train_internal.h"
+
+fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t *input,
+						int32_t input_offset, int32_t accum_depth,
+						const uint16_t *kept, int32_t n_kept,
+						const fqt_grad_sink *sink)
+{
+	if (err == NULL || input == NULL || kept == NULL || sink == NULL || accum_depth < 1) {
+		return FQT_ERR_ARGUMENT;
+	}
+	for (int32_t j = 0; j < n_kept; ++j) {
+		const int32_t o = kept[j];
+		const int32_t e = err[o];
+		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
+		for (int32_t k = 0; k < accum_depth; ++k) {
+			fqt_grad_put(sink, &row[k], (int64_t)e * (int64_t)(input[k] + input_offset));
+		}
+		fqt_grad_put(sink, &sink->acc_b[o], e);
+	}
+	return FQT_OK;
+}
+
+fqt_status fqt_fully_connected_backward_input(const int8_t *err, int32_t out_depth,
+					      int32_t accum_depth, const int8_t *weights,
+					      const void *scales, uint32_t scale_count,
+					      const uint16_t *kept, int32_t n_kept, int32_t *acc,
+					      int32_t *fold_exp)
+{
+	if (err == NULL || weights == NULL || scales == NULL || kept == NULL || acc == NULL ||
+	    fold_exp == NULL || out_depth < 1 || accum_depth < 1) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int p = fqt_fold_exponent(scales, scale_count);
+	*fold_exp = p;
+	memset(acc, 0, (size_t)accum_depth * sizeof(int32_t));
+	for (int32_t j = 0; j < n_kept; ++j) {
+		const int32_t o = kept[j];
+		int32_t m;
+		int sh;
+		fqt_fold_multiplier(scales, scale_count, o, p, &m, &sh);
+		const int32_t g = fqt_multiply_by_quantized_multiplier(
+			(int32_t)err[o] * (1 << FQT_ERROR_FOLD_BITS), m, sh);
+		if (g == 0) {
+			continue;
+		}
+		const int8_t *w = weights + (size_t)o * (size_t)accum_depth;
+		for (int32_t k = 0; k < accum_depth; ++k) {
+			acc[k] += (int32_t)w[k] * g;
+		}
+	}
+	return FQT_OK;
+}

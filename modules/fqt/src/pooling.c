@@ -114,3 +114,85 @@ fqt_status fqt_max_pool2d_forward(const fqt_pool_params *params, const fqt_dims 
 	}
 	return FQT_OK;
 }
+
+/* ---- backward (docs/training-semantics.md 5.4, 5.5) ------------------------------------ */
+#include <string.h>
+
+#define FQT_AVG_RECIPROCAL_BITS 16
+
+fqt_status fqt_average_pool2d_backward(const fqt_pool_params *params, const fqt_dims *input_dims,
+				       const fqt_dims *output_dims, const int8_t *err,
+				       int32_t *acc)
+{
+	if (params == NULL || input_dims == NULL || output_dims == NULL || err == NULL ||
+	    acc == NULL || input_dims->c != output_dims->c) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int32_t in_w = input_dims->w, depth = input_dims->c;
+	memset(acc, 0, (size_t)input_dims->h * (size_t)in_w * (size_t)depth * sizeof(int32_t));
+	for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+		for (int32_t ox = 0; ox < output_dims->w; ++ox) {
+			const pool_window w = clip_window(params, input_dims, oy, ox);
+			if (w.y1 <= w.y0 || w.x1 <= w.x0) {
+				return FQT_ERR_ARGUMENT;
+			}
+			const int32_t n = (w.y1 - w.y0) * (w.x1 - w.x0);
+			const int32_t r = ((1 << FQT_AVG_RECIPROCAL_BITS) + n / 2) / n;
+			const int8_t *e = err + ((size_t)oy * (size_t)output_dims->w + (size_t)ox) *
+							(size_t)depth;
+			for (int32_t iy = w.y0; iy < w.y1; ++iy) {
+				for (int32_t ix = w.x0; ix < w.x1; ++ix) {
+					int32_t *a = acc + ((size_t)iy * (size_t)in_w + (size_t)ix) *
+								   (size_t)depth;
+					for (int32_t c = 0; c < depth; ++c) {
+						a[c] += (int32_t)e[c] * r;
+					}
+				}
+			}
+		}
+	}
+	return FQT_OK;
+}
+
+fqt_status fqt_max_pool2d_backward(const fqt_pool_params *params, const fqt_dims *input_dims,
+				   const int8_t *input, const fqt_dims *output_dims,
+				   const int8_t *err, int32_t *acc)
+{
+	if (params == NULL || input_dims == NULL || input == NULL || output_dims == NULL ||
+	    err == NULL || acc == NULL || input_dims->c != output_dims->c) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int32_t in_w = input_dims->w, depth = input_dims->c;
+	memset(acc, 0, (size_t)input_dims->h * (size_t)in_w * (size_t)depth * sizeof(int32_t));
+	for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+		for (int32_t ox = 0; ox < output_dims->w; ++ox) {
+			const pool_window w = clip_window(params, input_dims, oy, ox);
+			if (w.y1 <= w.y0 || w.x1 <= w.x0) {
+				return FQT_ERR_ARGUMENT;
+			}
+			for (int32_t c = 0; c < depth; ++c) {
+				size_t best_at = ((size_t)w.y0 * (size_t)in_w + (size_t)w.x0) *
+							 (size_t)depth +
+						 (size_t)c;
+				int32_t best = input[best_at];
+				for (int32_t iy = w.y0; iy < w.y1; ++iy) {
+					for (int32_t ix = w.x0; ix < w.x1; ++ix) {
+						const size_t at = ((size_t)iy * (size_t)in_w +
+								   (size_t)ix) *
+									  (size_t)depth +
+								  (size_t)c;
+						if (input[at] > best) {
+							best = input[at];
+							best_at = at;
+						}
+					}
+				}
+				acc[best_at] += err[((size_t)oy * (size_t)output_dims->w +
+						     (size_t)ox) *
+							    (size_t)depth +
+						    (size_t)c];
+			}
+		}
+	}
+	return FQT_OK;
+}

@@ -114,6 +114,69 @@ fqt_status fqt_softmax_forward(const fqt_softmax_params *params, size_t rows, in
 /* RESHAPE changes no byte: copy `size` bytes (the buffers may overlap). */
 fqt_status fqt_reshape_forward(const int8_t *input, size_t size, int8_t *output);
 
+
+/* ---- training: backward kernels (docs/training-semantics.md section 5) ----------------
+ * Errors are int8 (zero point 0) with a power-of-two scale; the weight-gradient kernels
+ * add their per-sample int32 gradients into the mini-batch accumulator through a sink,
+ * and loop only over the kept channels `kept[0..n_kept)` (ascending). The input-error
+ * kernels write int32 accumulators (real value acc * 2^(E - 8 + *fold_exp)) the caller
+ * requantizes. */
+enum { FQT_GRAD_FIRST = 0, FQT_GRAD_UP = 1, FQT_GRAD_DOWN = 2 };
+typedef struct fqt_grad_sink {
+	int32_t *acc_w; /* channel-major [c][row] */
+	int32_t *acc_b; /* [c] */
+	int32_t row;
+	int32_t mode;  /* FQT_GRAD_* */
+	int32_t shift; /* 0..31 */
+} fqt_grad_sink;
+
+fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_dims *input_dims,
+				       const int8_t *input, const fqt_dims *filter_dims,
+				       const fqt_dims *output_dims, const int8_t *err,
+				       const uint16_t *kept, int32_t n_kept,
+				       const fqt_grad_sink *sink);
+fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_dims *input_dims,
+				     const fqt_dims *filter_dims, const int8_t *filter,
+				     const void *scales, uint32_t scale_count,
+				     const fqt_dims *output_dims, const int8_t *err,
+				     const uint16_t *kept, int32_t n_kept, int32_t *acc,
+				     int32_t *fold_exp);
+fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
+						 const fqt_dims *input_dims, const int8_t *input,
+						 const fqt_dims *filter_dims,
+						 const fqt_dims *output_dims, const int8_t *err,
+						 const uint16_t *kept, int32_t n_kept,
+						 const fqt_grad_sink *sink);
+fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
+					       const fqt_dims *input_dims,
+					       const fqt_dims *filter_dims, const int8_t *filter,
+					       const void *scales, uint32_t scale_count,
+					       const fqt_dims *output_dims, const int8_t *err,
+					       const uint16_t *kept, int32_t n_kept, int32_t *acc,
+					       int32_t *fold_exp);
+fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t *input,
+						int32_t input_offset, int32_t accum_depth,
+						const uint16_t *kept, int32_t n_kept,
+						const fqt_grad_sink *sink);
+fqt_status fqt_fully_connected_backward_input(const int8_t *err, int32_t out_depth,
+					      int32_t accum_depth, const int8_t *weights,
+					      const void *scales, uint32_t scale_count,
+					      const uint16_t *kept, int32_t n_kept, int32_t *acc,
+					      int32_t *fold_exp);
+/* acc real = acc * 2^(E - 16). */
+fqt_status fqt_average_pool2d_backward(const fqt_pool_params *params, const fqt_dims *input_dims,
+				       const fqt_dims *output_dims, const int8_t *err,
+				       int32_t *acc);
+/* acc real = acc * 2^E; the argmax is recomputed from the kept input. */
+fqt_status fqt_max_pool2d_backward(const fqt_pool_params *params, const fqt_dims *input_dims,
+				   const int8_t *input, const fqt_dims *output_dims,
+				   const int8_t *err, int32_t *acc);
+/* RESHAPE: the error bytes pass unchanged (the buffers may overlap). */
+fqt_status fqt_reshape_backward(const int8_t *err, size_t size, int8_t *err_in);
+/* Fused RELU / RELU6 mask on the error, from the kept output y (activation: fqt_activation). */
+fqt_status fqt_activation_backward(int8_t *err, const int8_t *output, size_t size,
+				   int32_t activation, int32_t act_min, int32_t act_max);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,1064 @@
+"""fqt int8 training (golden engine) against fp32 PyTorch training of the same network.
+
+For each task the SAME network (the int8 .tflite, imported with fqt), the SAME data (the
+int8 model inputs; PyTorch gets them dequantized, x = s_in * (q - zp_in)), the SAME
+trainable layers, batch size, epochs and per-epoch sample order are trained twice:
+
+- fqt: scripts/fqt/golden/trainer.py (int8 weights, activations and errors, int32
+  gradient accumulators, standardized SGD update; docs/training-semantics.md);
+- fp32: PyTorch, plain SGD (no momentum, as in the paper; no extra optimizer state, so the
+  RAM formula below holds), started from the dequantized int8 weights of the same file.
+
+Each side's learning rate is chosen from a small grid by the accuracy on a validation
+split taken from the training data; the test split is only evaluated on the chosen run.
+
+Tasks (tasks 2-4 need ../shared, i.e. Path(repo)/../shared, and are skipped without it):
+1. digits: sklearn digits 8x8, a small CNN made here with Keras (untrained, Glorot-initialized
+   weights) and converted to int8 .tflite (cached in build/benchmarks/models/), all layers
+   trained from scratch. The converter calibrates activation ranges on the untrained
+   network (logits within +-0.2), and fqt keeps activation ranges fixed, so the from-scratch
+   models get a fixed range prior instead (widen_ranges, RANGE_PRIOR); fp32 is unaffected.
+2. mnist5k: the same idea on ../shared/datasets/mnist5k.npz (28x28).
+3. kws: ../shared/models/kws_ref_model.tflite with its classifier (FULLY_CONNECTED) re-
+   initialized, the last pointwise conv and the classifier trained; half of
+   kws01_mfcc_int8.npz trains, the other half tests (stratified, seeded).
+4. hapt: activity recognition on ../shared/datasets/hapt.npz: 128-sample windows of the six
+   sensor channels (50 % overlap, majority label, windows with an unlabeled majority
+   dropped), users 1-18 train, 19-21 validation, 22-30 test; a 1-D conv net written as a 2-D
+   conv over [1, 128, 6].
+
+Reported per task: test accuracy (int8 fqt, fp32, gap), peak training RAM (fqt:
+plan_memory(...).training_total; fp32: fp32_training_memory below, the fp32 analogue of
+the same plan), MACs per sample (forward; backward from the golden trainer's counters,
+fp32 backward = the same full backward count), partial updates at lambda_min 1.0/0.5/0.1
+and an ablation of the trainer's options.
+
+    .venv/bin/pip install torch==2.13.0
+    .venv/bin/python benchmarks/train_vs_fp32.py [--quick] [--tasks digits,kws,...]
+
+Needs numpy, scikit-learn, tensorflow-cpu (only to make the from-scratch models once),
+matplotlib (plots; skipped if absent), torch (the fp32 side; skipped with a message if
+absent) and fqt itself (scripts/, installed editable or found next to this file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+OUT_DIR = REPO / "build" / "benchmarks"
+MODEL_CACHE = OUT_DIR / "models"
+
+sys.path.insert(0, str(REPO / "scripts"))
+
+from fqt.golden.interpreter import _run_batched  # noqa: E402
+from fqt.golden.trainer import TrainConfig, Trainer  # noqa: E402
+from fqt.ir import Activation, Layer, Model, OpType  # noqa: E402
+from fqt.plan import (  # noqa: E402
+    WEIGHTED_OPS,
+    Buffer,
+    greedy_plan,
+    layer_macs,
+    out_channels,
+    plan_memory,
+    training_buffers,
+)
+from fqt.prepare import prepare  # noqa: E402
+from fqt.tflite_import import parse_tflite  # noqa: E402
+
+# Seeds (all fixed; printed at start).
+SPLIT_SEED = 0  # data splits and subsampling
+MODEL_SEED = 1234  # Keras initialization of the from-scratch models, the kws head re-init
+TRAIN_SEED = 7  # fqt TrainConfig.seed (sample order + stochastic rounding) and torch seed
+
+# Targets (printed beside the figures).
+TARGET_GAP_POINTS = 1.0  # int8 within 1.0 point of fp32
+TARGET_RAM_RATIO = 0.35  # fqt training RAM <= 35 % of fp32's
+TARGET_BW_SPEEDUP = 8.7  # backward MACs at lambda_min 0.1 <= 1/8.7 of full
+
+LAMBDAS = (1.0, 0.5, 0.1)
+# Activation-range prior of the from-scratch models (see widen_ranges): RELU outputs
+# [0, 8], logits [-32, 32]. Picked between (4, 16) and (8, 32) on digits' validation split.
+RANGE_PRIOR = (8.0, 32.0)
+
+Array = np.ndarray
+
+
+# ---------------------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    x: Array  # int8 model inputs [N, *input shape without batch]
+    y: Array  # int64 labels
+
+
+@dataclass
+class Task:
+    name: str
+    description: str
+    model_bytes: bytes
+    model_note: str
+    trainable: set[int]  # layer indices of the full model
+    train: Split
+    val: Split
+    test: Split
+    epochs: int
+    batch: int
+    fqt_lrs: tuple[float, ...]
+    fp32_lrs: tuple[float, ...]
+    ablate: bool
+    reinit: tuple[int, ...] = ()  # weighted layers to re-initialize (Glorot, seeded)
+    range_prior: tuple[float, float] | None = None  # (relu_max, logit_max): widen_ranges
+
+    def fresh_model(self) -> Model:
+        """The int8 model as training starts (the head re-initialized where asked)."""
+        m = parse_tflite(self.model_bytes, name=self.name)
+        for li in self.reinit:
+            reinit_weighted(m, li, MODEL_SEED)
+        if self.range_prior is not None:
+            widen_ranges(m, *self.range_prior)
+        prepare(m)
+        return m
+
+
+def reinit_weighted(m: Model, li: int, seed: int) -> None:
+    """Glorot-uniform float weights, zero bias, quantized like the imported tensor
+    (symmetric int8, per-channel or per-tensor as imported, largest |w| at 127)."""
+    layer = m.layers[li]
+    if layer.op not in WEIGHTED_OPS:
+        raise ValueError(f"layer {li} is {layer.op.name}: no weights")
+    w_t = m.tensors[layer.inputs[1]]
+    shape = w_t.shape
+    if layer.op == OpType.FULLY_CONNECTED:
+        fan_in, fan_out = shape[1], shape[0]
+    elif layer.op == OpType.CONV_2D:  # OHWI
+        fan_in, fan_out = shape[1] * shape[2] * shape[3], shape[0] * shape[1] * shape[2]
+    else:  # depthwise 1HWC
+        fan_in = fan_out = shape[1] * shape[2]
+    rng = np.random.default_rng(seed + li)
+    lim = float(np.sqrt(6.0 / (fan_in + fan_out)))
+    w = rng.uniform(-lim, lim, shape)
+    ch_axis = 3 if layer.op == OpType.DEPTHWISE_CONV_2D else 0
+    if w_t.quant.per_channel:
+        red = tuple(a for a in range(w.ndim) if a != ch_axis)
+        scale = np.abs(w).max(axis=red) / 127.0
+        bshape = [1] * w.ndim
+        bshape[ch_axis] = -1
+        w_t.data = np.round(w / scale.reshape(bshape)).astype(np.int8)
+    else:
+        scale = np.array([np.abs(w).max() / 127.0])
+        w_t.data = np.round(w / scale[0]).astype(np.int8)
+    w_t.quant.scale = scale.astype(np.float32)
+    if len(layer.inputs) > 2 and layer.inputs[2] >= 0:
+        b_t = m.tensors[layer.inputs[2]]
+        s_in = np.float32(m.tensors[layer.inputs[0]].quant.scale[0])
+        b_t.data = np.zeros(b_t.shape, np.int32)
+        bs = s_in * w_t.quant.scale.astype(np.float32)
+        b_t.quant.scale = np.resize(bs, len(b_t.quant.scale)).astype(np.float32)
+
+
+def widen_ranges(m: Model, relu_max: float, logit_max: float) -> None:
+    """Replace the converter's activation ranges of an UNTRAINED model (calibrated on
+    random weights, far too narrow once the network learns; fqt keeps activation ranges
+    fixed) by a fixed prior that uses no trained information: outputs of RELU layers
+    [0, relu_max], other weighted-layer outputs (the logits) [-logit_max, logit_max];
+    pools and reshapes inherit their input's range (TFLite requires it). Biases are
+    re-expressed in the new input scale."""
+    old_in_scale = {
+        layer.index: float(m.tensors[layer.inputs[0]].quant.scale[0]) for layer in m.layers
+    }
+    for layer in m.layers:
+        out = m.tensors[layer.output]
+        if layer.op in WEIGHTED_OPS:
+            if layer.activation == Activation.RELU:
+                out.quant.scale = np.array([relu_max / 255.0], np.float32)
+                out.quant.zero_point = np.array([-128], np.int32)
+            else:
+                out.quant.scale = np.array([2 * logit_max / 255.0], np.float32)
+                out.quant.zero_point = np.array([0], np.int32)
+        elif layer.op in (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D, OpType.RESHAPE):
+            src = m.tensors[layer.inputs[0]].quant
+            out.quant.scale = src.scale.copy()
+            out.quant.zero_point = src.zero_point.copy()
+    for layer in m.layers:
+        if layer.op in WEIGHTED_OPS and len(layer.inputs) > 2 and layer.inputs[2] >= 0:
+            b_t = m.tensors[layer.inputs[2]]
+            s_w = m.tensors[layer.inputs[1]].quant.scale.astype(np.float32)
+            s_in = np.float32(m.tensors[layer.inputs[0]].quant.scale[0])
+            ratio = old_in_scale[layer.index] / float(s_in)
+            b_t.data = np.round(b_t.data.astype(np.float64) * ratio).astype(np.int32)
+            b_t.quant.scale = np.resize(s_in * s_w, len(b_t.quant.scale)).astype(np.float32)
+
+
+def quantize_input(x: Array, m: Model) -> Array:
+    q = m.input_tensor.quant
+    s, zp = float(q.scale[0]), int(q.zero_point[0])
+    return np.clip(np.round(x / s) + zp, -128, 127).astype(np.int8)
+
+
+def stratified_split(
+    y: Array, fraction: float, seed: int
+) -> tuple[Array, Array]:  # (rest indices, taken indices)
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    rest, taken = train_test_split(idx, test_size=fraction, random_state=seed, stratify=y)
+    return np.sort(rest), np.sort(taken)
+
+
+def subsample(y: Array, n: int | None, seed: int) -> Array:
+    if n is None or n >= len(y):
+        return np.arange(len(y))
+    return stratified_split(y, n / len(y), seed)[1]
+
+
+# --- Keras models (made once, cached) --------------------------------------------------
+
+
+def keras_int8_model(
+    name: str,
+    build: Callable[[Any], Any],
+    rep_x: Array,
+) -> tuple[bytes, str]:
+    """An untrained Keras model (Glorot init, seed MODEL_SEED) converted to full-int8
+    .tflite with `rep_x` (float training inputs) as representative data. Cached."""
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    path = MODEL_CACHE / f"{name}_untrained_s{MODEL_SEED}.tflite"
+    note = f"Keras, untrained (Glorot, seed {MODEL_SEED}), int8 via TFLiteConverter; {path}"
+    if path.exists():
+        return path.read_bytes(), note + " (cached)"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(MODEL_SEED)
+    model = build(tf.keras)
+
+    def rep() -> Any:
+        for i in range(min(200, len(rep_x))):
+            yield [rep_x[i : i + 1].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = bytes(conv.convert())
+    path.write_bytes(data)
+    return data, note
+
+
+def _digits_net(keras: Any) -> Any:
+    L = keras.layers
+    x = keras.Input(shape=(8, 8, 1), batch_size=1)
+    h = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    h = L.MaxPooling2D(2)(h)  # 4x4x8
+    h = L.Conv2D(16, 3, padding="same", activation="relu")(h)
+    h = L.AveragePooling2D(2)(h)  # 2x2x16
+    h = L.Flatten()(h)
+    h = L.Dense(10)(h)
+    return keras.Model(x, L.Softmax()(h), name="digits_cnn_scratch")
+
+
+def _mnist_net(keras: Any) -> Any:
+    L = keras.layers
+    x = keras.Input(shape=(28, 28, 1), batch_size=1)
+    h = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)  # 14x14x8
+    h = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(h)  # 7x7x16
+    h = L.Conv2D(32, 3, strides=2, padding="same", activation="relu")(h)  # 4x4x32
+    h = L.AveragePooling2D(4)(h)
+    h = L.Flatten()(h)
+    h = L.Dense(10)(h)
+    return keras.Model(x, L.Softmax()(h), name="mnist_cnn_scratch")
+
+
+def _hapt_net(keras: Any) -> Any:
+    L = keras.layers
+    x = keras.Input(shape=(1, 128, 6), batch_size=1)
+    h = L.Conv2D(16, (1, 5), strides=(1, 2), padding="same", activation="relu")(x)  # 64
+    h = L.Conv2D(24, (1, 5), strides=(1, 2), padding="same", activation="relu")(h)  # 32
+    h = L.Conv2D(32, (1, 5), strides=(1, 2), padding="same", activation="relu")(h)  # 16
+    h = L.AveragePooling2D((1, 16))(h)
+    h = L.Flatten()(h)
+    h = L.Dense(12)(h)
+    return keras.Model(x, L.Softmax()(h), name="hapt_cnn_scratch")
+
+
+def _all_weighted(m: Model) -> set[int]:
+    return {layer.index for layer in m.layers if layer.op in WEIGHTED_OPS}
+
+
+def _from_scratch_task(
+    name: str,
+    description: str,
+    build: Callable[[Any], Any],
+    x_tr: Array,
+    y_tr: Array,
+    x_va: Array,
+    y_va: Array,
+    x_te: Array,
+    y_te: Array,
+    **kw: Any,
+) -> Task:
+    data, note = keras_int8_model(name, build, x_tr)
+    m = parse_tflite(data, name=name)
+    return Task(
+        name=name,
+        description=description,
+        model_bytes=data,
+        model_note=note,
+        trainable=_all_weighted(m),
+        range_prior=RANGE_PRIOR,
+        train=Split(quantize_input(x_tr, m), y_tr),
+        val=Split(quantize_input(x_va, m), y_va),
+        test=Split(quantize_input(x_te, m), y_te),
+        **kw,
+    )
+
+
+def task_digits(quick: bool) -> Task:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[..., None]
+    y = d.target.astype(np.int64)
+    rest, te = stratified_split(y, 0.2, SPLIT_SEED)  # the fixture's test split
+    tr_i, va_i = stratified_split(y[rest], 0.2, SPLIT_SEED + 1)
+    tr, va = rest[tr_i], rest[va_i]
+    if quick:
+        tr = tr[subsample(y[tr], 600, SPLIT_SEED)]
+    return _from_scratch_task(
+        "digits", "sklearn digits 8x8, small CNN from scratch, all layers",
+        _digits_net, x[tr], y[tr], x[va], y[va], x[te], y[te],
+        epochs=6 if quick else 20, batch=16,
+        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01, 0.03),
+        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3, 1.0),
+        ablate=True,
+    )  # fmt: skip
+
+
+def task_mnist(quick: bool) -> Task:
+    d = np.load(SHARED / "datasets" / "mnist5k.npz")
+    x = (d["x"].astype(np.float32) / 255.0)[..., None]
+    y = d["y"].astype(np.int64)
+    rest, te = stratified_split(y, 0.2, SPLIT_SEED)  # 1000 test
+    tr_i, va_i = stratified_split(y[rest], 0.125, SPLIT_SEED + 1)  # 500 val, 3500 train
+    tr, va = rest[tr_i], rest[va_i]
+    tr = tr[subsample(y[tr], 600 if quick else 2000, SPLIT_SEED)]
+    return _from_scratch_task(
+        "mnist5k", "MNIST 28x28 (5k subset), small CNN from scratch, all layers",
+        _mnist_net, x[tr], y[tr], x[va], y[va], x[te], y[te],
+        epochs=4 if quick else 10, batch=16,
+        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01, 0.03),
+        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3, 1.0),
+        ablate=not quick,
+    )  # fmt: skip
+
+
+def task_kws(quick: bool) -> Task:
+    path = SHARED / "models" / "kws_ref_model.tflite"
+    data = path.read_bytes()
+    m = parse_tflite(data, name="kws")
+    d = np.load(SHARED / "datasets" / "kws01_mfcc_int8.npz")
+    x = d["x"].astype(np.int8).reshape(-1, 49, 10, 1)
+    y = d["y"].astype(np.int64)
+    tr_all, te = stratified_split(y, 0.5, SPLIT_SEED)
+    tr_i, va_i = stratified_split(y[tr_all], 0.2, SPLIT_SEED + 1)  # 400 train, 100 val
+    tr, va = tr_all[tr_i], tr_all[va_i]
+    weighted = sorted(_all_weighted(m))
+    fc = weighted[-1]
+    return Task(
+        name="kws",
+        description="DS-CNN keyword spotting, fresh FC head, last pointwise conv + FC trained",
+        model_bytes=data,
+        model_note=f"{path} (its FULLY_CONNECTED layer {fc} re-initialized: Glorot-uniform, "
+        f"seed {MODEL_SEED}, bias 0)",
+        trainable={weighted[-2], fc},
+        train=Split(x[tr], y[tr]),
+        val=Split(x[va], y[va]),
+        test=Split(x[te], y[te]),
+        epochs=5 if quick else 20,
+        batch=16,
+        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01, 0.03),
+        fp32_lrs=(0.03, 0.1) if quick else (0.01, 0.03, 0.1, 0.3),
+        ablate=True,
+        reinit=(fc,),
+    )
+
+
+HAPT_WINDOW = 128
+HAPT_STEP = 64
+HAPT_CHANNELS = ("acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z")
+
+
+def hapt_windows() -> tuple[Array, Array, Array]:
+    """(x float [N, 128, 6], y 0..11, user) over every session."""
+    d = np.load(SHARED / "datasets" / "hapt.npz")
+    sessions = sorted({k.rsplit("_", 1)[0] for k in d.files})
+    xs, ys, us = [], [], []
+    for s in sessions:
+        sig = np.stack([d[f"{s}_{c}"] for c in HAPT_CHANNELS], axis=1).astype(np.float32)
+        lab = d[f"{s}_label"].astype(np.int64)
+        user = int(s.split("_")[0][1:])
+        for a in range(0, len(lab) - HAPT_WINDOW + 1, HAPT_STEP):
+            w = lab[a : a + HAPT_WINDOW]
+            vals, counts = np.unique(w, return_counts=True)
+            maj = int(vals[np.argmax(counts)])  # ties: the smaller label
+            if maj < 1:
+                continue
+            xs.append(sig[a : a + HAPT_WINDOW])
+            ys.append(maj - 1)
+            us.append(user)
+    return np.stack(xs), np.array(ys, np.int64), np.array(us)
+
+
+def task_hapt(quick: bool) -> Task:
+    x, y, u = hapt_windows()
+    tr = np.flatnonzero(u <= 18)
+    va = np.flatnonzero((u >= 19) & (u <= 21))
+    te = np.flatnonzero(u >= 22)
+    mean = x[tr].reshape(-1, 6).mean(axis=0)
+    std = x[tr].reshape(-1, 6).std(axis=0) + 1e-6
+    xn = ((x - mean) / std)[:, None, :, :]  # [N, 1, 128, 6]
+    tr = tr[subsample(y[tr], 800 if quick else 2500, SPLIT_SEED)]
+    va = va[subsample(y[va], 300 if quick else 800, SPLIT_SEED)]
+    return _from_scratch_task(
+        "hapt", "UCI HAPT activity, 128x6 windows, 1-D CNN from scratch, all layers; "
+        "users 1-18 train (subsampled), 19-21 val, 22-30 test",
+        _hapt_net, xn[tr], y[tr], xn[va], y[va], xn[te], y[te],
+        epochs=4 if quick else 10, batch=16,
+        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01, 0.03),
+        fp32_lrs=(0.03, 0.1) if quick else (0.01, 0.03, 0.1, 0.3),
+        ablate=not quick,
+    )  # fmt: skip
+
+
+TASKS: dict[str, tuple[Callable[[bool], Task], bool]] = {
+    # name: (maker, needs ../shared)
+    "digits": (task_digits, False),
+    "kws": (task_kws, True),
+    "hapt": (task_hapt, True),
+    "mnist5k": (task_mnist, True),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# fqt side
+# ---------------------------------------------------------------------------------------
+
+
+def suffix_model(m: Model, start: int) -> Model:
+    """Layers start.. of `m` as a model whose input is layer `start`'s input. Used when
+    the first trainable layer is not the first layer: the frozen prefix is then run once
+    (int8 golden interpreter, bit-identical to what the trainer would compute) instead of
+    every epoch. The trainer's backward counters are unchanged: the backward never
+    reaches the prefix."""
+    if start == 0:
+        return m
+    layers = [dataclasses.replace(layer, index=i) for i, layer in enumerate(m.layers[start:])]
+    sub = Model(
+        tensors=m.tensors, layers=layers, input=m.layers[start].inputs[0], output=m.output,
+        name=m.name + "_suffix",
+    )  # fmt: skip
+    prepare(sub)
+    return sub
+
+
+@dataclass
+class FqtRun:
+    lr: float
+    config: dict[str, Any]
+    val_curve: list[float]
+    val_acc: float
+    test_acc: float | None
+    fwd_macs: float  # per sample, the whole model
+    bw_macs: float  # per sample
+    bw_macs_full: float  # per sample
+    seconds: float
+    trainer: Trainer | None = None
+
+
+class FqtData:
+    """Inputs in the trained suffix's input space (computed once per task)."""
+
+    def __init__(self, task: Task) -> None:
+        m = task.fresh_model()
+        self.start = min(task.trainable)
+        self.fwd_macs = sum(layer_macs(m, i) for i in range(len(m.layers)))
+        if self.start == 0:
+            self.train, self.val, self.test = task.train.x, task.val.x, task.test.x
+        else:
+            t_in = m.layers[self.start].inputs[0]
+            self.train, self.val, self.test = (
+                self._prefix(m, x, t_in) for x in (task.train.x, task.val.x, task.test.x)
+            )
+
+    def _prefix(self, m: Model, x: Array, t_in: int) -> Array:
+        pre = Model(
+            tensors=m.tensors, layers=m.layers[: self.start], input=m.input, output=t_in,
+            params=m.params[: self.start], name="prefix",
+        )  # fmt: skip
+        outs = [_run_batched(pre, x[i : i + 64], False)[t_in] for i in range(0, len(x), 64)]
+        return np.concatenate(outs)
+
+
+def run_fqt(task: Task, data: FqtData, lr: float, **opts: Any) -> FqtRun:
+    m = suffix_model(task.fresh_model(), data.start)
+    trainable = {li - data.start for li in task.trainable}
+    cfg = TrainConfig(lr=lr, batch=task.batch, seed=TRAIN_SEED, **opts)
+    t0 = time.time()
+    tr = Trainer(m, trainable, cfg)
+    hist = tr.run_epochs(data.train, task.train.y, task.epochs, val=(data.val, task.val.y))
+    c = tr.counters
+    n = max(c.samples, 1)
+    return FqtRun(
+        lr=lr,
+        config={k: v for k, v in vars(cfg).items() if k in opts},
+        val_curve=[float(h.val_accuracy or 0.0) for h in hist],
+        val_acc=float(hist[-1].val_accuracy or 0.0),
+        test_acc=None,
+        fwd_macs=data.fwd_macs,
+        bw_macs=c.backward_macs / n,
+        bw_macs_full=c.backward_macs_full / n,
+        seconds=time.time() - t0,
+        trainer=tr,
+    )
+
+
+def fqt_test(run: FqtRun, task: Task, data: FqtData) -> float:
+    assert run.trainer is not None
+    acc = run.trainer.evaluate(data.test, task.test.y)[0]
+    run.test_acc = acc
+    run.trainer = None  # free it
+    return acc
+
+
+# ---------------------------------------------------------------------------------------
+# fp32 side (PyTorch)
+# ---------------------------------------------------------------------------------------
+
+
+def dequantized_params(m: Model, layer: Layer) -> tuple[Array, Array]:
+    """(float weights in TFLite layout, float bias) = scale * (q - 0)."""
+    w_t = m.tensors[layer.inputs[1]]
+    s = w_t.quant.scale.astype(np.float64)
+    w = w_t.data.astype(np.float64)
+    if layer.op == OpType.DEPTHWISE_CONV_2D:
+        w = w * np.broadcast_to(s, (w.shape[-1],))
+    else:
+        w = w * np.broadcast_to(s, (w.shape[0],)).reshape((-1,) + (1,) * (w.ndim - 1))
+    n_out = out_channels(m, layer.index)
+    if len(layer.inputs) > 2 and layer.inputs[2] >= 0:
+        b_t = m.tensors[layer.inputs[2]]
+        b = b_t.data.astype(np.float64) * np.broadcast_to(
+            b_t.quant.scale.astype(np.float64), (n_out,)
+        )
+    else:
+        b = np.zeros(n_out)
+    return w, b
+
+
+def make_fp32_net(m: Model, trainable: set[int]) -> Any:
+    """A torch.nn.Module computing the same graph in fp32 (NHWC values between layers,
+    TFLite padding rules), returning the logits (the final SOFTMAX's input x beta)."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.ParameterDict()
+            self.b = torch.nn.ParameterDict()
+            for layer in m.layers:
+                if layer.op not in WEIGHTED_OPS:
+                    continue
+                w, b = dequantized_params(m, layer)
+                if layer.op == OpType.CONV_2D:
+                    w = w.transpose(0, 3, 1, 2)  # OHWI -> OIHW
+                elif layer.op == OpType.DEPTHWISE_CONV_2D:
+                    w = w[0].transpose(2, 0, 1)[:, None]  # 1HWC -> C1HW
+                req = layer.index in trainable
+                key = str(layer.index)
+                self.w[key] = torch.nn.Parameter(torch.tensor(w, dtype=torch.float32), req)
+                self.b[key] = torch.nn.Parameter(torch.tensor(b, dtype=torch.float32), req)
+
+        @staticmethod
+        def _pad(layer: Layer, x: Any, kh: int, kw: int, value: float = 0.0) -> Any:
+            p = m.params[layer.index]
+            ih, iw = x.shape[2], x.shape[3]
+            oh, ow = m.tensors[layer.output].shape[1:3]
+            th = max((oh - 1) * layer.stride_h + (kh - 1) * layer.dilation_h + 1 - ih, 0)
+            tw = max((ow - 1) * layer.stride_w + (kw - 1) * layer.dilation_w + 1 - iw, 0)
+            if th == 0 and tw == 0:
+                return x
+            return F.pad(x, (p.pad_w, tw - p.pad_w, p.pad_h, th - p.pad_h), value=value)
+
+        def forward(self, x: Any) -> Any:
+            vals = {m.input: x}
+            last = m.layers[-1]
+            for layer in m.layers:
+                a = vals[layer.inputs[0]]
+                op = layer.op
+                if op == OpType.SOFTMAX and layer is last:
+                    return a.reshape(len(a), -1) * layer.beta
+                if op in (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D):
+                    key = str(layer.index)
+                    w = self.w[key]
+                    xc = self._pad(layer, a.permute(0, 3, 1, 2), w.shape[2], w.shape[3])
+                    groups = xc.shape[1] if op == OpType.DEPTHWISE_CONV_2D else 1
+                    y = F.conv2d(
+                        xc, w, self.b[key], stride=(layer.stride_h, layer.stride_w),
+                        dilation=(layer.dilation_h, layer.dilation_w), groups=groups,
+                    ).permute(0, 2, 3, 1)  # fmt: skip
+                elif op == OpType.FULLY_CONNECTED:
+                    key = str(layer.index)
+                    y = F.linear(a.reshape(len(a), -1), self.w[key], self.b[key])
+                elif op in (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D):
+                    k = (layer.filter_h, layer.filter_w)
+                    s = (layer.stride_h, layer.stride_w)
+                    xc = a.permute(0, 3, 1, 2)
+                    if op == OpType.MAX_POOL_2D:
+                        xp = self._pad(layer, xc, *k, value=float("-inf"))
+                        y = F.max_pool2d(xp, k, s)
+                    else:
+                        xp = self._pad(layer, xc, *k)
+                        ones = self._pad(layer, torch.ones_like(xc[:1, :1]), *k)
+                        y = F.avg_pool2d(xp, k, s, divisor_override=1)
+                        y = y / F.avg_pool2d(ones, k, s, divisor_override=1)
+                    y = y.permute(0, 2, 3, 1)
+                elif op == OpType.RESHAPE:
+                    y = a.reshape((len(a), *m.tensors[layer.output].shape[1:]))
+                elif op == OpType.ADD:
+                    y = a + vals[layer.inputs[1]]
+                elif op == OpType.SOFTMAX:
+                    y = torch.softmax(a * layer.beta, dim=-1)
+                else:
+                    raise NotImplementedError(op.name)
+                if layer.activation == Activation.RELU:
+                    y = torch.relu(y)
+                elif layer.activation == Activation.RELU6:
+                    y = torch.clamp(y, 0.0, 6.0)
+                vals[layer.output] = y
+            return vals[m.output].reshape(len(x), -1)
+
+    return Net()
+
+
+@dataclass
+class Fp32Run:
+    lr: float
+    val_curve: list[float]
+    val_acc: float
+    test_acc: float | None
+    seconds: float
+    net: Any = None
+
+
+def _dequant_input(m: Model, x: Array) -> Any:
+    import torch
+
+    q = m.input_tensor.quant
+    s, zp = float(q.scale[0]), int(q.zero_point[0])
+    return torch.tensor((x.astype(np.float32) - zp) * s, dtype=torch.float32)
+
+
+def _fp32_acc(net: Any, x: Any, y: Array) -> float:
+    import torch
+
+    with torch.no_grad():
+        pred = torch.cat([net(x[i : i + 256]) for i in range(0, len(x), 256)]).argmax(1)
+    return float(np.mean(pred.numpy() == y))
+
+
+def run_fp32(task: Task, lr: float) -> Fp32Run:
+    """Plain SGD, same batch, epochs and per-epoch permutation as the fqt trainer."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    torch.manual_seed(TRAIN_SEED)
+    m = task.fresh_model()
+    net = make_fp32_net(m, task.trainable)
+    xtr, xva = _dequant_input(m, task.train.x), _dequant_input(m, task.val.x)
+    ytr = torch.tensor(task.train.y)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
+    order_rng = np.random.default_rng(TRAIN_SEED)
+    curve = []
+    t0 = time.time()
+    for _ in range(task.epochs):
+        idx = torch.tensor(order_rng.permutation(len(ytr)))
+        net.train()
+        for i in range(0, len(idx), task.batch):
+            b = idx[i : i + task.batch]
+            opt.zero_grad()
+            loss = F.cross_entropy(net(xtr[b]), ytr[b])
+            loss.backward()
+            opt.step()
+        net.eval()
+        curve.append(_fp32_acc(net, xva, task.val.y))
+    ok = all(np.isfinite(p.detach().numpy()).all() for p in net.parameters())
+    return Fp32Run(lr, curve, curve[-1] if ok else 0.0, None, time.time() - t0, net)
+
+
+def fp32_test(run: Fp32Run, task: Task) -> float:
+    m = task.fresh_model()
+    run.test_acc = _fp32_acc(run.net, _dequant_input(m, task.test.x), task.test.y)
+    run.net = None
+    return run.test_acc
+
+
+# ---------------------------------------------------------------------------------------
+# Memory: fqt plan and its fp32 analogue
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Memory:
+    arena: int
+    params: int
+
+    @property
+    def total(self) -> int:
+        return self.arena + self.params
+
+
+def fqt_training_memory(m: Model, trainable: set[int]) -> Memory:
+    p = plan_memory(m, trainable)
+    return Memory(p.training_arena, p.training_params)
+
+
+def fp32_training_memory(m: Model, trainable: set[int]) -> Memory:
+    """The fp32 analogue of plan.plan_memory, with the same buffers, lifetimes and greedy
+    placement:
+
+        arena  = greedy_plan( every activation the fp32 step keeps  (4 B per element)
+                            + every error tensor                     (4 B per element) )
+                 (no int32 rescale scratch: fp32 errors accumulate in place)
+        params = sum over trainable layers of
+                 4 (n_weights + n_out)    fp32 weights + bias in RAM
+               + 4 (n_weights + n_out)    fp32 gradients accumulated over the mini-batch
+                 (plain SGD: no optimizer state; frozen weights stay in flash, as for fqt)
+    """
+    bufs = []
+    for b in training_buffers(m, trainable):
+        if b.name.startswith("acc"):
+            continue
+        ti = int(b.name[3:])
+        bufs.append(Buffer(b.name, 4 * m.tensors[ti].num_elements, b.first, b.last))
+    arena = greedy_plan(bufs)
+    params = 0
+    for li in trainable:
+        n_w = m.tensors[m.layers[li].inputs[1]].num_elements
+        n_out = out_channels(m, li)
+        params += 4 * (n_w + n_out) + 4 * (n_w + n_out)
+    return Memory(arena, params)
+
+
+# ---------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join("-" * w for w in widths)
+    out = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def kb(n: int) -> str:
+    return f"{n / 1024:.1f}"
+
+
+def mark(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
+@dataclass
+class TaskResult:
+    task: Task
+    fqt: FqtRun
+    fp32: Fp32Run
+    fqt_grid: list[FqtRun]
+    fp32_grid: list[Fp32Run]
+    mem_fqt: Memory
+    mem_fp32: Memory
+    partial: dict[float, FqtRun] = field(default_factory=dict)
+    ablation: dict[str, FqtRun] = field(default_factory=dict)
+
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "default (SR on, dynamic errors, centered)": {},
+    "stochastic rounding off (nearest)": {"stochastic_rounding": False},
+    "error scaling fixed 2^-7 (paper)": {"error_scaling": "fixed"},
+    "gradient centering off": {"center": False},
+}
+
+
+def run_task(task: Task, log: Callable[[str], None]) -> TaskResult:
+    data = FqtData(task)
+    fqt_grid = []
+    for lr in task.fqt_lrs:
+        r = run_fqt(task, data, lr)
+        log(f"  fqt  lr={lr:<7g} val {pct(r.val_acc)} %  ({r.seconds:.0f} s)")
+        fqt_grid.append(r)
+    best = max(fqt_grid, key=lambda r: r.val_acc)  # ties: the first (smaller) lr
+    fqt_test(best, task, data)
+    for r in fqt_grid:
+        r.trainer = None
+    fp32_grid = []
+    for lr in task.fp32_lrs:
+        r32 = run_fp32(task, lr)
+        log(f"  fp32 lr={lr:<7g} val {pct(r32.val_acc)} %  ({r32.seconds:.0f} s)")
+        fp32_grid.append(r32)
+    best32 = max(fp32_grid, key=lambda r: r.val_acc)
+    fp32_test(best32, task)
+    for r32 in fp32_grid:
+        r32.net = None
+    m = task.fresh_model()
+    res = TaskResult(
+        task, best, best32, fqt_grid, fp32_grid,
+        fqt_training_memory(m, task.trainable), fp32_training_memory(m, task.trainable),
+    )  # fmt: skip
+    res.partial[1.0] = best
+    for lam in LAMBDAS[1:]:
+        r = run_fqt(task, data, best.lr, lambda_min=lam)
+        fqt_test(r, task, data)
+        log(f"  fqt  lambda_min={lam} test {pct(r.test_acc)} %  ({r.seconds:.0f} s)")
+        res.partial[lam] = r
+    if task.ablate:
+        for name, opts in ABLATIONS.items():
+            if not opts:
+                res.ablation[name] = best
+                continue
+            r = run_fqt(task, data, best.lr, **opts)
+            fqt_test(r, task, data)
+            log(f"  fqt  {name}: test {pct(r.test_acc)} %  ({r.seconds:.0f} s)")
+            res.ablation[name] = r
+    return res
+
+
+def report(results: list[TaskResult], skipped: list[str]) -> str:
+    out = []
+    rows = []
+    for r in results:
+        gap = 100 * ((r.fp32.test_acc or 0) - (r.fqt.test_acc or 0))
+        rows.append([
+            r.task.name, pct(r.fqt.test_acc), pct(r.fp32.test_acc), f"{gap:+.1f}",
+            f"<= {TARGET_GAP_POINTS:.1f}", mark(gap <= TARGET_GAP_POINTS),
+            f"{r.fqt.lr:g}", f"{r.fp32.lr:g}", str(r.task.epochs), str(r.task.batch),
+            str(len(r.task.train.y)), str(len(r.task.val.y)), str(len(r.task.test.y)),
+        ])  # fmt: skip
+    out.append(table(
+        "Accuracy on the test split (%), lr chosen on the validation split",
+        ["task", "int8 fqt", "fp32", "gap pts", "target", "", "fqt lr", "fp32 lr", "epochs",
+         "batch", "n train", "n val", "n test"], rows,
+    ))  # fmt: skip
+    rows = []
+    for r in results:
+        grid = " ".join(f"{g.lr:g}:{pct(g.val_acc)}" for g in r.fqt_grid)
+        grid32 = " ".join(f"{g.lr:g}:{pct(g.val_acc)}" for g in r.fp32_grid)
+        rows.append([r.task.name, grid, grid32])
+    out.append(table("Learning-rate grids (lr:val accuracy %)", ["task", "fqt", "fp32 SGD"],
+                     rows))  # fmt: skip
+    rows = []
+    for r in results:
+        ratio = r.mem_fqt.total / r.mem_fp32.total
+        rows.append([
+            r.task.name, ",".join(map(str, sorted(r.task.trainable))),
+            kb(r.mem_fqt.arena), kb(r.mem_fqt.params), kb(r.mem_fqt.total),
+            kb(r.mem_fp32.arena), kb(r.mem_fp32.params), kb(r.mem_fp32.total),
+            f"{100 * ratio:.1f}", f"<= {100 * TARGET_RAM_RATIO:.0f}",
+            mark(ratio <= TARGET_RAM_RATIO),
+        ])  # fmt: skip
+    out.append(table(
+        "Peak training RAM (KiB): fqt plan_memory vs its fp32 analogue",
+        ["task", "trainable", "fqt arena", "fqt params", "fqt total", "fp32 arena",
+         "fp32 params", "fp32 total", "fqt/fp32 %", "target %", ""], rows,
+    ))  # fmt: skip
+    rows = []
+    for r in results:
+        rows.append([
+            r.task.name, f"{r.fqt.fwd_macs:,.0f}", f"{r.fqt.bw_macs_full:,.0f}",
+            f"{r.fqt.fwd_macs:,.0f}", f"{r.fqt.bw_macs_full:,.0f}",
+        ])  # fmt: skip
+    out.append(table(
+        "MACs per sample (fp32 backward = the same full backward)",
+        ["task", "fqt forward", "fqt backward", "fp32 forward", "fp32 backward"], rows,
+    ))  # fmt: skip
+    rows = []
+    for r in results:
+        for lam, p in r.partial.items():
+            speed = p.bw_macs_full / p.bw_macs if p.bw_macs else float("inf")
+            tgt = f">= {TARGET_BW_SPEEDUP}" if lam == 0.1 else ""
+            rows.append([
+                r.task.name, f"{lam:g}", pct(p.test_acc), pct(p.val_acc),
+                f"{p.bw_macs:,.0f}", f"{speed:.2f}", tgt,
+                mark(speed >= TARGET_BW_SPEEDUP) if lam == 0.1 else "",
+            ])  # fmt: skip
+    out.append(table(
+        "Partial updates (fqt, lr as chosen at lambda_min 1.0)",
+        ["task", "lambda_min", "test %", "val %", "backward MACs/sample", "full/partial",
+         "target", ""], rows,
+    ))  # fmt: skip
+    rows = []
+    for r in results:
+        base = r.fqt.test_acc or 0.0
+        for name, a in r.ablation.items():
+            d = 100 * ((a.test_acc or 0.0) - base)
+            rows.append([r.task.name, name, pct(a.test_acc), pct(a.val_acc), f"{d:+.1f}"])
+    if rows:
+        out.append(table(
+            "Ablation (fqt, one option switched at a time, lr as chosen)",
+            ["task", "variant", "test %", "val %", "vs default pts"], rows,
+        ))  # fmt: skip
+    for s in skipped:
+        out.append(f"skipped: {s}")
+    return "\n\n".join(out)
+
+
+def plot(results: list[TaskResult]) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plots")
+        return []
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    paths = []
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        ep = np.arange(1, r.task.epochs + 1)
+        ax.plot(ep, 100 * np.array(r.fp32.val_curve), "k-", label=f"fp32 (lr {r.fp32.lr:g})")
+        for lam, p in r.partial.items():
+            ax.plot(ep, 100 * np.array(p.val_curve), label=f"int8 fqt λmin {lam:g}")
+        ax.set_title(r.task.name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("val accuracy %")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    p = OUT_DIR / "train_vs_fp32_curves.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    paths.append(p)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    x = np.arange(n)
+    names = [r.task.name for r in results]
+    axes[0].bar(x - 0.2, [100 * (r.fqt.test_acc or 0) for r in results], 0.4, label="int8 fqt")
+    axes[0].bar(x + 0.2, [100 * (r.fp32.test_acc or 0) for r in results], 0.4, label="fp32")
+    axes[0].set_ylabel("test accuracy %")
+    axes[1].bar(x - 0.2, [r.mem_fqt.total / 1024 for r in results], 0.4, label="int8 fqt")
+    axes[1].bar(x + 0.2, [r.mem_fp32.total / 1024 for r in results], 0.4, label="fp32")
+    axes[1].set_ylabel("peak training RAM KiB")
+    for ax in axes:
+        ax.set_xticks(x, names)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    p = OUT_DIR / "train_vs_fp32_summary.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    paths.append(p)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller data, epochs and grids")
+    ap.add_argument(
+        "--tasks", default=",".join(TASKS), help=f"comma-separated subset of {list(TASKS)}"
+    )
+    args = ap.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print(
+            "SKIP: PyTorch is not installed (the fp32 side needs it); "
+            "install it with: .venv/bin/pip install torch==2.13.0"
+        )
+        return 0
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    mode = "quick" if args.quick else "full"
+    print(f"fqt train_vs_fp32 ({mode} mode); seeds: split {SPLIT_SEED}, model {MODEL_SEED}, "
+          f"train {TRAIN_SEED}; torch {torch.__version__}")  # fmt: skip
+    print(f"targets: int8 within {TARGET_GAP_POINTS} point of fp32; training RAM <= "
+          f"{100 * TARGET_RAM_RATIO:.0f} % of fp32; backward MACs at lambda_min 0.1 <= "
+          f"1/{TARGET_BW_SPEEDUP} of full")  # fmt: skip
+    t_start = time.time()
+    results: list[TaskResult] = []
+    skipped: list[str] = []
+    for name in [s.strip() for s in args.tasks.split(",") if s.strip()]:
+        if name not in TASKS:
+            ap.error(f"unknown task {name}; choose from {list(TASKS)}")
+        maker, needs_shared = TASKS[name]
+        if needs_shared and not SHARED.is_dir():
+            msg = f"{name}: {SHARED} is absent (its model/data live there)"
+            print(f"SKIP {msg}")
+            skipped.append(msg)
+            continue
+        t0 = time.time()
+        task = maker(args.quick)
+        print(f"\n[{task.name}] {task.description}\n  model: {task.model_note}\n  "
+              f"train/val/test {len(task.train.y)}/{len(task.val.y)}/{len(task.test.y)}, "
+              f"epochs {task.epochs}, batch {task.batch}, "
+              f"trainable layers {sorted(task.trainable)}")  # fmt: skip
+        results.append(run_task(task, lambda s: print(s, flush=True)))
+        print(f"  [{task.name}] {time.time() - t0:.0f} s", flush=True)
+    if not results:
+        print("no task ran")
+        return 0
+    text = report(results, skipped)
+    print("\n" + text)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / f"train_vs_fp32_{mode}.txt").write_text(text + "\n")
+    summary = [
+        {
+            "task": r.task.name, "int8_test": r.fqt.test_acc, "fp32_test": r.fp32.test_acc,
+            "fqt_lr": r.fqt.lr, "fp32_lr": r.fp32.lr, "ram_fqt": r.mem_fqt.total,
+            "ram_fp32": r.mem_fp32.total,
+            "partial": {str(k): [v.test_acc, v.bw_macs, v.bw_macs_full]
+                        for k, v in r.partial.items()},
+            "ablation": {k: v.test_acc for k, v in r.ablation.items()},
+        }
+        for r in results
+    ]  # fmt: skip
+    (OUT_DIR / f"train_vs_fp32_{mode}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    for p in plot(results):
+        print(f"plot: {p}")
+    print(f"total {time.time() - t_start:.0f} s ({mode} mode)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+/*
+ * Fully quantized training on a session (docs/training-semantics.md), bit-exact with the
+ * golden model scripts/fqt/golden/trainer.py. No allocation, no OS calls: the arena is the
+ * session's, the trainable weights, their gradient accumulators and per-channel state live
+ * in a caller-given params buffer; everything else is in the fqt_trainer struct.
+ *
+ *     fqt_trainer t;                        // static: it holds the training plan
+ *     size_t arena_need, params_need;
+ *     fqt_trainer_memory(&t, &model, mask, &arena_need, &params_need);
+ *     fqt_trainer_init(&t, &session, params, params_size, mask, &options);
+ *     fqt_trainer_attach_blob(&t, &model, blob);   // optional: write updates back
+ *     for each sample: fqt_trainer_step(&t, x, label, &loss, &pred);
+ *     at the end of an epoch: fqt_trainer_flush(&t);
+ */
+#ifndef FQT_TRAINER_H_
+#define FQT_TRAINER_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fqt/config.h"
+#include "fqt/memory_plan.h"
+#include "fqt/model.h"
+#include "fqt/session.h"
+#include "fqt/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef FQT_TRAIN_MAX_TRAINABLE
+#define FQT_TRAIN_MAX_TRAINABLE 16
+#endif
+#define FQT_Q15_ONE 32768
+#define FQT_TRAIN_MAX_BUFFERS (3u * FQT_MAX_LAYERS + 1u)
+
+typedef struct fqt_train_options {
+	double lr;
+	double alpha_norm;          /* EMA weight of the old mean/std (0.85) */
+	uint32_t batch;             /* samples per update */
+	int32_t lambda_q15;         /* round(lambda_min * 2^15), 32768 = full updates */
+	uint32_t seed;
+	uint8_t stochastic_rounding;
+	uint8_t fixed_error_scaling; /* 0: dynamic, 1: fixed 2^-7 */
+	uint8_t center;              /* subtract the EMA mean (default 1) */
+} fqt_train_options;
+
+/* Per trainable layer: pointers into the params buffer plus the accumulator header. */
+typedef struct fqt_train_layer {
+	uint16_t layer;
+	uint16_t per_channel; /* weight scale per channel */
+	int32_t n_out, row;   /* output channels, weights per channel */
+	uint32_t n_weights;
+	int32_t has_bias;
+	int8_t *w;
+	int32_t *bias;
+	int32_t *acc_w; /* channel-major [n_out][row] */
+	int32_t *acc_b;
+	int32_t *mult, *shift;
+	float *scale; /* weight scale per channel (per tensor: scale[0]) */
+	float *mu, *sd; /* EMA; sd < 0: not valid yet */
+	int32_t grad_exp;
+	uint32_t count;
+} fqt_train_layer;
+
+typedef struct fqt_train_counters {
+	uint64_t samples, updates, forward_macs, backward_macs, backward_macs_full;
+} fqt_train_counters;
+
+typedef struct fqt_trainer {
+	const fqt_model *model;
+	fqt_session *session;
+	uint8_t *arena;
+	fqt_train_options opt;
+	uint64_t trainable_mask;
+	uint16_t first_bw;
+	uint16_t n_train;
+	int8_t slot_of_layer[FQT_MAX_LAYERS]; /* index into layers[] or -1 */
+	fqt_train_layer layers[FQT_TRAIN_MAX_TRAINABLE];
+	/* training plan: act (layer_count + 1), then err/acc/sel as built */
+	uint16_t buffer_count;
+	uint32_t arena_bytes, params_bytes;
+	int16_t err_buf[FQT_MAX_LAYERS + 1]; /* per activation buffer b: its error buffer */
+	int16_t acc_buf[FQT_MAX_LAYERS];     /* per layer: int32 input-error buffer */
+	int16_t sel_buf[FQT_MAX_LAYERS];     /* per layer: channel selection scratch */
+	int32_t err_exp[FQT_MAX_LAYERS + 1];
+	uint8_t has_err[FQT_MAX_LAYERS + 1];
+	fqt_plan_buffer buffers[FQT_TRAIN_MAX_BUFFERS];
+	uint32_t l_max;
+	uint32_t rng;
+	uint64_t fwd_macs_per_sample;
+	fqt_train_counters counters;
+	int softmax_at_end;
+	int32_t sm_mult, sm_shift, sm_diff_min; /* when the model does not end in SOFTMAX */
+	fqt_model *blob_model;
+	uint8_t *blob; /* writable blob: updates are written back, CRC refreshed */
+} fqt_trainer;
+
+/* Default options of the golden TrainConfig. */
+void fqt_train_options_default(fqt_train_options *opt);
+
+/* Bytes of arena and params a training session of `model` with the layers of
+ * `trainable_mask` needs (scripts/fqt/plan.py training_arena / training_params).
+ * `scratch` is used as workspace. */
+fqt_status fqt_trainer_memory(fqt_trainer *scratch, const fqt_model *model,
+			      uint64_t trainable_mask, size_t *arena_bytes, size_t *params_bytes);
+
+/* Bind a trainer to a session (its model and arena) and a params buffer; copies the
+ * trainable weights from the blob into params. */
+fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
+			    size_t params_size, uint64_t trainable_mask,
+			    const fqt_train_options *opt);
+
+/* After every update write the trained tensors, scales and multipliers into `blob` (the
+ * writable blob `model` was loaded from) and refresh its CRC. */
+fqt_status fqt_trainer_attach_blob(fqt_trainer *t, fqt_model *model, uint8_t *blob);
+
+/* One sample: forward, loss, backward, accumulation; the update runs when `batch`
+ * samples have accumulated. loss_micro: reported loss x 1e6; predicted: argmax. */
+fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
+			    uint32_t *loss_micro, uint32_t *predicted);
+
+/* Apply a partial mini-batch (end of an epoch). */
+fqt_status fqt_trainer_flush(fqt_trainer *t);
+
+/* Write the current trained parameters into the attached blob (done after each update). */
+fqt_status fqt_trainer_sync_blob(fqt_trainer *t);
+
+size_t fqt_trainer_struct_size(void);
+
+/* ---- the pieces, exposed for tests ---------------------------------------------------- */
+/* xorshift32: state from seed, next draw. */
+uint32_t fqt_prng_seed(uint32_t seed);
+uint32_t fqt_prng_next(uint32_t *state);
+
+/* Softmax cross-entropy backward on int8 probabilities p[depth] (scale 1/256, zp -128):
+ * error e[depth] (int8), its exponent and the magnitude l. */
+void fqt_loss_backward(const int8_t *p, int32_t depth, uint32_t label, int fixed_scaling,
+		       int8_t *e, int32_t *exponent, uint32_t *magnitude);
+/* -ln(max(p[label] + 128, 1) / 256) x 1e6, rounded. */
+uint32_t fqt_loss_micro(const int8_t *p, uint32_t label);
+
+/* Partial updates: fraction (Q15) of channels kept for a sample of loss magnitude l
+ * (updates *l_max), and the kept-channel selection (ascending list, returns its length). */
+int32_t fqt_partial_fraction(uint32_t magnitude, uint32_t *l_max, int32_t lambda_q15);
+int32_t fqt_partial_keep_count(int32_t frac_q15, int32_t n_channels);
+int32_t fqt_partial_select(const int8_t *err, int32_t positions, int32_t n_channels, int32_t k,
+			   int32_t *score, uint16_t *kept);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FQT_TRAINER_H_ */

@@ -1,0 +1,82 @@
+/* Private helpers of training (docs/training-semantics.md): shared by the backward
+ * kernels, the loss, the update and the trainer. */
+#ifndef FQT_TRAIN_INTERNAL_H_
+#define FQT_TRAIN_INTERNAL_H_
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fqt/kernels.h"
+
+#define FQT_ERROR_MAX 127
+#define FQT_FIXED_ERROR_EXP (-7)
+#define FQT_FIXED_SHIFT_CAP 24
+#define FQT_ERROR_FOLD_BITS 8
+
+static inline int64_t fqt_sat32_64(int64_t v)
+{
+	return v < INT32_MIN ? INT32_MIN : (v > INT32_MAX ? INT32_MAX : v);
+}
+
+/* RDBPOT on int64, 0 <= e <= 62. */
+static inline int64_t fqt_rdbpot64(int64_t x, int e)
+{
+	if (e <= 0) {
+		return x;
+	}
+	const uint64_t mask = ((uint64_t)1 << e) - 1u;
+	const int64_t remainder = (int64_t)((uint64_t)x & mask);
+	const int64_t threshold = (int64_t)(mask >> 1) + (x < 0 ? 1 : 0);
+	const int64_t shifted = x < 0 ? ~(~x >> e) : x >> e;
+	return shifted + (remainder > threshold ? 1 : 0);
+}
+
+static inline int fqt_bit_length64(uint64_t m)
+{
+	int n = 0;
+	while (m != 0u) {
+		m >>= 1;
+		++n;
+	}
+	return n;
+}
+
+static inline float fqt_read_f32(const void *p, size_t i)
+{
+	float f;
+	memcpy(&f, (const uint8_t *)p + 4u * i, sizeof(f));
+	return f;
+}
+
+/* TFLM QuantizeMultiplier (double -> M, shift). */
+void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift);
+
+/* quantize_error (section 2.1) of n int32 accumulators of base exponent `base`. `out` may
+ * be the same memory as `acc` (read before written). */
+void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixed,
+			    int8_t *out, int32_t *exponent);
+
+/* quantize_error's shift r for a max |acc| (sets *exponent), and one element. */
+int fqt_error_shift(uint64_t max_abs, int32_t base, int fixed, int32_t *exponent);
+int8_t fqt_error_quantize_one(int64_t a, int fixed, int r);
+
+/* The weight-scale fold (section 2.2): P from the scales, then per channel (M, shift). */
+int fqt_fold_exponent(const void *scales, uint32_t count);
+void fqt_fold_multiplier(const void *scales, uint32_t count, int32_t channel, int p,
+			 int32_t *multiplier, int *shift);
+
+/* Gradient accumulation (section 4) of one element. */
+static inline void fqt_grad_put(const fqt_grad_sink *s, int32_t *acc, int64_t g)
+{
+	const int64_t g32 = fqt_sat32_64(g);
+	if (s->mode == FQT_GRAD_FIRST) {
+		*acc = (int32_t)g32;
+	} else if (s->mode == FQT_GRAD_UP) {
+		*acc = (int32_t)fqt_sat32_64(fqt_rdbpot64(*acc, s->shift) + g32);
+	} else {
+		*acc = (int32_t)fqt_sat32_64((int64_t)*acc + fqt_rdbpot64(g32, s->shift));
+	}
+}
+
+#endif /* FQT_TRAIN_INTERNAL_H_ */

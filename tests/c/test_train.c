@@ -1,0 +1,109 @@
+/* Training pieces on hand-worked values: xorshift32, the softmax cross-entropy error,
+ * quantize_error and the partial-update selection (docs/training-semantics.md). */
+#include <stdio.h>
+#include <string.h>
+
+#include "fqt/trainer.h"
+#include "fqt_test.h"
+#include "train_internal.h"
+
+static void test_prng(void)
+{
+	/* seed 0 -> state 0x9E3779B9; x ^= x << 13; x ^= x >> 17; x ^= x << 5. */
+	uint32_t s = fqt_prng_seed(0);
+	CHECK_EQ_INT(s, 0x9E3779B9u);
+	CHECK_EQ_INT(fqt_prng_next(&s), 0x510C4619u);
+	CHECK_EQ_INT(fqt_prng_next(&s), 0xE02E553Eu);
+	CHECK_EQ_INT(fqt_prng_next(&s), 0x7BB98F3Au);
+	/* seed == the mix constant would give state 0: replaced by the constant. */
+	s = fqt_prng_seed(0x9E3779B9u);
+	CHECK_EQ_INT(s, 0x9E3779B9u);
+	/* state 1: 1 ^ 1<<13 = 0x2001; ^ >>17 = 0x2001; ^ <<5 = 0x2001 ^ 0x40020 = 0x42021. */
+	s = 1u;
+	CHECK_EQ_INT(fqt_prng_next(&s), 0x42021u);
+}
+
+static void test_loss(void)
+{
+	int8_t e[4];
+	int32_t ex = 0;
+	uint32_t l = 0;
+	/* p = (0, 255, 0, 0)/256, label 1: d = (0, -1, 0, 0), exact: r = 0, E = -8, l = 1. */
+	const int8_t p1[4] = {-128, 127, -128, -128};
+	fqt_loss_backward(p1, 4, 1, 0, e, &ex, &l);
+	CHECK_EQ_INT(e[0], 0);
+	CHECK_EQ_INT(e[1], -1);
+	CHECK_EQ_INT(ex, -8);
+	CHECK_EQ_INT(l, 1);
+	/* label 0: d = (-256, 255, 0, 0), max 256 has 9 bits: r = 2, E = -6,
+	 * e = (RDBPOT(-256, 2), RDBPOT(255, 2)) = (-64, 64 (63.75 rounds up)), l = 511. */
+	fqt_loss_backward(p1, 4, 0, 0, e, &ex, &l);
+	CHECK_EQ_INT(e[0], -64);
+	CHECK_EQ_INT(e[1], 64);
+	CHECK_EQ_INT(e[2], 0);
+	CHECK_EQ_INT(ex, -6);
+	CHECK_EQ_INT(l, 511);
+	/* fixed scaling: E = -7, r = 1: (-128 -> -127 clamped, 127.5 -> 128 -> 127). */
+	fqt_loss_backward(p1, 4, 0, 1, e, &ex, &l);
+	CHECK_EQ_INT(e[0], -127);
+	CHECK_EQ_INT(e[1], 127);
+	CHECK_EQ_INT(ex, -7);
+	/* uniform p = 64/256 each, label 2: d = (64, 64, -192, 64): 8 bits, r = 1, E = -7,
+	 * e = (32, 32, -96, 32), l = 384. */
+	const int8_t p2[4] = {-64, -64, -64, -64};
+	fqt_loss_backward(p2, 4, 2, 0, e, &ex, &l);
+	CHECK_EQ_INT(e[0], 32);
+	CHECK_EQ_INT(e[2], -96);
+	CHECK_EQ_INT(ex, -7);
+	CHECK_EQ_INT(l, 384);
+	/* reported loss: -ln(64/256) = 1.386294 */
+	CHECK_EQ_INT(fqt_loss_micro(p2, 2), 1386294);
+	CHECK_EQ_INT(fqt_loss_micro(p1, 0), 5545177); /* -ln(1/256) */
+}
+
+static void test_quantize_error(void)
+{
+	const int32_t acc[3] = {1000, -3, 0};
+	int8_t out[3];
+	int32_t ex;
+	/* 1000 has 10 bits: r = 3, 1000/8 = 125, -3/8 = -0.375 -> 0. */
+	fqt_quantize_error_s32(acc, 3, -10, 0, out, &ex);
+	CHECK_EQ_INT(out[0], 125);
+	CHECK_EQ_INT(out[1], 0);
+	CHECK_EQ_INT(ex, -7);
+	/* fixed, base -5: r = -2 < 0: shifted left by 2 and clamped. */
+	fqt_quantize_error_s32(acc, 3, -5, 1, out, &ex);
+	CHECK_EQ_INT(out[0], 127);
+	CHECK_EQ_INT(out[1], -12);
+	CHECK_EQ_INT(ex, -7);
+}
+
+static void test_partial(void)
+{
+	uint32_t l_max = 0;
+	/* lambda 0.5 (16384): first sample eps = 1, frac = 1; then l = l_max / 2: 0.75. */
+	CHECK_EQ_INT(fqt_partial_fraction(200, &l_max, 16384), 32768);
+	CHECK_EQ_INT(fqt_partial_fraction(100, &l_max, 16384), 24576);
+	CHECK_EQ_INT(l_max, 200);
+	CHECK_EQ_INT(fqt_partial_keep_count(24576, 4), 3);
+	CHECK_EQ_INT(fqt_partial_keep_count(0, 4), 1);
+	/* two positions, 4 channels: scores (2, 5, 5, 1): top 2 = channels 1, 2 (tie: lower). */
+	const int8_t err[8] = {1, -3, 4, 0, 1, 2, -1, -1};
+	int32_t score[4];
+	uint16_t kept[4];
+	CHECK_EQ_INT(fqt_partial_select(err, 2, 4, 2, score, kept), 2);
+	CHECK_EQ_INT(kept[0], 1);
+	CHECK_EQ_INT(kept[1], 2);
+	CHECK_EQ_INT(fqt_partial_select(err, 2, 4, 3, score, kept), 3);
+	CHECK_EQ_INT(kept[0], 0);
+	CHECK_EQ_INT(kept[2], 2);
+}
+
+int main(void)
+{
+	test_prng();
+	test_loss();
+	test_quantize_error();
+	test_partial();
+	return fqt_test_summary("test_train");
+}
