@@ -12,11 +12,10 @@ import pytest
 fqt_device = pytest.importorskip("fqt.device", reason="pip install -e <fqt> into Twister's venv")
 datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn is needed for the data")
 
-from twister_harness import DeviceAdapter  # noqa: E402
-from twister_harness.exceptions import TwisterHarnessTimeoutException  # noqa: E402
-
 from fqt.cli import DEFAULT_MODEL, load_model  # noqa: E402
 from fqt.golden.interpreter import infer_batch  # noqa: E402
+from twister_harness import DeviceAdapter  # noqa: E402
+from twister_harness.exceptions import TwisterHarnessTimeoutException  # noqa: E402
 
 
 class TwisterTransport(fqt_device._Transport):
