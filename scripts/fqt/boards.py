@@ -24,7 +24,7 @@ BOARDS = {
     b.name: b
     for b in (
         # 64 KB SRAM shared with the kernel, the shell and the stacks.
-        Board("qemu_cortex_m3", 64 * 1024, 8 * 1024, 16 * 1024, 8 * 1024),
+        Board("qemu_cortex_m3", 64 * 1024, 8 * 1024, 12 * 1024, 8 * 1024),
         Board("mps2/an385", 4 * 1024 * 1024, 512 * 1024, 256 * 1024, 512 * 1024),
         # The arena lives in the 128 KB DTCM; params and samples in SRAM1.
         Board("nucleo_f767zi", 512 * 1024, 112 * 1024, 128 * 1024, 128 * 1024),

@@ -262,14 +262,6 @@ def read_dataset(path: str, model: Model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    if args.engine == "native":
-        try:
-            from . import native
-        except Exception:
-            native = None
-        if native is None or not hasattr(native, "train"):
-            raise FqtError("native training is not built yet")
-        raise FqtError("native training is not wired to `fqt train` yet")
     from .export import write_tflite
     from .golden.trainer import TrainConfig, Trainer
 
@@ -303,7 +295,12 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        trainer = Trainer(model, trainable, config)
+        if args.engine == "native":
+            from .native import NativeTrainer
+
+            trainer = NativeTrainer(model, trainable, config)
+        else:
+            trainer = Trainer(model, trainable, config)
     except ValueError as e:
         raise FqtError(str(e)) from None
     before = trainer.evaluate(*val)[0] if val else None
@@ -316,7 +313,7 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"epoch {r.epoch}: loss {r.loss:.4f}, train accuracy {r.train_accuracy:.2%}{v}")
 
     history = trainer.run_epochs(xs, ys, args.epochs, val=val, callback=report)
-    write_tflite(model, args.model, args.output)
+    write_tflite(trainer.model, args.model, args.output)
     c = trainer.counters
     summary = {
         "engine": args.engine,
@@ -345,38 +342,17 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- demo: the README's main job --------------------------------------------------------
+# --- demo: the README's main job (fqt.demo imports this module, hence the late import) --
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="int8 .tflite (digits 8x8)")
-    p.add_argument("--board", default="qemu_cortex_m3")
-    p.add_argument("-o", "--output-dir", default="build/demo")
-    p.add_argument("--engine", choices=ENGINES, default="golden")
+    from .demo import add_demo_arguments as add
+
+    add(p)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from .demo import run_demo as run
 
-    ns = argparse.Namespace(
-        model=args.model,
-        output_dir=args.output_dir,
-        board=args.board,
-        trainable=None,
-        name=None,
-        json=False,
-    )
-    run_import(ns)
-    model = load_model(args.model)
-    digits = load_digits()
-    _, x_test, _, y_test = train_test_split(
-        digits.images / 16.0, digits.target, test_size=0.2, random_state=0, stratify=digits.target
-    )
-    t = model.input_tensor
-    xq = np.clip(np.round(x_test / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
-    ys = infer_with(args.engine, model, xq.astype(np.int8).reshape((-1, *t.shape)))
-    acc = float(np.mean(ys.reshape(len(ys), -1).argmax(axis=1) == y_test))
-    print(f"{args.engine} int8 inference on {len(y_test)} held-out digits: accuracy {acc:.2%}")
-    return 0
+    return run(args)
 
 
 # --- main -----------------------------------------------------------------------------

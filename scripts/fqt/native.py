@@ -350,3 +350,216 @@ class NativeEngine:
         """The engine's CRC-32 (zlib-compatible)."""
         buf = ctypes.create_string_buffer(data, len(data))
         return int(self._lib.fqt_crc32(0, buf, len(data)))
+
+
+# --- training (modules/fqt/include/fqt/trainer.h) ----------------------------------------
+
+
+class _TrainOptions(ctypes.Structure):
+    """struct fqt_train_options."""
+
+    _fields_ = [
+        ("lr", ctypes.c_double),
+        ("alpha_norm", ctypes.c_double),
+        ("batch", ctypes.c_uint32),
+        ("lambda_q15", ctypes.c_int32),
+        ("seed", ctypes.c_uint32),
+        ("stochastic_rounding", ctypes.c_uint8),
+        ("fixed_error_scaling", ctypes.c_uint8),
+        ("center", ctypes.c_uint8),
+    ]
+
+
+class _TrainCounters(ctypes.Structure):
+    _fields_ = [
+        ("samples", ctypes.c_uint64),
+        ("updates", ctypes.c_uint64),
+        ("forward_macs", ctypes.c_uint64),
+        ("backward_macs", ctypes.c_uint64),
+        ("backward_macs_full", ctypes.c_uint64),
+    ]
+
+
+_SZ = ctypes.POINTER(ctypes.c_size_t)
+_U32 = ctypes.POINTER(ctypes.c_uint32)
+_TRAIN_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    "fqt_trainer_struct_size": (ctypes.c_size_t, []),
+    "fqt_trainer_memory": (ctypes.c_int, [_P, _P, ctypes.c_uint64, _SZ, _SZ]),
+    "fqt_trainer_init": (
+        ctypes.c_int,
+        [_P, _P, _P, ctypes.c_size_t, ctypes.c_uint64, ctypes.POINTER(_TrainOptions)],
+    ),
+    "fqt_trainer_attach_blob": (ctypes.c_int, [_P, _P, _P]),
+    "fqt_trainer_step": (ctypes.c_int, [_P, _P, ctypes.c_uint32, _U32, _U32]),
+    "fqt_trainer_flush": (ctypes.c_int, [_P]),
+    "fqt_trainer_counters": (None, [_P, ctypes.POINTER(_TrainCounters)]),
+}
+
+
+def _train_library(library: str | Path | None = None) -> ctypes.CDLL:
+    lib = load_library(library)
+    if not getattr(lib, "_fqt_train_declared", False):
+        for name, (restype, argtypes) in _TRAIN_SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        lib._fqt_train_declared = True
+    return lib
+
+
+def training_memory(blob: bytes, trainable: set[int], library=None) -> tuple[int, int]:
+    """(arena bytes, params bytes) the C trainer needs for `trainable` (layer indices)."""
+    lib = _train_library(library)
+    eng = NativeEngine(blob, library=library)
+    _keep, ptr = _aligned_zeros(lib.fqt_trainer_struct_size())  # alive across the call
+    arena, params = ctypes.c_size_t(), ctypes.c_size_t()
+    mask = sum(1 << li for li in trainable)
+    status = lib.fqt_trainer_memory(
+        ptr, eng._model_ptr, mask, ctypes.byref(arena), ctypes.byref(params)
+    )
+    eng._check(status, "fqt_trainer_memory")
+    return int(arena.value), int(params.value)
+
+
+class NativeTrainer:
+    """The C trainer (src/trainer.c) with golden/trainer.py's API: train_step, flush,
+    evaluate, run_epochs, counters, and `model` (the trained model, read back from the
+    blob the engine updates in place)."""
+
+    def __init__(self, model, trainable: set[int] | None = None, config=None, *, library=None):
+        from .blob import write_blob
+        from .golden.partial import lambda_q15
+        from .golden.trainer import Counters, TrainConfig
+        from .plan import WEIGHTED_OPS, default_trainable
+        from .prepare import prepare
+
+        if len(model.params) != len(model.layers):
+            prepare(model)
+        self.config = config or TrainConfig()
+        tr = set(default_trainable(model) if trainable is None else trainable)
+        for li in tr:
+            if model.layers[li].op not in WEIGHTED_OPS:
+                raise ValueError(f"layer {li} {model.layers[li].op.name} has no weights")
+        if not tr:
+            raise ValueError("no trainable layers")
+        self.trainable = sorted(tr)
+        if self.config.error_scaling not in ("dynamic", "fixed"):
+            raise ValueError(f"unknown error scaling {self.config.error_scaling!r}")
+        self._lib = _train_library(library)
+        lib = self._lib
+        blob = write_blob(model, tr)
+        self.arena_bytes, self.params_bytes = training_memory(blob, tr, library)
+        probe = NativeEngine(blob, library=library)
+        self.engine = NativeEngine(
+            blob, arena_size=max(probe.required_arena_size, self.arena_bytes), library=library
+        )
+        self._blob_len = len(blob)
+        self._trainer, self._trainer_ptr = _aligned_zeros(lib.fqt_trainer_struct_size())
+        self._params, params_ptr = _aligned_zeros(max(self.params_bytes, 1))
+        c = self.config
+        opt = _TrainOptions(
+            lr=float(c.lr),
+            alpha_norm=float(c.alpha_norm),
+            batch=int(c.batch),
+            lambda_q15=lambda_q15(c.lambda_min),
+            seed=int(c.seed) & 0xFFFFFFFF,
+            stochastic_rounding=int(bool(c.stochastic_rounding)),
+            fixed_error_scaling=int(c.error_scaling == "fixed"),
+            center=int(bool(c.center)),
+        )
+        self._mask = sum(1 << li for li in tr)
+        eng = self.engine
+        eng._check(
+            lib.fqt_trainer_init(
+                self._trainer_ptr, eng._session_ptr, params_ptr, self.params_bytes,
+                self._mask, ctypes.byref(opt),
+            ),
+            "fqt_trainer_init",
+        )  # fmt: skip
+        eng._check(
+            lib.fqt_trainer_attach_blob(self._trainer_ptr, eng._model_ptr, eng._blob.ctypes.data),
+            "fqt_trainer_attach_blob",
+        )
+        self._softmax_at_end = model.layers[-1].op.name == "SOFTMAX"
+        self._sm = None
+        if not self._softmax_at_end:
+            from .prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS as IB
+            from .quant import calculate_input_radius, preprocess_softmax_scaling
+
+            s_out = float(model.output_tensor.quant.scale[0])
+            m, s = preprocess_softmax_scaling(1.0, s_out, IB)
+            self._sm = (m, s, -calculate_input_radius(IB, s))
+        self._counters_cls = Counters
+
+    # --- state ------------------------------------------------------------------------
+    @property
+    def blob(self) -> bytes:
+        """The engine's blob with the trained parameters (CRC refreshed)."""
+        return bytes(self.engine._blob[: self._blob_len])
+
+    @property
+    def model(self):
+        from .blob import read_blob
+
+        return read_blob(self.blob)[0]
+
+    @property
+    def counters(self):
+        raw = _TrainCounters()
+        self._lib.fqt_trainer_counters(self._trainer_ptr, ctypes.byref(raw))
+        return self._counters_cls(
+            int(raw.samples), int(raw.updates), int(raw.forward_macs),
+            int(raw.backward_macs), int(raw.backward_macs_full),
+        )  # fmt: skip
+
+    # --- training -----------------------------------------------------------------------
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Samples in order (the update runs every `batch` samples): per-sample reported
+        loss and predicted class."""
+        xs = np.asarray(x)
+        n_in = int(self.engine._tensors[self.engine.input_index].byte_size)
+        xs = np.ascontiguousarray(xs.reshape(-1, n_in), dtype=np.int8)
+        ys = np.asarray(y, np.int64).reshape(-1)
+        losses = np.zeros(len(xs))
+        preds = np.zeros(len(xs), np.int64)
+        loss, pred = ctypes.c_uint32(), ctypes.c_uint32()
+        for i in range(len(xs)):
+            status = self._lib.fqt_trainer_step(
+                self._trainer_ptr, xs[i].ctypes.data, int(ys[i]), ctypes.byref(loss),
+                ctypes.byref(pred),
+            )  # fmt: skip
+            self.engine._check(status, "fqt_trainer_step")
+            losses[i] = loss.value / 1e6
+            preds[i] = pred.value
+        return losses, preds
+
+    def flush(self) -> None:
+        self.engine._check(self._lib.fqt_trainer_flush(self._trainer_ptr), "fqt_trainer_flush")
+
+    def probabilities(self, xs: np.ndarray) -> np.ndarray:
+        out = self.engine.infer_batch(np.asarray(xs, np.int8))
+        out = out.reshape(len(out), -1)
+        if self._sm is None:
+            return out
+        from .golden.softmax import softmax_forward
+
+        m, s, dmin = self._sm
+        return softmax_forward(out, input_multiplier=m, input_left_shift=s, diff_min=dmin)
+
+    def evaluate(self, xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
+        from .golden.loss import cross_entropy
+
+        p = self.probabilities(xs)
+        ys = np.asarray(ys, np.int64).reshape(-1)
+        return float(np.mean(p.argmax(axis=1) == ys)), float(np.mean(cross_entropy(p, ys)))
+
+    def run_epochs(self, xs, ys, epochs, *, val=None, shuffle=True, callback=None):
+        from .golden.trainer import Trainer
+
+        return Trainer.run_epochs(self, xs, ys, epochs, val=val, shuffle=shuffle, callback=callback)  # type: ignore[arg-type]
+
+
+def train(model, xs, ys, *, epochs, trainable=None, config=None, val=None):
+    """fqt.golden.trainer.train on the C engine."""
+    t = NativeTrainer(model, trainable, config)
+    return t, t.run_epochs(xs, ys, epochs, val=val)

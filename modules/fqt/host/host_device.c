@@ -4,10 +4,12 @@
  *
  *     fqt_host_device [--arena BYTES] [--samples BYTES] [--model-buffer BYTES]
  *                     [--flash FILE] [--slot BYTES] [--model BLOB] [--progress-ms MS]
+ *                     [--params BYTES]
  *
  * --model is the "built-in" model (`fqt load builtin`; loaded at start); --flash is a file
  * standing in for the two flash slots (erased bytes are 0xFF; a short file reads as a
- * failed read). Jobs run one sample per loop turn while stdin is polled, as the Zephyr
+ * failed read). --params is the training params pool (trainable weights, gradients and
+ * per-channel state; 0 leaves the training engine out). Jobs run one sample per loop turn while stdin is polled, as the Zephyr
  * service thread does between shell messages.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,6 +25,7 @@
 
 #include "fqt/fqt.h"
 #include "fqt/service.h"
+#include "fqt/service_trainer.h"
 
 #define LINE_MAX_BYTES 4096
 
@@ -133,7 +136,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: fqt_host_device [--arena BYTES] [--samples BYTES] "
 			"[--model-buffer BYTES] [--flash FILE] [--slot BYTES] [--model BLOB] "
-			"[--progress-ms MS]\n");
+			"[--progress-ms MS] [--params BYTES]\n");
 }
 
 int main(int argc, char **argv)
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
 	size_t model_buffer_size = 512u * 1024u;
 	size_t slot_size = 256u * 1024u;
 	size_t progress_ms = 500u;
+	size_t params_size = 0u; /* no training engine unless --params is given */
 	const char *flash_path = NULL;
 	const char *model_path = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -159,6 +163,8 @@ int main(int argc, char **argv)
 			target = &slot_size;
 		} else if (strcmp(a, "--progress-ms") == 0) {
 			target = &progress_ms;
+		} else if (strcmp(a, "--params") == 0) {
+			target = &params_size;
 		} else if (strcmp(a, "--flash") == 0 && v != NULL) {
 			flash_path = v;
 			i++;
@@ -223,7 +229,15 @@ int main(int argc, char **argv)
 	cfg.builtin_blob = builtin;
 	cfg.builtin_blob_size = builtin_size;
 	cfg.storage = flash_path != NULL ? &storage : NULL;
-	cfg.trainer = NULL; /* the C training engine is not built yet */
+	/* The training engine: trainable weights and their state in the params pool. */
+	static fqt_service_trainer service_trainer;
+	static fqt_trainer_ops trainer_ops;
+	uint8_t *params = params_size > 0u ? aligned_zalloc(params_size) : NULL;
+	cfg.trainer = NULL;
+	if (params != NULL &&
+	    fqt_service_trainer_init(&service_trainer, params, params_size, &trainer_ops) == FQT_OK) {
+		cfg.trainer = &trainer_ops;
+	}
 	cfg.clock_ms = clock_ms;
 	cfg.progress_interval_ms = (uint32_t)progress_ms;
 

@@ -24,6 +24,11 @@ size_t fqt_trainer_struct_size(void)
 	return sizeof(fqt_trainer);
 }
 
+void fqt_trainer_counters(const fqt_trainer *t, fqt_train_counters *out)
+{
+	*out = t->counters;
+}
+
 void fqt_train_options_default(fqt_train_options *opt)
 {
 	memset(opt, 0, sizeof(*opt));
@@ -1021,7 +1026,6 @@ static fqt_status update(fqt_trainer *t)
 	for (uint32_t i = 0; i < t->n_train; ++i) {
 		any |= t->layers[i].count != 0u;
 	}
-	t->counters.samples += 0u;
 	if (!any) {
 		return FQT_OK;
 	}

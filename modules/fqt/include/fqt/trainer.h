@@ -128,6 +128,9 @@ fqt_status fqt_trainer_sync_blob(fqt_trainer *t);
 
 size_t fqt_trainer_struct_size(void);
 
+/* Samples, updates and MAC counters (forward / backward) since init. */
+void fqt_trainer_counters(const fqt_trainer *t, fqt_train_counters *out);
+
 /* ---- the pieces, exposed for tests ---------------------------------------------------- */
 /* xorshift32: state from seed, next draw. */
 uint32_t fqt_prng_seed(uint32_t seed);

@@ -12,7 +12,9 @@
 #include <zephyr/shell/shell.h>
 
 #include <fqt/service.h>
+#include <fqt/service_trainer.h>
 #include <fqt/zephyr/pools.h>
+#include <fqt/zephyr/storage.h>
 
 LOG_MODULE_REGISTER(fqt, CONFIG_FQT_LOG_LEVEL);
 
@@ -31,6 +33,12 @@ struct fqt_job {
 };
 
 static uint8_t sample_store[CONFIG_FQT_SAMPLE_STORE_SIZE] __aligned(4);
+/* Pushed and restored blobs (two halves); the trainer updates the active one in place. */
+static uint8_t model_buffer[CONFIG_FQT_MODEL_BUFFER_SIZE] __aligned(4);
+/* The training engine: trainable weights, gradients and per-channel state in the params
+ * pool. */
+static fqt_service_trainer service_trainer;
+static fqt_trainer_ops trainer_ops;
 static fqt_service service;
 static struct fqt_job job;
 static const struct shell *progress_shell; /* where a job's progress lines go */
@@ -67,13 +75,17 @@ static int service_start(void)
 	cfg.arena_size = arena->size;
 	cfg.sample_buffer = sample_store;
 	cfg.sample_buffer_size = sizeof(sample_store);
-	/* Pushed and restored blobs live in the params pool until training needs it. */
-	cfg.model_buffer = params->base;
-	cfg.model_buffer_size = params->size;
+	cfg.model_buffer = model_buffer;
+	cfg.model_buffer_size = sizeof(model_buffer);
+	if (fqt_service_trainer_init(&service_trainer, params->base, params->size,
+				     &trainer_ops) == FQT_OK) {
+		cfg.trainer = &trainer_ops;
+	}
 #ifdef FQT_BUILTIN_MODEL
 	cfg.builtin_blob = FQT_BUILTIN_MODEL;
 	cfg.builtin_blob_size = FQT_BUILTIN_MODEL_LEN;
 #endif
+	cfg.storage = fqt_zephyr_storage(); /* NULL: save/restore answer "no storage" */
 	cfg.clock_ms = clock_ms;
 	cfg.progress_interval_ms = CONFIG_FQT_PROGRESS_INTERVAL_MS;
 	fqt_status st = fqt_service_init(&service, &cfg);
@@ -82,9 +94,9 @@ static int service_start(void)
 		LOG_ERR("fqt service init: %s", fqt_status_str(st));
 		return -EINVAL;
 	}
-	LOG_INF("fqt service: arena %u B, params %u B, sample store %u B",
+	LOG_INF("fqt service: arena %u B, params %u B, sample store %u B, model buffer %u B",
 		(unsigned int)arena->size, (unsigned int)params->size,
-		(unsigned int)sizeof(sample_store));
+		(unsigned int)sizeof(sample_store), (unsigned int)sizeof(model_buffer));
 	return 0;
 }
 

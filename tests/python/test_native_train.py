@@ -1,0 +1,257 @@
+"""The C trainer (src/trainer.c through fqt.native.NativeTrainer) against the golden
+model, byte for byte (docs/training-semantics.md): after the same samples, seed and
+options, every trainable weight, bias, quantization scale and output multiplier/shift is
+identical, the MAC counters are equal, and the memory the C trainer needs is the import's
+plan (scripts/fqt/plan.py training_arena / training_params)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FIXTURE_MODELS
+from fqt.golden.trainer import TrainConfig, Trainer
+from fqt.plan import WEIGHTED_OPS, plan_memory
+from fqt.prepare import prepare
+from fqt.tflite_import import load_tflite
+from test_native import native_lib  # noqa: F401  (the session fixture building libfqt.so)
+
+DIGITS = FIXTURE_MODELS / "digits_cnn.tflite"
+MODELS = [
+    "digits_cnn",  # conv, max pool, avg pool, reshape, per-channel FC, softmax
+    "dscnn_tiny",  # conv, depthwise (multiplier 1), avg pool, FC
+    "residual_add",  # ADD, no softmax at the end (the golden stops at ADD(input, .))
+    "residual_add_swapped",  # the same with the last ADD's inputs swapped: errors reach
+    # both ADD branches and a tensor with two consumers
+    "conv_per_tensor",  # per-tensor conv and per-tensor FC
+    "dw_dm2_same_relu_stride1",  # depthwise, multiplier 2, RELU
+    "dw_dm2_valid_relu6_stride2",  # depthwise, multiplier 2, RELU6, stride 2
+    "fc_relu_relu6_none",  # FC chain with fused RELU / RELU6
+]
+CONFIGS = {
+    "sr-dyn-b3": dict(batch=3, seed=5),
+    "nearest-dyn-b1": dict(batch=1, stochastic_rounding=False, seed=2),
+    "sr-fixed-b4-lam05": dict(batch=4, error_scaling="fixed", lambda_min=0.5, seed=9),
+    "nearest-fixed-b1-lam01": dict(
+        batch=1, stochastic_rounding=False, error_scaling="fixed", lambda_min=0.1
+    ),
+    "sr-dyn-b5-lam01": dict(batch=5, lambda_min=0.1, seed=11, lr=0.05),
+    "sr-dyn-b2-lam05-nocenter": dict(batch=2, lambda_min=0.5, center=False, seed=3),
+}
+
+
+def _load(name: str):
+    swapped = name.endswith("_swapped")
+    m = load_tflite(FIXTURE_MODELS / f"{name.removesuffix('_swapped')}.tflite")
+    if swapped:
+        # The golden model propagates through ADD only when its first input needs an
+        # error (docs/training-semantics.md 1.4.4); residual_add's last ADD has the model
+        # input first, which would stop the backward there.
+        last = m.layers[-1]
+        last.inputs = [last.inputs[1], last.inputs[0], *last.inputs[2:]]
+    prepare(m)
+    return m
+
+
+def _all_weighted(m) -> set[int]:
+    return {layer.index for layer in m.layers if layer.op in WEIGHTED_OPS}
+
+
+def _assert_same(golden: Trainer, native, where: str) -> None:
+    gm, nm = golden.model, native.model
+    for li in golden.trainable:
+        layer = gm.layers[li]
+        for ti in layer.inputs[1:3]:
+            if ti < 0:
+                continue
+            a, b = gm.tensors[ti], nm.tensors[ti]
+            np.testing.assert_array_equal(b.data, a.data, err_msg=f"{where} layer {li} {a.name}")
+            assert np.float32(b.quant.scale).tobytes() == np.float32(a.quant.scale).tobytes(), (
+                f"{where} layer {li} {a.name} scales"
+            )
+        pa, pb = gm.params[li], nm.params[li]
+        np.testing.assert_array_equal(pb.output_multiplier, pa.output_multiplier, err_msg=where)
+        np.testing.assert_array_equal(pb.output_shift, pa.output_shift, err_msg=where)
+    assert native.counters.as_dict() == golden.counters.as_dict(), where
+
+
+@pytest.mark.parametrize("cfg", list(CONFIGS), ids=list(CONFIGS))
+@pytest.mark.parametrize("name", MODELS)
+def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # noqa: F811
+    from fqt.native import NativeTrainer
+
+    m = _load(name)
+    trainable = _all_weighted(m)
+    config = TrainConfig(**CONFIGS[cfg])
+    golden = Trainer(copy.deepcopy(m), trainable, config)
+    native = NativeTrainer(copy.deepcopy(m), trainable, config, library=native_lib)
+    rng = np.random.default_rng(len(name) * 7 + len(cfg))
+    n = 13
+    xs = rng.integers(-128, 128, (n, *m.input_tensor.shape[1:]), dtype=np.int8)
+    ys = rng.integers(0, m.output_tensor.shape[-1], n)
+    # In two calls (a mini-batch spans them), then the end-of-epoch flush.
+    for part in (slice(0, 6), slice(6, n)):
+        _, gp = golden.train_step(xs[part], ys[part])
+        _, npred = native.train_step(xs[part], ys[part])
+        np.testing.assert_array_equal(npred, gp)
+        _assert_same(golden, native, f"{name} {cfg} after {part.stop} samples")
+    golden.flush()
+    native.flush()
+    _assert_same(golden, native, f"{name} {cfg} after flush")
+    if name != "residual_add":
+        assert golden.counters.updates > 0 and golden.counters.backward_macs > 0
+    if config.lambda_min < 1.0:
+        assert native.counters.backward_macs <= native.counters.backward_macs_full
+    # The memory plan of the import is what the C trainer asks for.
+    plan = plan_memory(m, trainable)
+    assert (native.arena_bytes, native.params_bytes) == (plan.training_arena, plan.training_params)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_memory_plan_each_trainable_set(name: str, native_lib) -> None:  # noqa: F811
+    from fqt.blob import write_blob
+    from fqt.native import training_memory
+
+    m = _load(name)
+    weighted = sorted(_all_weighted(m))
+    sets = [{li} for li in weighted] + [set(weighted), set(weighted[-2:])]
+    for tr in sets:
+        plan = plan_memory(m, tr)
+        got = training_memory(write_blob(m, tr), tr, native_lib)
+        assert got == (plan.training_arena, plan.training_params), (name, sorted(tr))
+
+
+def test_partial_updates_save_macs(native_lib) -> None:  # noqa: F811
+    from fqt.native import NativeTrainer
+
+    m = _load("digits_cnn")
+    config = TrainConfig(batch=4, lambda_min=0.1, seed=1)
+    native = NativeTrainer(m, _all_weighted(m), config, library=native_lib)
+    rng = np.random.default_rng(0)
+    xs = rng.integers(-128, 128, (16, 1, 8, 8, 1), dtype=np.int8)
+    native.train_step(xs, rng.integers(0, 10, 16))
+    c = native.counters
+    assert c.backward_macs < c.backward_macs_full
+
+
+@pytest.fixture(scope="module")
+def digits():
+    datasets = pytest.importorskip("sklearn.datasets")
+    from sklearn.model_selection import train_test_split
+
+    d = datasets.load_digits()
+    xtr, xte, ytr, yte = train_test_split(
+        d.images / 16.0, d.target, test_size=0.2, random_state=0, stratify=d.target
+    )
+    t = load_tflite(DIGITS).input_tensor
+
+    def q(x):
+        v = np.clip(np.round(x / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
+        return v.astype(np.int8).reshape(-1, 1, 8, 8, 1)
+
+    return q(xtr), ytr, q(xte), yte
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(batch=16, lr=0.002, lambda_min=0.5, seed=7),
+        dict(batch=1, lr=0.001, stochastic_rounding=False, error_scaling="fixed", seed=3),
+    ],
+    ids=["sr-b16-lam05", "nearest-fixed-b1"],
+)
+def test_digits_epochs_all_layers(digits, opts, native_lib) -> None:  # noqa: F811
+    from fqt.native import NativeTrainer
+
+    xtr, ytr, xte, yte = digits
+    m = load_tflite(DIGITS)
+    prepare(m)
+    trainable = _all_weighted(m)
+    config = TrainConfig(**opts)
+    golden = Trainer(copy.deepcopy(m), trainable, config)
+    native = NativeTrainer(copy.deepcopy(m), trainable, config, library=native_lib)
+    n = 600 if opts["batch"] == 1 else len(xtr)
+    epochs = 2 if opts["batch"] == 1 else 3
+    gh = golden.run_epochs(xtr[:n], ytr[:n], epochs)
+    nh = native.run_epochs(xtr[:n], ytr[:n], epochs)
+    _assert_same(golden, native, f"digits {opts}")
+    assert [r.train_accuracy for r in nh] == [r.train_accuracy for r in gh]
+    g_acc, _ = golden.evaluate(xte, yte)
+    n_acc, _ = native.evaluate(xte, yte)
+    assert n_acc == g_acc
+    if opts["batch"] > 1:
+        assert n_acc > 0.8
+
+
+def test_fqt_train_native_tflm(digits, tmp_path: Path, capsys, native_lib, monkeypatch) -> None:  # noqa: F811
+    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    from fqt.cli import main
+    from fqt.native import NativeEngine
+
+    monkeypatch.setenv("FQT_NATIVE_LIB", str(native_lib))
+    xtr, ytr, xte, yte = digits
+    data = tmp_path / "d.npz"
+    np.savez(data, x=xtr[:256], y=ytr[:256])
+    val = tmp_path / "v.npz"
+    np.savez(val, x=xte, y=yte)
+    outs = {}
+    for engine in ("native", "golden"):
+        out = tmp_path / f"{engine}.tflite"
+        rc = main([
+            "train", str(DIGITS), "--data", str(data), "--val", str(val), "--epochs", "1",
+            "--batch", "16", "--lr", "0.002", "--trainable", "all", "--lambda-min", "0.5",
+            "--seed", "7", "-o", str(out), "--json", "--engine", engine,
+        ])  # fmt: skip
+        assert rc == 0
+        outs[engine] = (out, json.loads(capsys.readouterr().out))
+    out, summary = outs["native"]
+    assert out.read_bytes() == outs["golden"][0].read_bytes()
+    for k in ("forward_macs", "backward_macs", "backward_macs_full", "updates"):
+        assert summary[k] == outs["golden"][1][k]
+    assert summary["backward_macs"] < summary["backward_macs_full"]
+    # TFLM on the exported file == the native engine on the trained blob.
+    from fqt.blob import write_blob
+
+    trained = load_tflite(out)
+    prepare(trained)
+    eng = NativeEngine(write_blob(trained), library=native_lib)
+    it = runtime.Interpreter.from_file(str(out))
+    for x in xte[:50]:
+        it.set_input(x, 0)
+        it.invoke()
+        np.testing.assert_array_equal(
+            np.asarray(it.get_output(0)).reshape(-1), eng.infer(x).reshape(-1)
+        )
+
+
+def test_host_device_trains_and_exports(digits, tmp_path: Path) -> None:
+    """`train start` on fqt_host_device (--params) updates the RAM blob in place: the
+    exported blob is valid (CRC refreshed), differs from the pushed one, and the device's
+    predictions equal the C engine's on the exported blob."""
+    from fqt.blob import read_blob, write_blob
+    from fqt.device import Device
+    from fqt.native import NativeEngine
+
+    exe = FIXTURE_MODELS.parents[2] / "build" / "host" / "fqt_host_device"
+    if not exe.exists():
+        pytest.skip("fqt_host_device is not built")
+    xtr, ytr, xte, _ = digits
+    m = load_tflite(DIGITS)
+    prepare(m)
+    blob = write_blob(m, _all_weighted(m))
+    with Device.open(f"cmd:{exe} --params 65536", timeout=10.0) as dev:
+        assert dev.info()["trainer"] == "built"
+        dev.push_blob(blob)
+        dev.push_samples(xtr[:64], ytr[:64])
+        dev.command("train", "start", "2", "0.005", "8", "0.5", "3", "all")
+        dev.wait_event("done train", timeout=120.0)
+        trained = dev.pull_blob()
+        read_blob(trained)  # validates the CRC and every field
+        assert trained != blob
+        eng = NativeEngine(trained)
+        for i in range(5):
+            _, out = dev.predict_input(xte[i])
+            np.testing.assert_array_equal(out.reshape(-1), eng.infer(xte[i]).reshape(-1))
