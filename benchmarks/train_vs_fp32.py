@@ -32,7 +32,7 @@ Reported per task: test accuracy (int8 fqt, fp32, gap), peak training RAM (fqt:
 plan_memory(...).training_total; fp32: fp32_training_memory below, the fp32 analogue of
 the same plan), MACs per sample (forward; backward from the golden trainer's counters,
 fp32 backward = the same full backward count), partial updates at lambda_min 1.0/0.5/0.1
-and, on digits and kws, an ablation of the trainer's options. Full mode takes about 13
+and, on digits and kws, an ablation of the trainer's options. Full mode takes about 10
 minutes on two busy cores, --quick under 2.
 
     .venv/bin/pip install torch==2.13.0

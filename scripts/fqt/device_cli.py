@@ -150,22 +150,24 @@ def _kv(line: str) -> dict[str, str]:
 def run_train_device(args: argparse.Namespace) -> int:
     rows: list[dict[str, float]] = []
     with _open(args) as dev:
-        if args.data:
-            x, y = _device_dataset(args.data, dev.info(), args.model)
-            dev.command("data", "clear")
-            dev.push_samples(x, y, progress=_progress_bar("push"))
-        dev.command(
-            "train",
-            "start",
-            args.epochs,
-            f"{args.lr:.6f}",
-            args.batch,
-            f"{args.lambda_min:.6f}",
-            args.seed,
-            args.trainable,
-        )
-        t0 = time.monotonic()
+        started = False
         try:
+            if args.data:
+                x, y = _device_dataset(args.data, dev.info(), args.model)
+                dev.command("data", "clear")
+                dev.push_samples(x, y, progress=_progress_bar("push"))
+            started = True  # from here on a Ctrl-C may find the job running
+            dev.command(
+                "train",
+                "start",
+                args.epochs,
+                f"{args.lr:.6f}",
+                args.batch,
+                f"{args.lambda_min:.6f}",
+                args.seed,
+                args.trainable,
+            )
+            t0 = time.monotonic()
             for line in dev.events_until(("done train",), args.progress_timeout):
                 kv = _kv(line)
                 if line.startswith(("progress train", "epoch ")):
@@ -182,8 +184,14 @@ def run_train_device(args: argparse.Namespace) -> int:
                 if line.startswith("done train failed"):
                     raise FqtError(line)
         except KeyboardInterrupt:
-            dev.command("train", "stop")
-            print("stopped: `fqt train stop` sent")
+            if not started:
+                print("interrupted before training started: the push was not committed")
+                return 130
+            try:
+                dev.command("train", "stop")
+                print("stopped: `fqt train stop` sent")
+            except FqtError as e:  # e.g. a cmd: device in the terminal's group got it too
+                print(f"interrupted: `fqt train stop` got no answer ({e})")
     if rows:
         with open(args.log, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -17,7 +17,12 @@ import pytest
 from conftest import FIXTURE_MODELS
 from fqt.cli import load_model, main
 from fqt.golden.add import add_backward
-from fqt.golden.common import activation_backward, align_errors, quantize_error
+from fqt.golden.common import (
+    activation_backward,
+    align_errors,
+    combine_errors,
+    quantize_error,
+)
 from fqt.golden.conv2d import conv2d_backward_input, conv2d_backward_weights
 from fqt.golden.depthwise_conv2d import (
     depthwise_conv2d_backward_input,
@@ -219,6 +224,28 @@ def test_reshape_add_relu_and_alignment() -> None:
     s, sx = align_errors([(np.array([[100]], np.int8), np.array([0])),
                           (np.array([[100]], np.int8), np.array([-2]))])  # fmt: skip
     assert _real(s, sx)[0, 0] == 125
+
+
+def test_several_consumers_fold_two_at_a_time() -> None:
+    """Section 2.3: errors are combined two at a time in delivery order (what the C engine
+    does with its one int8 buffer per tensor), not summed all at once."""
+    parts = [
+        (np.array([[127]], np.int8), np.array([0])),
+        (np.array([[2]], np.int8), np.array([0])),
+        (np.array([[-2]], np.int8), np.array([0])),
+    ]
+    s, sx = align_errors(parts)
+    # 127 + 2 = 129 -> r = 1: 65 (64.5 away from zero) at 2^1; then 130 - 2 = 128 -> 64 at 2^1
+    assert (int(s[0, 0]), int(sx[0])) == (64, 1)
+    # (all at once would give 127 at 2^0)
+    s2, sx2 = combine_errors(combine_errors(parts[0], parts[1], "dynamic"), parts[2], "dynamic")
+    assert (s2.tolist(), sx2.tolist()) == (s.tolist(), sx.tolist())
+    # exponents differ per sample; the shift is capped at 24
+    e = np.array([[100], [-100]], np.int8)
+    s, sx = align_errors([(e, np.array([0, 30])), (e, np.array([-2, 0])), (e, np.array([1, 0]))])
+    # sample 0: (100<<2 + 100) at -2 = 500 -> 125 at 0; then 125 + 200 = 325 -> 81 at 2
+    # sample 1: (-100<<24 - 100) at 0 -> RDBPOT by 24 -> -100 at 24; then -100<<24 - 100 again
+    assert s[:, 0].tolist() == [81, -100] and sx.tolist() == [2, 24]
 
 
 def test_quantize_error_rules() -> None:
@@ -428,3 +455,30 @@ def test_trainer_rejects_unweighted_layer() -> None:
     assert m.layers[1].op == OpType.MAX_POOL_2D
     with pytest.raises(ValueError):
         Trainer(m, {1})
+
+
+def _weights(m) -> dict[int, bytes]:
+    from fqt.plan import WEIGHTED_OPS
+
+    return {
+        layer.index: m.tensors[layer.inputs[1]].data.tobytes()
+        for layer in m.layers
+        if layer.op in WEIGHTED_OPS
+    }
+
+
+@pytest.mark.parametrize("name", ["residual_add", "three_consumers"])
+def test_errors_reach_every_branch(name: str) -> None:
+    """residual_add's last ADD has the model input first: the error still reaches its
+    second input (section 5.7), so every weighted layer trains; three_consumers has a tensor
+    with three consumers (a conv and two ADDs) before a wide conv."""
+    m = load_tflite(FIXTURE_MODELS / f"{name}.tflite")
+    prepare(m)
+    before = _weights(m)
+    t = Trainer(m, set(before), TrainConfig(batch=2, seed=1))
+    rng = np.random.default_rng(3)
+    xs = rng.integers(-128, 128, (4, *m.input_tensor.shape[1:]), dtype=np.int8)
+    t.train_step(xs, rng.integers(0, m.output_tensor.shape[-1], 4))
+    after = _weights(m)
+    assert t.counters.updates == 2
+    assert all(after[li] != before[li] for li in before), name

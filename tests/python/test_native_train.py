@@ -23,9 +23,11 @@ DIGITS = FIXTURE_MODELS / "digits_cnn.tflite"
 MODELS = [
     "digits_cnn",  # conv, max pool, avg pool, reshape, per-channel FC, softmax
     "dscnn_tiny",  # conv, depthwise (multiplier 1), avg pool, FC
-    "residual_add",  # ADD, no softmax at the end (the golden stops at ADD(input, .))
-    "residual_add_swapped",  # the same with the last ADD's inputs swapped: errors reach
-    # both ADD branches and a tensor with two consumers
+    "residual_add",  # ADD, no softmax at the end; the last ADD's first input is the model
+    # input, its second the branch that trains (section 5.7); a tensor with two consumers
+    "residual_add_swapped",  # the same with the last ADD's inputs swapped
+    "three_consumers",  # a tensor with three consumers (conv, ADD second, ADD first input)
+    # combined two at a time (section 2.3); a wide conv (input-error fan-out 1152, 5.3)
     "conv_per_tensor",  # per-tensor conv and per-tensor FC
     "dw_dm2_same_relu_stride1",  # depthwise, multiplier 2, RELU
     "dw_dm2_valid_relu6_stride2",  # depthwise, multiplier 2, RELU6, stride 2
@@ -47,9 +49,7 @@ def _load(name: str):
     swapped = name.endswith("_swapped")
     m = load_tflite(FIXTURE_MODELS / f"{name.removesuffix('_swapped')}.tflite")
     if swapped:
-        # The golden model propagates through ADD only when its first input needs an
-        # error (docs/training-semantics.md 1.4.4); residual_add's last ADD has the model
-        # input first, which would stop the backward there.
+        # Both orders must train both branches (docs/training-semantics.md 5.7).
         last = m.layers[-1]
         last.inputs = [last.inputs[1], last.inputs[0], *last.inputs[2:]]
     prepare(m)
@@ -101,13 +101,58 @@ def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # n
     golden.flush()
     native.flush()
     _assert_same(golden, native, f"{name} {cfg} after flush")
-    if name != "residual_add":
-        assert golden.counters.updates > 0 and golden.counters.backward_macs > 0
+    assert golden.counters.updates > 0 and golden.counters.backward_macs > 0
+    # Every weighted layer trained: the errors reached every branch.
+    for li in trainable:
+        w = m.tensors[m.layers[li].inputs[1]].data
+        assert not np.array_equal(golden.model.tensors[m.layers[li].inputs[1]].data, w), li
     if config.lambda_min < 1.0:
         assert native.counters.backward_macs <= native.counters.backward_macs_full
     # The memory plan of the import is what the C trainer asks for.
     plan = plan_memory(m, trainable)
     assert (native.arena_bytes, native.params_bytes) == (plan.training_arena, plan.training_params)
+
+
+@pytest.mark.parametrize("cfg", ["nearest-dyn-b1", "sr-fixed-b4-lam05"])
+def test_input_error_past_int32(cfg: str, native_lib, monkeypatch) -> None:  # noqa: F811
+    """Section 5.3: the input error of the wide conv of three_consumers (fan-out 1152) with
+    every weight at 127 and a uniform output error leaves int32; C's exact int64 path and the
+    golden int64 accumulator agree byte for byte."""
+    from fqt.golden import conv2d as golden_conv
+    from fqt.native import NativeTrainer
+
+    m = _load("three_consumers")
+    wide, fc = m.layers[4], m.layers[7]
+    assert m.tensors[m.layers[4].output].shape[-1] == 128
+    w = m.tensors[wide.inputs[1]]
+    w.data = np.full(w.shape, 127, np.int8)
+    w.quant.scale = np.full(len(w.quant.scale), 0.99 / 128, np.float32)
+    f = m.tensors[fc.inputs[1]]
+    f.data = np.full(f.shape, -127, np.int8)
+    f.data[0] = 127  # uniform error at the flattened input, of the sign of class 0's
+    prepare(m)
+    peak = []
+    real = golden_conv.quantize_error
+
+    def spy(acc, base, mode="dynamic"):
+        peak.append(int(np.abs(np.asarray(acc, np.int64)).max(initial=0)))
+        return real(acc, base, mode)
+
+    monkeypatch.setattr(golden_conv, "quantize_error", spy)
+    trainable = _all_weighted(m)
+    config = TrainConfig(**CONFIGS[cfg])
+    golden = Trainer(copy.deepcopy(m), trainable, config)
+    native = NativeTrainer(copy.deepcopy(m), trainable, config, library=native_lib)
+    rng = np.random.default_rng(4)
+    xs = rng.integers(-128, 128, (6, *m.input_tensor.shape[1:]), dtype=np.int8)
+    ys = rng.integers(1, 5, 6)
+    _, gp = golden.train_step(xs, ys)
+    _, npred = native.train_step(xs, ys)
+    golden.flush()
+    native.flush()
+    np.testing.assert_array_equal(npred, gp)
+    _assert_same(golden, native, f"wide {cfg}")
+    assert max(peak) > 2**31  # the case exercised is past int32
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -8,6 +8,16 @@
 #include "fqt/session.h"
 #include "fqt_internal.h"
 
+/* Zephyr builds with CONFIG_FQT_CMSIS_NN run the forward pass of CONV_2D,
+ * DEPTHWISE_CONV_2D and FULLY_CONNECTED through CMSIS-NN where it is bit-exact
+ * (src/cmsis_nn/); the portable core never depends on it. */
+#if defined(CONFIG_FQT_CMSIS_NN)
+#include "cmsis_nn/fqt_cmsis_nn.h"
+#define FQT_USE_CMSIS_NN 1
+#else
+#define FQT_USE_CMSIS_NN 0
+#endif
+
 size_t fqt_session_struct_size(void)
 {
 	return sizeof(fqt_session);
@@ -45,11 +55,6 @@ static uint8_t *buffer_data(const fqt_session *s, int32_t buffer)
 	return s->arena + s->model->inference_buffers[buffer].offset;
 }
 
-static int8_t *activation(const fqt_session *s, int32_t tensor)
-{
-	return (int8_t *)buffer_data(s, fqt_model_buffer_of_tensor(s->model, (uint32_t)tensor));
-}
-
 fqt_status fqt_session_input(fqt_session *session, int8_t **data, size_t *size)
 {
 	if (session == NULL || session->model == NULL || data == NULL || size == NULL) {
@@ -74,117 +79,206 @@ fqt_status fqt_session_set_input(fqt_session *session, const int8_t *data, size_
 
 static int buffer_intact(const fqt_session *s, int32_t b);
 
-static fqt_dims dims_of(const fqt_tensor *t)
+/*
+ * A layer run reads only the record fields its kernel needs, straight from the blob:
+ * no whole-record decode, nothing cached per layer. The model was validated by
+ * fqt_model_load(), and its records lie 4-aligned in a 4-aligned blob, so 32-bit fields
+ * are read as aligned native words (the core is little-endian only, fqt_internal.h).
+ */
+static inline const uint8_t *layer_rec(const fqt_model *m, uint32_t index)
 {
-	const fqt_dims d = {t->shape[0], t->shape[1], t->shape[2], t->shape[3]};
+	return m->layer_table + (size_t)index * FQT_BLOB_LAYER_RECORD_SIZE;
+}
+
+static inline const uint8_t *tensor_rec(const fqt_model *m, int32_t index)
+{
+	return m->tensor_table + (size_t)index * FQT_BLOB_TENSOR_RECORD_SIZE;
+}
+
+static inline int32_t rec_i16(const uint8_t *r, unsigned off)
+{
+	return *(const int16_t *)(const void *)(r + off);
+}
+
+static inline int32_t rec_i32(const uint8_t *r, unsigned off)
+{
+	return *(const int32_t *)(const void *)(r + off);
+}
+
+/* An array of the data section whose offset is the record's field at `off`. */
+static inline const void *rec_array(const fqt_model *m, const uint8_t *r, unsigned off)
+{
+	return m->data + *(const uint32_t *)(const void *)(r + off);
+}
+
+static inline int32_t tensor_zero_point(const fqt_model *m, const uint8_t *t)
+{
+	return *(const int32_t *)rec_array(m, t, FQT_TREC_ZERO_POINT_OFFSET);
+}
+
+static inline fqt_dims tensor_dims(const uint8_t *t)
+{
+	const fqt_dims d = {rec_i32(t, FQT_TREC_SHAPE), rec_i32(t, FQT_TREC_SHAPE + 4),
+			    rec_i32(t, FQT_TREC_SHAPE + 8), rec_i32(t, FQT_TREC_SHAPE + 12)};
 	return d;
 }
 
-static fqt_status run_layer(fqt_session *s, uint32_t index)
+/* The plan buffer of activation `tensor` read by layer `index`: written by an earlier
+ * layer (buffer l + 1 is layer l's output) or the model input (buffer 0). Searched
+ * backwards: most layers read the previous layer's output. */
+static inline int32_t input_buffer(const fqt_model *m, uint32_t index, int32_t tensor)
+{
+	int32_t b = (int32_t)index;
+	while (b > 0 && m->inference_buffers[b].tensor != (uint32_t)tensor) {
+		--b;
+	}
+	return b;
+}
+
+static fqt_status run_layer(fqt_session *s, uint32_t index, uint64_t *macs)
 {
 	const fqt_model *m = s->model;
-	fqt_layer l;
-	fqt_tensor in;
-	fqt_tensor out;
-	fqt_tensor w;
-	fqt_decode_layer(m, index, &l);
-	fqt_decode_tensor(m, (uint32_t)l.input[0], &in);
-	fqt_decode_tensor(m, (uint32_t)l.output, &out);
-	const int8_t *x = activation(s, l.input[0]);
-	int8_t *y = activation(s, l.output);
-	const int32_t input_offset = -in.zero_points[0];
-	const int32_t output_offset = out.zero_points[0];
+	const uint8_t *r = layer_rec(m, index);
+	const uint8_t op = r[FQT_LREC_OP];
+	const int32_t in_tensor = rec_i16(r, FQT_LREC_TENSORS);
+	const fqt_plan_buffer *out_buf = &m->inference_buffers[index + 1u];
+	const int8_t *x = (const int8_t *)buffer_data(s, input_buffer(m, index, in_tensor));
+	int8_t *y = (int8_t *)(s->arena + out_buf->offset);
+	const uint32_t out_elements = out_buf->size; /* int8 activations: bytes = elements */
 
-	switch (l.op) {
+	if (op == FQT_OP_RESHAPE) {
+		return fqt_reshape_forward(x, out_elements, y);
+	}
+	const uint8_t *ti = tensor_rec(m, in_tensor);
+	const uint8_t *to = tensor_rec(m, rec_i16(r, FQT_LREC_TENSORS + 6));
+	const int32_t input_offset = -tensor_zero_point(m, ti);
+	const int32_t output_offset = tensor_zero_point(m, to);
+	const int32_t act_min = rec_i32(r, FQT_LREC_ACT_MIN);
+	const int32_t act_max = rec_i32(r, FQT_LREC_ACT_MAX);
+
+	switch (op) {
 	case FQT_OP_CONV_2D:
 	case FQT_OP_DEPTHWISE_CONV_2D:
 	case FQT_OP_FULLY_CONNECTED: {
-		fqt_decode_tensor(m, (uint32_t)l.input[1], &w);
-		const int32_t *bias = NULL;
-		if (l.input[2] >= 0) {
-			fqt_tensor b;
-			fqt_decode_tensor(m, (uint32_t)l.input[2], &b);
-			bias = (const int32_t *)b.data;
+		const uint8_t *tw = tensor_rec(m, rec_i16(r, FQT_LREC_TENSORS + 2));
+		const int8_t *w = (const int8_t *)rec_array(m, tw, FQT_TREC_DATA_OFFSET);
+		const int32_t bias_tensor = rec_i16(r, FQT_LREC_TENSORS + 4);
+		const int32_t *bias =
+			bias_tensor < 0 ? NULL
+					: (const int32_t *)rec_array(m, tensor_rec(m, bias_tensor),
+								     FQT_TREC_DATA_OFFSET);
+		const fqt_requant requant = {
+			(const int32_t *)rec_array(m, r, FQT_LREC_MULTIPLIER_OFFSET),
+			(const int32_t *)rec_array(m, r, FQT_LREC_SHIFT_OFFSET),
+			(uint32_t)rec_i32(r, FQT_LREC_CHANNEL_COUNT)};
+		const fqt_dims w_dims = tensor_dims(tw);
+		if (op == FQT_OP_FULLY_CONNECTED) {
+			/* weights [out_depth, accum_depth]; MACs as fqt_model_layer_macs */
+			*macs = (uint64_t)w_dims.n * (uint64_t)w_dims.h;
+			const fqt_fully_connected_params p = {input_offset, output_offset, act_min,
+							      act_max};
+			const int32_t batches = (int32_t)(out_elements / (uint32_t)w_dims.n);
+#if FQT_USE_CMSIS_NN
+			const fqt_status cs = fqt_cmsis_fully_connected(
+				&p, &requant, batches, w_dims.h, w_dims.n, x, w, bias, y,
+				fqt_session_scratch(s));
+			if (cs != FQT_ERR_UNSUPPORTED) {
+				return cs;
+			}
+#endif
+			return fqt_fully_connected_forward(&p, &requant, batches, w_dims.h,
+							   w_dims.n, x, w, bias, y);
 		}
-		const fqt_requant requant = {l.multiplier, l.shift, l.channel_count};
-		if (l.op == FQT_OP_FULLY_CONNECTED) {
-			const fqt_fully_connected_params p = {input_offset, output_offset, l.act_min,
-							      l.act_max};
-			const int32_t out_depth = w.shape[0];
-			const int32_t accum_depth = w.shape[1];
-			const int32_t batches = (int32_t)(out.element_count / (uint32_t)out_depth);
-			return fqt_fully_connected_forward(&p, &requant, batches, accum_depth,
-							   out_depth, x, (const int8_t *)w.data, bias,
-							   y);
-		}
+		const fqt_dims in_dims = tensor_dims(ti);
+		const fqt_dims out_dims = tensor_dims(to);
 		const fqt_conv_params p = {
 			.input_offset = input_offset,
 			.output_offset = output_offset,
-			.stride_h = l.stride_h,
-			.stride_w = l.stride_w,
-			.dilation_h = l.dilation_h,
-			.dilation_w = l.dilation_w,
-			.pad_h = l.pad_h,
-			.pad_w = l.pad_w,
-			.depth_multiplier = out.shape[3] / in.shape[3], /* the record may hold 1 */
-			.act_min = l.act_min,
-			.act_max = l.act_max,
+			.stride_h = rec_i16(r, FQT_LREC_STRIDE_H),
+			.stride_w = rec_i16(r, FQT_LREC_STRIDE_W),
+			.dilation_h = rec_i16(r, FQT_LREC_DILATION_H),
+			.dilation_w = rec_i16(r, FQT_LREC_DILATION_W),
+			.pad_h = rec_i16(r, FQT_LREC_PAD_H),
+			.pad_w = rec_i16(r, FQT_LREC_PAD_W),
+			.depth_multiplier = out_dims.c / in_dims.c, /* the record may hold 1 */
+			.act_min = act_min,
+			.act_max = act_max,
 		};
-		const fqt_dims in_dims = dims_of(&in);
-		const fqt_dims w_dims = dims_of(&w);
-		const fqt_dims out_dims = dims_of(&out);
-		if (l.op == FQT_OP_CONV_2D) {
-			return fqt_conv2d_forward(&p, &requant, &in_dims, x, &w_dims,
-						  (const int8_t *)w.data, bias, &out_dims, y);
+		if (op == FQT_OP_CONV_2D) {
+			*macs = (uint64_t)out_elements * (uint64_t)w_dims.h * (uint64_t)w_dims.w *
+				(uint64_t)w_dims.c;
+#if FQT_USE_CMSIS_NN
+			const fqt_status cs = fqt_cmsis_conv2d(&p, &requant, &in_dims, x, &w_dims,
+							       w, bias, &out_dims, y,
+							       fqt_session_scratch(s));
+			if (cs != FQT_ERR_UNSUPPORTED) {
+				return cs;
+			}
+#endif
+			return fqt_conv2d_forward(&p, &requant, &in_dims, x, &w_dims, w, bias,
+						  &out_dims, y);
 		}
-		return fqt_depthwise_conv2d_forward(&p, &requant, &in_dims, x, &w_dims,
-						    (const int8_t *)w.data, bias, &out_dims, y);
+		*macs = (uint64_t)out_elements * (uint64_t)w_dims.h * (uint64_t)w_dims.w;
+#if FQT_USE_CMSIS_NN
+		const fqt_status cs = fqt_cmsis_depthwise_conv2d(&p, &requant, &in_dims, x, &w_dims,
+								 w, bias, &out_dims, y,
+								 fqt_session_scratch(s));
+		if (cs != FQT_ERR_UNSUPPORTED) {
+			return cs;
+		}
+#endif
+		return fqt_depthwise_conv2d_forward(&p, &requant, &in_dims, x, &w_dims, w, bias,
+						    &out_dims, y);
 	}
 	case FQT_OP_AVERAGE_POOL_2D:
 	case FQT_OP_MAX_POOL_2D: {
 		const fqt_pool_params p = {
-			.stride_h = l.stride_h,
-			.stride_w = l.stride_w,
-			.filter_h = l.filter_h,
-			.filter_w = l.filter_w,
-			.pad_h = l.pad_h,
-			.pad_w = l.pad_w,
-			.act_min = l.act_min,
-			.act_max = l.act_max,
+			.stride_h = rec_i16(r, FQT_LREC_STRIDE_H),
+			.stride_w = rec_i16(r, FQT_LREC_STRIDE_W),
+			.filter_h = rec_i16(r, FQT_LREC_FILTER_H),
+			.filter_w = rec_i16(r, FQT_LREC_FILTER_W),
+			.pad_h = rec_i16(r, FQT_LREC_PAD_H),
+			.pad_w = rec_i16(r, FQT_LREC_PAD_W),
+			.act_min = act_min,
+			.act_max = act_max,
 		};
-		const fqt_dims in_dims = dims_of(&in);
-		const fqt_dims out_dims = dims_of(&out);
-		if (l.op == FQT_OP_AVERAGE_POOL_2D) {
+		const fqt_dims in_dims = tensor_dims(ti);
+		const fqt_dims out_dims = tensor_dims(to);
+		if (op == FQT_OP_AVERAGE_POOL_2D) {
 			return fqt_average_pool2d_forward(&p, &in_dims, x, &out_dims, y);
 		}
 		return fqt_max_pool2d_forward(&p, &in_dims, x, &out_dims, y);
 	}
 	case FQT_OP_ADD: {
-		fqt_tensor in2;
-		fqt_decode_tensor(m, (uint32_t)l.input[1], &in2);
+		const int32_t in2_tensor = rec_i16(r, FQT_LREC_TENSORS + 2);
 		const fqt_add_params p = {
 			.input1_offset = input_offset,
-			.input2_offset = -in2.zero_points[0],
+			.input2_offset = -tensor_zero_point(m, tensor_rec(m, in2_tensor)),
 			.output_offset = output_offset,
-			.left_shift = l.extras[0],
-			.input1_multiplier = l.extras[1],
-			.input1_shift = l.extras[2],
-			.input2_multiplier = l.extras[3],
-			.input2_shift = l.extras[4],
-			.output_multiplier = l.multiplier[0],
-			.output_shift = l.shift[0],
-			.act_min = l.act_min,
-			.act_max = l.act_max,
+			.left_shift = rec_i32(r, FQT_LREC_EXTRAS),
+			.input1_multiplier = rec_i32(r, FQT_LREC_EXTRAS + 4),
+			.input1_shift = rec_i32(r, FQT_LREC_EXTRAS + 8),
+			.input2_multiplier = rec_i32(r, FQT_LREC_EXTRAS + 12),
+			.input2_shift = rec_i32(r, FQT_LREC_EXTRAS + 16),
+			.output_multiplier =
+				*(const int32_t *)rec_array(m, r, FQT_LREC_MULTIPLIER_OFFSET),
+			.output_shift = *(const int32_t *)rec_array(m, r, FQT_LREC_SHIFT_OFFSET),
+			.act_min = act_min,
+			.act_max = act_max,
 		};
-		return fqt_add_forward(&p, out.element_count, x, activation(s, l.input[1]), y);
+		const int8_t *x2 =
+			(const int8_t *)buffer_data(s, input_buffer(m, index, in2_tensor));
+		return fqt_add_forward(&p, out_elements, x, x2, y);
 	}
 	case FQT_OP_SOFTMAX: {
-		const fqt_softmax_params p = {l.extras[0], l.extras[1], l.extras[2]};
-		const int32_t depth = in.rank == 0u ? 1 : in.shape[in.rank - 1u];
-		return fqt_softmax_forward(&p, in.element_count / (uint32_t)depth, depth, x, y);
+		const fqt_softmax_params p = {rec_i32(r, FQT_LREC_EXTRAS),
+					      rec_i32(r, FQT_LREC_EXTRAS + 4),
+					      rec_i32(r, FQT_LREC_EXTRAS + 8)};
+		const uint32_t rank = ti[FQT_TREC_RANK];
+		const int32_t depth = rank == 0u ? 1 : rec_i32(ti, FQT_TREC_SHAPE + 4u * (rank - 1u));
+		/* input and output have the same element count (checked at load) */
+		return fqt_softmax_forward(&p, out_elements / (uint32_t)depth, depth, x, y);
 	}
-	case FQT_OP_RESHAPE:
-		return fqt_reshape_forward(x, out.byte_size, y);
 	default:
 		return FQT_ERR_ARGUMENT; /* unreachable for a loaded model */
 	}
@@ -209,11 +303,12 @@ fqt_status fqt_session_run_layers(fqt_session *session, uint32_t first, uint32_t
 		return FQT_ERR_STATE; /* layers run in order */
 	}
 	for (uint32_t l = first; l < first + count; ++l) {
-		const fqt_status status = run_layer(session, l);
+		uint64_t macs = 0;
+		const fqt_status status = run_layer(session, l, &macs);
 		if (status != FQT_OK) {
 			return status;
 		}
-		session->macs += fqt_model_layer_macs(session->model, l);
+		session->macs += macs;
 		session->layers_done = (uint16_t)(l + 1u);
 	}
 	if (count > 0u && session->layers_done == n) {

@@ -512,7 +512,10 @@ static fqt_status forward_layer(fqt_trainer *t, uint32_t li)
 }
 
 /* ---- errors ----------------------------------------------------------------------------- */
-/* e1 (in dst, exponent *e1_exp) + e2 (int8 src, or int32 holding int8 values): section 2.3. */
+/* e1 (in dst, exponent *e1_exp) + e2 (int8 src, or int32 holding int8 values): section 2.3.
+ * A tensor with several consumers keeps one int8 error buffer; each delivery after the
+ * first is combined into it here, two at a time in delivery order, for any number of
+ * consumers (the golden align_errors folds the same way). */
 static void combine_errors(const fqt_trainer *t, int8_t *dst, int32_t *e1_exp, const int8_t *src8,
 			   const int32_t *src32, int32_t e2_exp, size_t n)
 {
@@ -609,6 +612,193 @@ static void grad_skipped(const fqt_train_layer *L, const fqt_grad_sink *s, const
 	}
 }
 
+/* ---- error at the input of a weighted layer, section 5.3 ------------------------------- */
+/* The kernels accumulate acc += w * g in int32, exact while no partial sum can leave int32;
+ * past that the input error is computed here, exactly in int64, element by element. */
+#define FQT_GATHER_CHUNK 16
+
+typedef struct in_err_job {
+	uint8_t op;
+	const fqt_conv_params *cp;
+	fqt_dims id, wd, od;
+	const int8_t *w;
+	const void *scales;
+	uint32_t scale_count;
+	int p;
+	const int8_t *e;
+	int32_t n_ch;
+	const uint16_t *kept;
+	int32_t n_kept;
+	int32_t in_count; /* FC: accum depth */
+} in_err_job;
+
+static int32_t fold_g(int32_t e, int32_t m, int sh)
+{
+	return fqt_multiply_by_quantized_multiplier(e * (1 << FQT_ERROR_FOLD_BITS), m, sh);
+}
+
+/* An upper bound of sum |w * g| over the terms of any one input element (the kernels'
+ * partial sums are sums of some of them). */
+static uint64_t in_err_bound(const in_err_job *j)
+{
+	const int32_t positions = j->op == FQT_OP_FULLY_CONNECTED ? 1 : j->od.h * j->od.w;
+	const int32_t taps = j->op == FQT_OP_FULLY_CONNECTED ? 1 : j->wd.h * j->wd.w;
+	const int32_t dm = j->op == FQT_OP_DEPTHWISE_CONV_2D ? j->cp->depth_multiplier : 1;
+	uint64_t total = 0;
+	for (int32_t k = 0; k < j->n_kept; ++k) {
+		const int32_t o = j->kept[k];
+		int32_t emax = 0;
+		for (int32_t q = 0; q < positions; ++q) {
+			const int32_t v = j->e[(size_t)q * (size_t)j->n_ch + (size_t)o];
+			emax = (v < 0 ? -v : v) > emax ? (v < 0 ? -v : v) : emax;
+		}
+		int32_t wmax = 0;
+		if (j->op == FQT_OP_DEPTHWISE_CONV_2D) {
+			for (int32_t q = 0; q < taps; ++q) {
+				const int32_t v = j->w[(size_t)q * (size_t)j->n_ch + (size_t)o];
+				wmax = (v < 0 ? -v : v) > wmax ? (v < 0 ? -v : v) : wmax;
+			}
+		} else {
+			const size_t row = j->op == FQT_OP_FULLY_CONNECTED
+						   ? (size_t)j->in_count
+						   : (size_t)taps * (size_t)j->id.c;
+			for (size_t q = 0; q < row; ++q) {
+				const int32_t v = j->w[(size_t)o * row + q];
+				wmax = (v < 0 ? -v : v) > wmax ? (v < 0 ? -v : v) : wmax;
+			}
+		}
+		int32_t m;
+		int sh;
+		fqt_fold_multiplier(j->scales, j->scale_count, o, j->p, &m, &sh);
+		const int32_t g = fold_g(emax, m, sh);
+		const uint64_t term = (uint64_t)taps * (uint64_t)(g + 1) * (uint64_t)wmax;
+		if (j->op == FQT_OP_DEPTHWISE_CONV_2D) {
+			/* an input channel receives from its DM output channels only */
+			total = term > total ? term : total;
+		} else {
+			total += term;
+		}
+	}
+	return j->op == FQT_OP_DEPTHWISE_CONV_2D ? total * (uint64_t)dm : total;
+}
+
+/* v[0..nc) = the exact input errors of channels c0.. at input position pos (FC: of
+ * elements c0..). */
+static void in_err_gather(const in_err_job *j, int32_t pos, int32_t c0, int32_t nc, int64_t *v)
+{
+	for (int32_t c = 0; c < nc; ++c) {
+		v[c] = 0;
+	}
+	if (j->op == FQT_OP_FULLY_CONNECTED) {
+		for (int32_t k = 0; k < j->n_kept; ++k) {
+			const int32_t o = j->kept[k];
+			int32_t m;
+			int sh;
+			fqt_fold_multiplier(j->scales, j->scale_count, o, j->p, &m, &sh);
+			const int64_t g = fold_g(j->e[o], m, sh);
+			const int8_t *w = j->w + (size_t)o * (size_t)j->in_count + (size_t)c0;
+			for (int32_t c = 0; c < nc; ++c) {
+				v[c] += (int64_t)w[c] * g;
+			}
+		}
+		return;
+	}
+	const fqt_conv_params *cp = j->cp;
+	const int32_t iy = pos / j->id.w, ix = pos % j->id.w;
+	const int32_t k_h = j->wd.h, k_w = j->wd.w, in_c = j->id.c;
+	const int dw = j->op == FQT_OP_DEPTHWISE_CONV_2D;
+	const int32_t dm = dw ? cp->depth_multiplier : 1;
+	for (int32_t k = 0; k < j->n_kept; ++k) {
+		const int32_t o = j->kept[k];
+		if (dw && (o / dm < c0 || o / dm >= c0 + nc)) {
+			continue;
+		}
+		int32_t m;
+		int sh;
+		fqt_fold_multiplier(j->scales, j->scale_count, o, j->p, &m, &sh);
+		for (int32_t ky = 0; ky < k_h; ++ky) {
+			const int32_t ty = iy + cp->pad_h - cp->dilation_h * ky;
+			if (ty < 0 || ty % cp->stride_h != 0 || ty / cp->stride_h >= j->od.h) {
+				continue;
+			}
+			const int32_t oy = ty / cp->stride_h;
+			for (int32_t kx = 0; kx < k_w; ++kx) {
+				const int32_t tx = ix + cp->pad_w - cp->dilation_w * kx;
+				if (tx < 0 || tx % cp->stride_w != 0 || tx / cp->stride_w >= j->od.w) {
+					continue;
+				}
+				const int32_t ox = tx / cp->stride_w;
+				const int32_t ev = j->e[((size_t)oy * (size_t)j->od.w + (size_t)ox) *
+							      (size_t)j->n_ch +
+						      (size_t)o];
+				if (ev == 0) {
+					continue;
+				}
+				const int64_t g = fold_g(ev, m, sh);
+				if (dw) {
+					v[o / dm - c0] += (int64_t)j->w[((size_t)ky * (size_t)k_w +
+									 (size_t)kx) *
+										(size_t)j->n_ch +
+									(size_t)o] *
+							  g;
+					continue;
+				}
+				const int8_t *w = j->w + (((size_t)o * (size_t)k_h + (size_t)ky) *
+								  (size_t)k_w +
+							  (size_t)kx) *
+								 (size_t)in_c +
+						  (size_t)c0;
+				for (int32_t c = 0; c < nc; ++c) {
+					v[c] += (int64_t)w[c] * g;
+				}
+			}
+		}
+	}
+}
+
+/* The exact input error into acc (int32 elements): pass 1 stores sat32(v); if some |v|
+ * left int32, pass 2 recomputes v and stores quantize_error's int8 values (section 2.1,
+ * from the exact int64 max) and moves *base to their exponent, so that deliver_acc's
+ * quantize_error passes them through unchanged. Either way the result equals
+ * quantize_error of the exact int64 accumulator. */
+static void in_err_exact(const in_err_job *j, int32_t *acc, int32_t *base, int fixed)
+{
+	const int fc = j->op == FQT_OP_FULLY_CONNECTED;
+	const int32_t positions = fc ? 1 : j->id.h * j->id.w;
+	const int32_t depth = fc ? j->in_count : j->id.c;
+	int64_t v[FQT_GATHER_CHUNK];
+	uint64_t mx = 0;
+	int r = 0;
+	int32_t exponent = *base;
+	for (int pass = 0; pass < 2; ++pass) {
+		for (int32_t q = 0; q < positions; ++q) {
+			for (int32_t c0 = 0; c0 < depth; c0 += FQT_GATHER_CHUNK) {
+				const int32_t nc = depth - c0 < FQT_GATHER_CHUNK ? depth - c0
+										 : FQT_GATHER_CHUNK;
+				in_err_gather(j, q, c0, nc, v);
+				int32_t *a = acc + (size_t)q * (size_t)depth + (size_t)c0;
+				for (int32_t c = 0; c < nc; ++c) {
+					if (pass == 0) {
+						const uint64_t av =
+							(uint64_t)(v[c] < 0 ? -v[c] : v[c]);
+						mx = av > mx ? av : mx;
+						a[c] = (int32_t)fqt_sat32_64(v[c]);
+					} else {
+						a[c] = fqt_error_quantize_one(v[c], fixed, r);
+					}
+				}
+			}
+		}
+		if (pass == 0) {
+			if (mx <= (uint64_t)INT32_MAX) {
+				return;
+			}
+			r = fqt_error_shift(mx, *base, fixed, &exponent);
+		}
+	}
+	*base = exponent;
+}
+
 static fqt_status backward_weighted(fqt_trainer *t, uint32_t li, const fqt_layer *l, int8_t *e,
 				    int32_t ex, int32_t frac, int need_in)
 {
@@ -669,6 +859,29 @@ static fqt_status backward_weighted(fqt_trainer *t, uint32_t li, const fqt_layer
 		weights_of(t, l, li, &v);
 		int32_t *acc = (int32_t *)(void *)buf_ptr(t, t->acc_buf[li]);
 		int32_t p = 0;
+		const in_err_job job = {
+			.op = l->op,
+			.cp = &cp,
+			.id = id,
+			.wd = wd,
+			.od = od,
+			.w = v.w,
+			.scales = v.scales,
+			.scale_count = v.scale_count,
+			.p = fqt_fold_exponent(v.scales, v.scale_count),
+			.e = e,
+			.n_ch = n_ch,
+			.kept = kept,
+			.n_kept = n_kept,
+			.in_count = (int32_t)in.element_count,
+		};
+		if (in_err_bound(&job) > (uint64_t)INT32_MAX) {
+			int32_t base = ex - FQT_ERROR_FOLD_BITS + job.p;
+			in_err_exact(&job, acc, &base, t->opt.fixed_error_scaling);
+			deliver_acc(t, fqt_model_buffer_of_tensor(m, (uint32_t)l->input[0]), acc,
+				    base, in.element_count);
+			return FQT_OK;
+		}
 		if (l->op == FQT_OP_CONV_2D) {
 			st = fqt_conv2d_backward_input(&cp, &id, &wd, v.w, v.scales, v.scale_count, &od,
 						       e, kept, n_kept, acc, &p);
@@ -711,6 +924,19 @@ static fqt_status backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 	if (is_weighted(l.op)) {
 		return backward_weighted(t, li, &l, e, ex, frac, need_in);
 	}
+	if (l.op == FQT_OP_ADD) {
+		/* Section 5.7: each input that needs an error gets (e, E), independently of the
+		 * other (the first input may be the model input or produced before first_bw). */
+		if (need_in) {
+			deliver_s8(t, fqt_model_buffer_of_tensor(m, (uint32_t)l.input[0]), e, ex,
+				   in.element_count);
+		}
+		if (needs_error(t, l.input[1])) {
+			deliver_s8(t, fqt_model_buffer_of_tensor(m, (uint32_t)l.input[1]), e, ex,
+				   in.element_count);
+		}
+		return FQT_OK;
+	}
 	if (!need_in) {
 		return FQT_OK;
 	}
@@ -736,13 +962,6 @@ static fqt_status backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 	}
 	case FQT_OP_RESHAPE:
 		deliver_s8(t, bi, e, ex, in.element_count);
-		return FQT_OK;
-	case FQT_OP_ADD:
-		deliver_s8(t, bi, e, ex, in.element_count);
-		if (needs_error(t, l.input[1])) {
-			deliver_s8(t, fqt_model_buffer_of_tensor(m, (uint32_t)l.input[1]), e, ex,
-				   in.element_count);
-		}
 		return FQT_OK;
 	default:
 		return FQT_ERR_UNSUPPORTED;

@@ -130,22 +130,36 @@ def quantize_error(
     return q.reshape(acc.shape), exps
 
 
+def combine_errors(
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], mode: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two int8 errors of one tensor -> one (docs/training-semantics.md 2.3).
+
+    Per sample: E = min(E1, E2); acc = e1 << min(E1 - E, 24) + e2 << min(E2 - E, 24)
+    (exact: |acc| < 2^31); then quantize_error(acc, E)."""
+    (e1, x1), (e2, x2) = first, second
+    x1, x2 = np.asarray(x1, np.int64), np.asarray(x2, np.int64)
+    low = np.minimum(x1, x2)
+    shape = (-1,) + (1,) * (e1.ndim - 1)
+    s1 = np.minimum(x1 - low, 24).reshape(shape)
+    s2 = np.minimum(x2 - low, 24).reshape(shape)
+    acc = (e1.astype(np.int64) << s1) + (e2.astype(np.int64) << s2)
+    return quantize_error(acc, low, mode)
+
+
 def align_errors(
     parts: list[tuple[np.ndarray, np.ndarray]], mode: str = "dynamic"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of several int8 errors of one tensor (a tensor with several consumers).
-
-    Per sample: E = min of the exponents; acc = sum e_j << min(E_j - E, 24) (int32);
-    then quantize_error(acc, E). A single part is returned unchanged."""
-    if len(parts) == 1:
-        return parts[0]
-    exps = np.stack([p[1] for p in parts])  # [P, N]
-    low = exps.min(axis=0)
-    acc = np.zeros(parts[0][0].shape, np.int64)
-    for e, ex in parts:
-        s = np.minimum(ex - low, 24).reshape((-1,) + (1,) * (e.ndim - 1))
-        acc += e.astype(np.int64) << s
-    return quantize_error(acc, low, mode)
+    """Sum of the int8 errors of one tensor with several consumers, in the order they
+    were delivered (the backward order: consumers in decreasing layer index; an ADD gives
+    its first input's error before its second's). A single part is returned unchanged;
+    otherwise folded from the left, two at a time: r = combine_errors(r, part_j). This
+    is what the C engine does with its one int8 error buffer per tensor, for any number
+    of consumers."""
+    out = parts[0]
+    for part in parts[1:]:
+        out = combine_errors(out, part, mode)
+    return out
 
 
 def weight_scale_fold(scales: np.ndarray, n_channels: int) -> tuple[np.ndarray, np.ndarray, int]:

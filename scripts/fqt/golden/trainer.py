@@ -226,6 +226,15 @@ class Trainer:
                     )
                 yield t_in, (ei.reshape(x.shape), exi)
             return
+        if op == OpType.ADD:
+            # Each input that needs an error gets it, independently of the other
+            # (docs/training-semantics.md 5.7); the first may be, e.g., the model input.
+            a, b = add_backward(e, ex)
+            if need_in:
+                yield t_in, a
+            if self._needs_error(layer.inputs[1]):
+                yield layer.inputs[1], b
+            return
         if not need_in:
             return
         if op == OpType.AVERAGE_POOL_2D:
@@ -240,11 +249,6 @@ class Trainer:
             )  # fmt: skip
         elif op == OpType.RESHAPE:
             yield t_in, (reshape_backward(e, x.shape[1:]), ex)
-        elif op == OpType.ADD:
-            a, b = add_backward(e, ex)
-            yield t_in, a
-            if self._needs_error(layer.inputs[1]):
-                yield layer.inputs[1], b
         else:
             raise NotImplementedError(f"no backward for {op.name} inside the network")
 

@@ -28,6 +28,48 @@ extern "C" {
 #define FQT_BLOB_LAYER_RECORD_SIZE 80u
 #define FQT_BLOB_NAME_SIZE 16u
 
+/* Field offsets inside a tensor record (docs/blob-format.md). Records lie 4-aligned in a
+ * 4-aligned blob, so every 32-bit field is 4-aligned and every 16-bit field 2-aligned. */
+enum {
+	FQT_TREC_DTYPE = 0,
+	FQT_TREC_RANK = 1,
+	FQT_TREC_FLAGS = 2,
+	FQT_TREC_QUANT_AXIS = 3,
+	FQT_TREC_SHAPE = 4, /* i32[4] */
+	FQT_TREC_QUANT_COUNT = 20,
+	FQT_TREC_SCALE_OFFSET = 24,
+	FQT_TREC_ZERO_POINT_OFFSET = 28,
+	FQT_TREC_DATA_OFFSET = 32,
+	FQT_TREC_DATA_SIZE = 36,
+	FQT_TREC_TFLITE_INDEX = 40,
+	FQT_TREC_RESERVED = 44,
+};
+
+/* Field offsets inside a layer record (docs/blob-format.md). */
+enum {
+	FQT_LREC_OP = 0,
+	FQT_LREC_ACTIVATION = 1,
+	FQT_LREC_PADDING = 2,
+	FQT_LREC_FLAGS = 3,
+	FQT_LREC_TENSORS = 4, /* i16 input0, input1, input2, output */
+	FQT_LREC_STRIDE_H = 12,
+	FQT_LREC_STRIDE_W = 14,
+	FQT_LREC_FILTER_H = 16,
+	FQT_LREC_FILTER_W = 18,
+	FQT_LREC_DILATION_H = 20,
+	FQT_LREC_DILATION_W = 22,
+	FQT_LREC_DEPTH_MULTIPLIER = 24,
+	FQT_LREC_PAD_H = 26,
+	FQT_LREC_PAD_W = 28,
+	FQT_LREC_RESERVED = 30,
+	FQT_LREC_ACT_MIN = 32,
+	FQT_LREC_ACT_MAX = 36,
+	FQT_LREC_CHANNEL_COUNT = 40,
+	FQT_LREC_MULTIPLIER_OFFSET = 44,
+	FQT_LREC_SHIFT_OFFSET = 48,
+	FQT_LREC_EXTRAS = 52, /* i32[7] */
+};
+
 #define FQT_MODEL_FLAG_FLOAT_INPUT 0x1u
 #define FQT_MODEL_FLAG_FLOAT_OUTPUT 0x2u
 #define FQT_TENSOR_FLAG_CONSTANT 0x1u

@@ -504,6 +504,11 @@ static uint8_t *xfer_dest(fqt_service *svc)
 static const char *xfer_commit(fqt_service *svc, const fqt_service_output *out, char *why,
 			       size_t cap)
 {
+	if (svc->job != FQT_JOB_NONE) {
+		/* begun before the job started: committing now would change the store or the
+		 * staged model under the job; the transfer stays open for a later commit */
+		return "busy: a job is running (commit again when it ends)";
+	}
 	if (svc->xfer_received != svc->xfer_total) {
 		(void)snprintf(why, cap, "incomplete: %lu of %lu bytes",
 			       (unsigned long)svc->xfer_received, (unsigned long)svc->xfer_total);
@@ -800,9 +805,9 @@ static int parse_trainable(fqt_service *svc, const fqt_service_output *out, cons
 			return -1;
 		}
 		*mask |= (uint64_t)1u << idx;
-		if (*p == ',') {
+		if (*p == ',' && p[1] != '\0') {
 			p++;
-		} else if (*p != '\0') {
+		} else if (*p != '\0') { /* a trailing comma or an over-long index */
 			fqt_svc_say(svc, out, "err trainable: '%s' is malformed", s);
 			return -1;
 		}
