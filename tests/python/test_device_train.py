@@ -32,7 +32,7 @@ from fqt.demo import digits_split, reinit_head
 from fqt.device import Device, DeviceError, frame_line
 from fqt.export import export_tflite
 from fqt.ir import Model
-from fqt.plan import plan_memory
+from fqt.plan import WEIGHTED_OPS, plan_memory
 from fqt.prepare import prepare
 from fqt.tflite_import import load_tflite
 from test_device import DIGITS, _raw
@@ -378,7 +378,15 @@ def test_model_too_big_for_arena_with_trainer(host_device: Path, setup: Setup) -
     with _open(host_device, s) as dev:
         dev.push_samples(s.x_tr[:50], s.y_tr[:50])
         before = _state(dev)
-        with pytest.raises(DeviceError, match="training engine refused"):
+        weighted = {layer.index for layer in s.model.layers if layer.op in WEIGHTED_OPS}
+        need = plan_memory(s.model, weighted)
+        assert need.training_arena > s.arena  # the pool the device was given is the head's
+        short = need.training_arena - s.arena
+        with pytest.raises(
+            DeviceError,
+            match=rf"training needs {need.training_arena} B of arena, the pool has {s.arena} B: "
+            rf"short by {short} bytes",
+        ):
             dev.command("train", "start", 1, "0.003", 8, "1", 1, "all")
         assert _state(dev) == before
 

@@ -113,7 +113,7 @@ def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # n
     assert (native.arena_bytes, native.params_bytes) == (plan.training_arena, plan.training_params)
 
 
-@pytest.mark.parametrize("cfg", ["nearest-dyn-b1", "sr-fixed-b4-lam05"])
+@pytest.mark.parametrize("cfg", ["nearest-dyn-b1", "sr-dyn-b3"])
 def test_input_error_past_int32(cfg: str, native_lib, monkeypatch) -> None:  # noqa: F811
     """Section 5.3: the input error of the wide conv of three_consumers (fan-out 1152) with
     every weight at 127 and a uniform output error leaves int32; C's exact int64 path and the

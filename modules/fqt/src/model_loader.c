@@ -13,6 +13,9 @@
 
 #include "fqt/model.h"
 #include "fqt_internal.h"
+#if defined(CONFIG_FQT_CMSIS_NN)
+#include "cmsis_nn/fqt_cmsis_nn.h"
+#endif
 
 #define FAIL(...)                                       \
 	do {                                            \
@@ -826,6 +829,19 @@ static fqt_status load(fqt_model *m, const void *blob, size_t size, fqt_error *e
 		fqt_error_format(err, "the inference arena exceeds 4 GiB");
 		return s;
 	}
+#if defined(CONFIG_FQT_CMSIS_NN)
+	/* CMSIS-NN's scratch goes after the planned buffers, so the arena size query counts
+	 * it (src/cmsis_nn/fqt_cmsis_nn.h). */
+	m->scratch_size = fqt_cmsis_scratch_size(m);
+	if (m->scratch_size > 0u) {
+		const uint64_t planned = ((uint64_t)m->inference_arena_size + 3u) & ~(uint64_t)3u;
+		if (planned + m->scratch_size > UINT32_MAX) {
+			fqt_error_format(err, "the inference arena exceeds 4 GiB");
+			return FQT_ERR_UNSUPPORTED;
+		}
+		m->inference_arena_size = (uint32_t)(planned + m->scratch_size);
+	}
+#endif
 	return FQT_OK;
 }
 

@@ -14,6 +14,10 @@
 #if defined(CONFIG_FQT_CMSIS_NN)
 #include "cmsis_nn/fqt_cmsis_nn.h"
 #define FQT_USE_CMSIS_NN 1
+/* The kernels' scratch: model->scratch_size bytes at the end of the inference arena. */
+#define SCRATCH(s)                                                                         \
+	(void *)((s)->arena + (s)->model->inference_arena_size - (s)->model->scratch_size), \
+		(size_t)(s)->model->scratch_size
 #else
 #define FQT_USE_CMSIS_NN 0
 #endif
@@ -181,7 +185,7 @@ static fqt_status run_layer(fqt_session *s, uint32_t index, uint64_t *macs)
 #if FQT_USE_CMSIS_NN
 			const fqt_status cs = fqt_cmsis_fully_connected(
 				&p, &requant, batches, w_dims.h, w_dims.n, x, w, bias, y,
-				fqt_session_scratch(s));
+				SCRATCH(s));
 			if (cs != FQT_ERR_UNSUPPORTED) {
 				return cs;
 			}
@@ -210,7 +214,7 @@ static fqt_status run_layer(fqt_session *s, uint32_t index, uint64_t *macs)
 #if FQT_USE_CMSIS_NN
 			const fqt_status cs = fqt_cmsis_conv2d(&p, &requant, &in_dims, x, &w_dims,
 							       w, bias, &out_dims, y,
-							       fqt_session_scratch(s));
+							       SCRATCH(s));
 			if (cs != FQT_ERR_UNSUPPORTED) {
 				return cs;
 			}
@@ -222,7 +226,7 @@ static fqt_status run_layer(fqt_session *s, uint32_t index, uint64_t *macs)
 #if FQT_USE_CMSIS_NN
 		const fqt_status cs = fqt_cmsis_depthwise_conv2d(&p, &requant, &in_dims, x, &w_dims,
 								 w, bias, &out_dims, y,
-								 fqt_session_scratch(s));
+								 SCRATCH(s));
 		if (cs != FQT_ERR_UNSUPPORTED) {
 			return cs;
 		}

@@ -45,5 +45,7 @@ def add_backward(
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Errors are w.r.t. real values and y_real = a_real + b_real, so both branches get the
     output error unchanged (bytes and exponent); the input scales s_a, s_b enter only the
-    forward. (The fused activation's mask is applied before, by the caller.)"""
+    forward. (The fused activation's mask is applied before, by the caller, which then
+    delivers each part to its input if that input needs an error, the two independently:
+    docs/training-semantics.md 5.7.)"""
     return (err, err_exp), (err.copy(), np.asarray(err_exp).copy())

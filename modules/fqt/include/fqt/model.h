@@ -165,6 +165,9 @@ typedef struct fqt_model {
 	/* The inference memory plan (same offsets as scripts/fqt/plan.py): buffer 0 is the
 	 * model input, buffer l + 1 the output of layer l. */
 	uint32_t inference_arena_size;
+	/* Bytes at the end of the inference arena (included in inference_arena_size) that
+	 * optional accelerated kernels use as scratch (CONFIG_FQT_CMSIS_NN); 0 otherwise. */
+	uint32_t scratch_size;
 	uint16_t buffer_count;
 	fqt_plan_buffer inference_buffers[FQT_MAX_LAYERS + 1];
 } fqt_model;

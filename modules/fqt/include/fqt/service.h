@@ -84,6 +84,11 @@ typedef struct fqt_trainer_ops {
 			   fqt_train_step_result *result);
 	fqt_status (*end_batch)(void *ctx);
 	fqt_status (*end)(void *ctx);
+	/* Optional: the arena and params bytes training `model` with `trainable_mask` needs,
+	 * and the params bytes the trainer has, so a refusal can say by how many bytes the
+	 * pools fall short. */
+	fqt_status (*memory)(void *ctx, const fqt_model *model, uint64_t trainable_mask,
+			     size_t *arena_bytes, size_t *params_bytes, size_t *params_capacity);
 	void *ctx;
 } fqt_trainer_ops;
 

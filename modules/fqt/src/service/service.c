@@ -851,6 +851,35 @@ static void train_end(fqt_service *svc)
 	svc->job = FQT_JOB_NONE;
 }
 
+
+/* Training needs more than inference: say by how many bytes a pool falls short. */
+static int train_memory_short(fqt_service *svc, const fqt_service_output *out,
+			      const fqt_model *m, uint64_t trainable_mask)
+{
+	size_t arena_need = 0u, params_need = 0u, params_have = 0u;
+	const fqt_trainer_ops *t = svc->cfg.trainer;
+
+	if (t->memory == NULL || t->memory(t->ctx, m, trainable_mask, &arena_need, &params_need,
+					   &params_have) != FQT_OK) {
+		return 0; /* begin() still checks, with a less precise message */
+	}
+	if (arena_need > svc->cfg.arena_size) {
+		fqt_svc_say(svc, out,
+			    "err training needs %lu B of arena, the pool has %lu B: short by %lu bytes",
+			    (unsigned long)arena_need, (unsigned long)svc->cfg.arena_size,
+			    (unsigned long)(arena_need - svc->cfg.arena_size));
+		return 1;
+	}
+	if (params_need > params_have) {
+		fqt_svc_say(svc, out,
+			    "err training needs %lu B of params, the pool has %lu B: short by %lu bytes",
+			    (unsigned long)params_need, (unsigned long)params_have,
+			    (unsigned long)(params_need - params_have));
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_train(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
 {
 	char a[24];
@@ -925,6 +954,9 @@ static int cmd_train(fqt_service *svc, int argc, char **argv, const fqt_service_
 		return -1;
 	}
 	fqt_model *m = active_model(svc);
+	if (train_memory_short(svc, out, m, c.trainable_mask)) {
+		return -1;
+	}
 	const fqt_status st = svc->cfg.trainer->begin(svc->cfg.trainer->ctx, &svc->session, m,
 						      svc->half[svc->active], &c);
 	if (st != FQT_OK) {

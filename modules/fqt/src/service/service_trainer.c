@@ -58,6 +58,17 @@ static fqt_status st_end(void *ctx)
 	return fqt_trainer_flush(&st->trainer);
 }
 
+static fqt_status st_memory(void *ctx, const fqt_model *model, uint64_t trainable_mask,
+			    size_t *arena_bytes, size_t *params_bytes, size_t *params_capacity)
+{
+	fqt_service_trainer *st = (fqt_service_trainer *)ctx;
+	*params_capacity = st->params_size;
+	/* The trainer struct doubles as the query's scratch: no job runs while one asks. */
+	return st->active ? FQT_ERR_STATE
+			  : fqt_trainer_memory(&st->trainer, model, trainable_mask, arena_bytes,
+					       params_bytes);
+}
+
 fqt_status fqt_service_trainer_init(fqt_service_trainer *st, void *params, size_t params_size,
 				    fqt_trainer_ops *ops)
 {
@@ -71,6 +82,7 @@ fqt_status fqt_service_trainer_init(fqt_service_trainer *st, void *params, size_
 	ops->step = st_step;
 	ops->end_batch = st_end_batch;
 	ops->end = st_end;
+	ops->memory = st_memory;
 	ops->ctx = st;
 	return FQT_OK;
 }
