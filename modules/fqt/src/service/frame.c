@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fqt/service.h"
+#include "service_internal.h"
 
 static const char *const kind_names[] = {"", "begin", "data", "commit", "abort", "read", "chunk"};
 
@@ -30,6 +31,22 @@ static int hex_value(char c)
 		return c - 'A' + 10;
 	}
 	return -1;
+}
+
+int fqt_svc_decode_hex(const char *hex, size_t hex_len, uint8_t *dst)
+{
+	if (hex_len % 2u != 0u) {
+		return -1;
+	}
+	for (size_t i = 0; i < hex_len; i += 2u) {
+		const int hi = hex_value(hex[i]);
+		const int lo = hex_value(hex[i + 1u]);
+		if (hi < 0 || lo < 0) {
+			return -1;
+		}
+		dst[i / 2u] = (uint8_t)((hi << 4) | lo);
+	}
+	return 0;
 }
 
 /* Decimal u32 without sign, at most 10 digits; returns 0 on success. */
@@ -117,13 +134,8 @@ const char *fqt_frame_decode(int argc, char **argv, fqt_frame *frame)
 	if (crc != crc_sent) {
 		return "bad crc";
 	}
-	for (size_t i = 0; i < hex_len; i += 2u) {
-		const int hi = hex_value(hex[i]);
-		const int lo = hex_value(hex[i + 1u]);
-		if (hi < 0 || lo < 0) {
-			return "bad payload: not hex";
-		}
-		frame->payload[i / 2u] = (uint8_t)((hi << 4) | lo);
+	if (fqt_svc_decode_hex(hex, hex_len, frame->payload) != 0) {
+		return "bad payload: not hex";
 	}
 	frame->payload_size = (uint32_t)(hex_len / 2u);
 	frame->kind = kind;

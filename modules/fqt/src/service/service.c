@@ -129,19 +129,6 @@ static int arg_micro(fqt_service *svc, const fqt_service_output *out, const char
 	return 0;
 }
 
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
 
 /* ---- model state ---------------------------------------------------------------------- */
 static fqt_model *active_model(fqt_service *svc)
@@ -362,15 +349,7 @@ static int decode_hex(const char *hex, uint8_t *dst, size_t size)
 	if (strlen(hex) != 2u * size) {
 		return -1;
 	}
-	for (size_t i = 0; i < size; i++) {
-		const int hi = hex_nibble(hex[2u * i]);
-		const int lo = hex_nibble(hex[2u * i + 1u]);
-		if (hi < 0 || lo < 0) {
-			return -1;
-		}
-		dst[i] = (uint8_t)((hi << 4) | lo);
-	}
-	return 0;
+	return fqt_svc_decode_hex(hex, 2u * size, dst);
 }
 
 static int cmd_data(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
