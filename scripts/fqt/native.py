@@ -367,6 +367,7 @@ class _TrainOptions(ctypes.Structure):
         ("stochastic_rounding", ctypes.c_uint8),
         ("fixed_error_scaling", ctypes.c_uint8),
         ("center", ctypes.c_uint8),
+        ("clip_mask", ctypes.c_uint8),
     ]
 
 
@@ -466,6 +467,7 @@ class NativeTrainer:
             stochastic_rounding=int(bool(c.stochastic_rounding)),
             fixed_error_scaling=int(c.error_scaling == "fixed"),
             center=int(bool(c.center)),
+            clip_mask=int(bool(c.clip_mask)),
         )
         self._mask = sum(1 << li for li in tr)
         eng = self.engine

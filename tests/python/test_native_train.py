@@ -42,6 +42,7 @@ CONFIGS = {
     ),
     "sr-dyn-b5-lam01": dict(batch=5, lambda_min=0.1, seed=11, lr=0.05),
     "sr-dyn-b2-lam05-nocenter": dict(batch=2, lambda_min=0.5, center=False, seed=3),
+    "sr-dyn-b3-noclipmask": dict(batch=3, seed=5, lr=0.05, clip_mask=False),
 }
 
 

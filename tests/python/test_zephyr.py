@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-BOARDS = ["qemu_cortex_m3", "mps2/an385", "nucleo_f767zi"]
+BOARDS = ["qemu_cortex_m3", "mps2/an385", "nucleo_f767zi", "native_sim/native/64"]
 
 
 def find_zephyr() -> tuple[Path | None, str]:

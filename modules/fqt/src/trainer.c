@@ -38,6 +38,7 @@ void fqt_train_options_default(fqt_train_options *opt)
 	opt->lambda_q15 = FQT_Q15_ONE;
 	opt->stochastic_rounding = 1;
 	opt->center = 1;
+	opt->clip_mask = 1;
 }
 
 static uint32_t align4(uint32_t n)
@@ -920,6 +921,13 @@ static fqt_status backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 	const int32_t ex = t->err_exp[bo];
 	fqt_activation_backward(e, act(t, l.output), out.element_count, l.activation, l.act_min,
 				l.act_max);
+	if (t->opt.clip_mask && l.activation == 1) {
+		/* Section 5.1: RELU outputs clamped at act_max have zero derivative. */
+		const int8_t *y = act(t, l.output);
+		for (uint32_t i = 0; i < out.element_count; ++i) {
+			e[i] = y[i] < l.act_max ? e[i] : 0;
+		}
+	}
 	const int need_in = needs_error(t, l.input[0]);
 	if (is_weighted(l.op)) {
 		return backward_weighted(t, li, &l, e, ex, frac, need_in);

@@ -51,6 +51,7 @@ class TrainConfig:
     error_scaling: str = "dynamic"  # per-sample power-of-two error scales; "fixed": 2^-7
     seed: int = 0
     center: bool = True  # subtract the EMA mean in the standardization (the paper's rule)
+    clip_mask: bool = True  # fused RELU: also drop the error where y == act_max (clamped)
 
 
 @dataclass
@@ -168,6 +169,9 @@ class Trainer:
         y = values[layer.output]
         x = values[t_in]
         e = activation_backward(e, y, int(layer.activation), p.act_min, p.act_max)
+        if self.config.clip_mask and int(layer.activation) == 1:
+            # RELU outputs clamped at act_max have zero derivative (section 5.1)
+            e = np.where(y < p.act_max, e, 0).astype(np.int8)
         need_in = self._needs_error(t_in)
         op = layer.op
         if op in WEIGHTED_OPS:

@@ -43,6 +43,7 @@ typedef struct fqt_train_options {
 	uint8_t stochastic_rounding;
 	uint8_t fixed_error_scaling; /* 0: dynamic, 1: fixed 2^-7 */
 	uint8_t center;              /* subtract the EMA mean (default 1) */
+	uint8_t clip_mask;           /* RELU: drop errors where y == act_max (default 1) */
 } fqt_train_options;
 
 /* Per trainable layer: pointers into the params buffer plus the accumulator header. */

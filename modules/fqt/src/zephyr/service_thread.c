@@ -106,7 +106,15 @@ static void service_thread(void *p1, void *p2, void *p3)
 	ARG_UNUSED(p2);
 	ARG_UNUSED(p3);
 	if (service_start() != 0) {
-		return;
+		/* Keep answering, so the shell never waits on a service that is not there. */
+		for (;;) {
+			struct fqt_job *next;
+
+			k_msgq_get(&fqt_job_queue, &next, K_FOREVER);
+			write_line((void *)next->sh, "err fqt service not started: see the boot log");
+			next->result = -1;
+			k_sem_give(&fqt_job_done);
+		}
 	}
 	for (;;) {
 		struct fqt_job *next;
