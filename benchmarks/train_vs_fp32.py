@@ -822,10 +822,11 @@ class TaskResult:
 
 
 ABLATIONS: dict[str, dict[str, Any]] = {
-    "default (SR on, dynamic errors, centered)": {},
+    "default (SR on, dynamic errors, centered, RELU clip mask)": {},
     "stochastic rounding off (nearest)": {"stochastic_rounding": False},
     "error scaling fixed 2^-7 (paper)": {"error_scaling": "fixed"},
     "gradient centering off": {"center": False},
+    "RELU clip mask off (errors pass y == act_max)": {"clip_mask": False},
 }
 
 

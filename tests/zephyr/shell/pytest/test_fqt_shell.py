@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -122,8 +120,8 @@ def test_train_raises_accuracy_then_stop_and_export(device: fqt_device.Device, d
     print(f"eval on {len(y_check)} held-out digits: {correct_before} -> {correct_after} correct")
     assert correct_after >= correct_before + len(y_check) // 4
     # stop mid-run: the job ends within a sample and the device answers at once
-    device.command("train", "start", 50, 0.003, 8, 1.0, 1, head, timeout=30)
-    time.sleep(1.0)
+    device.command("train", "start", 1000, 0.003, 8, 1.0, 1, head, timeout=30)
+    device.wait_event("progress train", timeout=60)  # it is running
     device.command("train", "stop")
     status = " ".join(device.command("train", "status"))
     assert "idle" in status and "stopped" in status
