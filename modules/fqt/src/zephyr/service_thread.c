@@ -140,6 +140,13 @@ K_THREAD_DEFINE(fqt_service_tid, CONFIG_FQT_SERVICE_STACK_SIZE, service_thread, 
 		CONFIG_FQT_SERVICE_PRIORITY, 0, 0);
 
 #if defined(CONFIG_FQT_SHELL)
+/* A training job never sleeps between samples: a shell thread of equal or lower priority
+ * (Zephyr's default is the lowest) would never run again to read `fqt train stop`. */
+#if !defined(CONFIG_SHELL_THREAD_PRIORITY_OVERRIDE) ||                                         \
+	CONFIG_SHELL_THREAD_PRIORITY >= CONFIG_FQT_SERVICE_PRIORITY
+#error "fqt: set CONFIG_SHELL_THREAD_PRIORITY_OVERRIDE=y, CONFIG_SHELL_THREAD_PRIORITY < CONFIG_FQT_SERVICE_PRIORITY"
+#endif
+
 /* `fqt <subcommand> ...`: copy argv into the job and wait for the service thread. */
 static int cmd_fqt(const struct shell *sh, size_t argc, char **argv)
 {
