@@ -305,20 +305,12 @@ def test_xorshift32_and_accumulator() -> None:
 
 @pytest.fixture(scope="module")
 def digits():
-    datasets = pytest.importorskip("sklearn.datasets")
-    from sklearn.model_selection import train_test_split
+    """The digits_cnn.json split, quantized, each sample with its batch axis."""
+    pytest.importorskip("sklearn.datasets")
+    from fqt.demo import digits_split
 
-    d = datasets.load_digits()
-    xtr, xte, ytr, yte = train_test_split(
-        d.images / 16.0, d.target, test_size=0.2, random_state=0, stratify=d.target
-    )
-    t = load_tflite(DIGITS).input_tensor
-
-    def q(x):
-        v = np.clip(np.round(x / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
-        return v.astype(np.int8).reshape(-1, 1, 8, 8, 1)
-
-    return q(xtr), ytr, q(xte), yte
+    xtr, ytr, xte, yte = digits_split(load_tflite(DIGITS))
+    return xtr[:, None], ytr, xte[:, None], yte
 
 
 def _perturbed_digits(seed: int = 0):
