@@ -49,6 +49,9 @@ void fqt_error_format(fqt_error *err, const char *format, ...);
 void fqt_decode_tensor(const fqt_model *model, uint32_t index, fqt_tensor *tensor);
 void fqt_decode_layer(const fqt_model *model, uint32_t index, fqt_layer *layer);
 
+/* memory_plan.c: the last layer reading tensor t, or -1. */
+int32_t fqt_last_reader(const fqt_model *model, uint32_t t);
+
 /* The plan buffer holding activation tensor `tensor`, or -1 (constants). */
 int32_t fqt_model_buffer_of_tensor(const fqt_model *model, uint32_t tensor);
 

@@ -105,8 +105,7 @@ fqt_status fqt_greedy_plan(fqt_plan_buffer *buffers, size_t count, uint32_t *pea
 	return FQT_OK;
 }
 
-/* Last layer reading activation tensor t, or -1. */
-static int32_t last_reader(const fqt_model *model, uint32_t t)
+int32_t fqt_last_reader(const fqt_model *model, uint32_t t)
 {
 	int32_t last = -1;
 	for (uint32_t l = 0; l < model->layer_count; ++l) {
@@ -133,7 +132,7 @@ fqt_status fqt_inference_buffers(const fqt_model *model, fqt_plan_buffer *buffer
 	}
 	fqt_tensor tensor;
 	fqt_decode_tensor(model, model->input_tensor, &tensor);
-	const int32_t input_last = last_reader(model, model->input_tensor);
+	const int32_t input_last = fqt_last_reader(model, model->input_tensor);
 	buffers[0] = (fqt_plan_buffer){
 		.size = tensor.byte_size,
 		.first = 0,
@@ -146,7 +145,7 @@ fqt_status fqt_inference_buffers(const fqt_model *model, fqt_plan_buffer *buffer
 		fqt_decode_layer(model, l, &layer);
 		const uint32_t t = (uint32_t)layer.output;
 		fqt_decode_tensor(model, t, &tensor);
-		const int32_t reader = last_reader(model, t);
+		const int32_t reader = fqt_last_reader(model, t);
 		uint16_t last = (uint16_t)(reader > (int32_t)l ? reader : (int32_t)l);
 		if (t == model->output_tensor) {
 			last = last_step;

@@ -57,23 +57,12 @@ static int32_t last_dim(const fqt_tensor *t)
 	return t->rank == 0u ? 1 : t->shape[t->rank - 1u];
 }
 
+/* Last layer reading activation tensor t (constants have no readers to plan for). */
 static int32_t max_user(const fqt_model *m, uint32_t t)
 {
-	int32_t last = -1;
-	for (uint32_t l = 0; l < m->layer_count; ++l) {
-		fqt_layer layer;
-		fqt_decode_layer(m, l, &layer);
-		for (int k = 0; k < 3; ++k) {
-			if (layer.input[k] >= 0 && (uint32_t)layer.input[k] == t) {
-				fqt_tensor tt;
-				fqt_decode_tensor(m, t, &tt);
-				if ((tt.flags & FQT_TENSOR_FLAG_CONSTANT) == 0u) {
-					last = (int32_t)l;
-				}
-			}
-		}
-	}
-	return last;
+	fqt_tensor tt;
+	fqt_decode_tensor(m, t, &tt);
+	return (tt.flags & FQT_TENSOR_FLAG_CONSTANT) != 0u ? -1 : fqt_last_reader(m, t);
 }
 
 static uint32_t layer_params_bytes(const fqt_model *m, const fqt_layer *l)

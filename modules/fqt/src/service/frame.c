@@ -49,11 +49,13 @@ int fqt_svc_decode_hex(const char *hex, size_t hex_len, uint8_t *dst)
 	return 0;
 }
 
-/* Decimal u32 without sign, at most 10 digits; returns 0 on success. */
-static int parse_seq(const char *s, uint32_t *value)
+int fqt_svc_parse_u32(const char *s, uint32_t *value)
 {
 	uint64_t v = 0;
 	size_t n = 0;
+	if (s == NULL) {
+		return -1;
+	}
 	for (; s[n] != '\0'; n++) {
 		if (s[n] < '0' || s[n] > '9' || n >= 10u) {
 			return -1;
@@ -97,7 +99,7 @@ const char *fqt_frame_decode(int argc, char **argv, fqt_frame *frame)
 	if (argv == NULL || argc < 1 || argv[0] == NULL) {
 		return "frame needs: <seq> <kind> <hex> <crc>";
 	}
-	if (parse_seq(argv[0], &frame->seq) != 0) {
+	if (fqt_svc_parse_u32(argv[0], &frame->seq) != 0) {
 		return "bad seq: want a decimal number < 2^32";
 	}
 	frame->seq_valid = 1;

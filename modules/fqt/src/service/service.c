@@ -46,31 +46,11 @@ static const char *percent_str(char *buf, size_t cap, uint32_t num, uint32_t den
 }
 
 /* ---- argument parsing: every argument is range checked ------------------------------- */
-static int parse_u32(const char *s, uint32_t *value)
-{
-	uint64_t v = 0;
-	size_t n = 0;
-	if (s == NULL) {
-		return -1;
-	}
-	for (; s[n] != '\0'; n++) {
-		if (s[n] < '0' || s[n] > '9' || n >= 10u) {
-			return -1;
-		}
-		v = v * 10u + (uint64_t)(s[n] - '0');
-	}
-	if (n == 0u || v > 0xFFFFFFFFu) {
-		return -1;
-	}
-	*value = (uint32_t)v;
-	return 0;
-}
-
 static int arg_u32(fqt_service *svc, const fqt_service_output *out, const char *name,
 		   const char *s, uint32_t min, uint32_t max, uint32_t *value)
 {
 	uint32_t v;
-	if (parse_u32(s, &v) != 0 || v < min || v > max) {
+	if (fqt_svc_parse_u32(s, &v) != 0 || v < min || v > max) {
 		fqt_svc_say(svc, out, "err %s must be an integer in [%lu, %lu], got '%s'", name,
 			    (unsigned long)min, (unsigned long)max, s);
 		return -1;
@@ -776,7 +756,7 @@ static int parse_trainable(fqt_service *svc, const fqt_service_output *out, cons
 		}
 		word[k] = '\0';
 		uint32_t idx;
-		if (parse_u32(word, &idx) != 0 || idx >= n || !is_trainable_op(m, idx)) {
+		if (fqt_svc_parse_u32(word, &idx) != 0 || idx >= n || !is_trainable_op(m, idx)) {
 			fqt_svc_say(svc, out,
 				    "err trainable must be 'last', 'all' or comma-separated conv/fc "
 				    "layer indices < %lu, got '%s'",

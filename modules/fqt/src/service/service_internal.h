@@ -20,6 +20,8 @@ const char *fqt_svc_stage_model(fqt_service *svc, int idx, const uint8_t *blob, 
 int fqt_svc_activate(fqt_service *svc, const fqt_service_output *out, int idx, int builtin,
 		     const char *source);
 
+/* frame.c: a decimal u32 without sign, at most 10 digits; 0, or -1 when not one. */
+int fqt_svc_parse_u32(const char *s, uint32_t *value);
 /* frame.c: `hex_len` hex digits into hex_len / 2 bytes; 0, or -1 when not hex. */
 int fqt_svc_decode_hex(const char *hex, size_t hex_len, uint8_t *dst);
 
