@@ -430,26 +430,16 @@ class NativeTrainer:
     def __init__(self, model, trainable: set[int] | None = None, config=None, *, library=None):
         from .blob import write_blob
         from .golden.partial import lambda_q15
-        from .golden.trainer import Counters, TrainConfig
-        from .plan import WEIGHTED_OPS, default_trainable
-        from .prepare import prepare
+        from .golden.trainer import Counters, TrainConfig, resolve_trainable
 
-        if len(model.params) != len(model.layers):
-            prepare(model)
         self.config = config or TrainConfig()
-        tr = set(default_trainable(model) if trainable is None else trainable)
-        for li in tr:
-            if model.layers[li].op not in WEIGHTED_OPS:
-                raise ValueError(f"layer {li} {model.layers[li].op.name} has no weights")
-        if not tr:
-            raise ValueError("no trainable layers")
-        self.trainable = sorted(tr)
+        self.trainable = resolve_trainable(model, trainable)
         if self.config.error_scaling not in ("dynamic", "fixed"):
             raise ValueError(f"unknown error scaling {self.config.error_scaling!r}")
         self._lib = _train_library(library)
         lib = self._lib
-        blob = write_blob(model, tr)
-        self.arena_bytes, self.params_bytes = training_memory(blob, tr, library)
+        blob = write_blob(model, set(self.trainable))
+        self.arena_bytes, self.params_bytes = training_memory(blob, set(self.trainable), library)
         probe = NativeEngine(blob, library=library)
         self.engine = NativeEngine(
             blob, arena_size=max(probe.required_arena_size, self.arena_bytes), library=library
@@ -469,7 +459,7 @@ class NativeTrainer:
             center=int(bool(c.center)),
             clip_mask=int(bool(c.clip_mask)),
         )
-        self._mask = sum(1 << li for li in tr)
+        self._mask = sum(1 << li for li in self.trainable)
         eng = self.engine
         eng._check(
             lib.fqt_trainer_init(

@@ -85,21 +85,27 @@ def _has_bias(layer: Layer) -> bool:
     return len(layer.inputs) > 2 and layer.inputs[2] >= 0
 
 
+def resolve_trainable(model: Model, trainable: set[int] | None) -> list[int]:
+    """Prepare `model` if needed and check the trainable set (default: the last weighted
+    layer); shared by the golden and the native trainer."""
+    if len(model.params) != len(model.layers):
+        prepare(model)
+    tr = set(default_trainable(model) if trainable is None else trainable)
+    for li in tr:
+        if model.layers[li].op not in WEIGHTED_OPS:
+            raise ValueError(f"layer {li} {model.layers[li].op.name} has no weights")
+    if not tr:
+        raise ValueError("no trainable layers")
+    return sorted(tr)
+
+
 class Trainer:
     def __init__(
         self, model: Model, trainable: set[int] | None = None, config: TrainConfig | None = None
     ):
-        if len(model.params) != len(model.layers):
-            prepare(model)
         self.model = model
         self.config = config or TrainConfig()
-        tr = set(default_trainable(model) if trainable is None else trainable)
-        for li in tr:
-            if model.layers[li].op not in WEIGHTED_OPS:
-                raise ValueError(f"layer {li} {model.layers[li].op.name} has no weights")
-        if not tr:
-            raise ValueError("no trainable layers")
-        self.trainable = sorted(tr)
+        self.trainable = resolve_trainable(model, trainable)
         self.first_bw = self.trainable[0]
         self.producer = {layer.output: layer.index for layer in model.layers}
         self.state: dict[int, _LayerState] = {}
