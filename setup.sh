@@ -48,6 +48,9 @@ build_host() {
     echo "== cmake: host build of the C engine (build/host)"
     cmake -S . -B build/host -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build build/host >/dev/null
+    # The package's copy of libfqt.so and fqt_host_device (fqt/resources.py), which an
+    # installed fqt, or a wheel built from here, uses.
+    cmake --install build/host --component fqt_python --prefix scripts/fqt/_native >/dev/null
   fi
 }
 

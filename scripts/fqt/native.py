@@ -1,8 +1,8 @@
 """The C engine (libfqt.so, the host build of the portable core) from Python, via ctypes.
 
-No compiler is needed at install time: the library is built by CMake
-(`cmake -S . -B build/host -G Ninja && cmake --build build/host`) and found through the
-environment variable FQT_NATIVE_LIB, else at <repo>/build/host/libfqt.so.
+No compiler is needed at install time: the library is built by CMake and found through
+$FQT_NATIVE_LIB, else in the package's fqt/_native/ folder (fqt.resources documents the
+lookup and the build and install step that fills the folder).
 
     from fqt.blob import write_blob
     from fqt.prepare import prepare
@@ -17,16 +17,12 @@ environment variable FQT_NATIVE_LIB, else at <repo>/build/host/libfqt.so.
 from __future__ import annotations
 
 import ctypes
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .errors import BlobFormatError, FqtError
-
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_LIB = REPO / "build" / "host" / "libfqt.so"
-BUILD_HINT = "cmake -S . -B build/host -G Ninja && cmake --build build/host"
+from .resources import missing_binary, native_library_path
 
 # fqt_status (modules/fqt/include/fqt/status.h)
 FQT_OK = 0
@@ -144,19 +140,20 @@ _loaded: dict[str, ctypes.CDLL] = {}
 
 
 def library_path() -> Path:
-    """Where libfqt.so is looked for: $FQT_NATIVE_LIB, else build/host/libfqt.so."""
-    env = os.environ.get("FQT_NATIVE_LIB")
-    return Path(env) if env else DEFAULT_LIB
+    """Where libfqt.so is looked for: $FQT_NATIVE_LIB, else fqt/_native/libfqt.so
+    (fqt.resources.native_library_path)."""
+    return native_library_path()
 
 
 def load_library(path: str | Path | None = None) -> ctypes.CDLL:
-    """Open libfqt.so once per path and declare the C signatures."""
+    """Open libfqt.so (`path`, else library_path()) once per path and declare the C
+    signatures."""
     p = Path(path) if path is not None else library_path()
     key = str(p.resolve()) if p.exists() else str(p)
     if key in _loaded:
         return _loaded[key]
     if not p.exists():
-        raise FqtError(f"the C engine library {p} is missing; build it with: {BUILD_HINT}")
+        raise missing_binary(p, "the C engine library")
     lib = ctypes.CDLL(str(p))
     for name, (restype, argtypes) in _SIGNATURES.items():
         fn = getattr(lib, name)

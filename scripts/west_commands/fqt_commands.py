@@ -1,4 +1,9 @@
-"""west extension commands: thin wrappers over the fqt package (fqt.cli)."""
+"""west extension commands: thin wrappers over the fqt package (fqt.cli).
+
+Each command takes its help text from fqt.cli.COMMANDS; scripts/west-commands.yml repeats
+those strings for `west help` (which lists commands without importing this file), and
+tests/python/test_package.py checks the two agree.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,22 @@ from west.commands import WestCommand
 
 try:
     from fqt import cli
+    from fqt.errors import FqtError
 except ImportError:  # running from a west workspace without `pip install fqt`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from fqt import cli
+    from fqt.errors import FqtError
 
 
 class _FqtCommand(WestCommand):
-    """One `fqt <sub>` command, exposed to west as `fqt-<sub>`."""
+    """One `fqt <sub>` command, exposed to west as `fqt-<sub>` (or as name_override)."""
 
     sub = ""
+    name_override = ""
 
     def __init__(self) -> None:
         help_text = cli.COMMANDS[self.sub][0]
-        super().__init__(f"fqt-{self.sub}", help_text, help_text)
+        super().__init__(self.name_override or f"fqt-{self.sub}", help_text, help_text)
 
     def do_add_parser(self, parser_adder):  # type: ignore[no-untyped-def]
         parser = parser_adder.add_parser(
@@ -37,7 +45,7 @@ class _FqtCommand(WestCommand):
     def do_run(self, args, unknown_args):  # type: ignore[no-untyped-def]
         try:
             rc = cli.COMMANDS[self.sub][2](args)
-        except cli.FqtError as e:
+        except FqtError as e:
             self.die(str(e))
         if rc:
             sys.exit(rc)
@@ -53,10 +61,7 @@ class FqtPush(_FqtCommand):
 
 class FqtTrain(_FqtCommand):
     sub = "train-device"
-
-    def __init__(self) -> None:
-        help_text = cli.COMMANDS[self.sub][0]
-        WestCommand.__init__(self, "fqt-train", help_text, help_text)
+    name_override = "fqt-train"
 
 
 class FqtExport(_FqtCommand):

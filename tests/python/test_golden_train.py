@@ -15,19 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FIXTURE_MODELS
-from fqt.cli import load_model, main
+from fqt.cli import main
+from fqt.commands.common import load_model
+from fqt.golden.activation import activation_backward
 from fqt.golden.add import add_backward
-from fqt.golden.common import (
-    activation_backward,
-    align_errors,
-    combine_errors,
-    quantize_error,
-)
 from fqt.golden.conv2d import conv2d_backward_input, conv2d_backward_weights
 from fqt.golden.depthwise_conv2d import (
     depthwise_conv2d_backward_input,
     depthwise_conv2d_backward_weights,
 )
+from fqt.golden.error_quant import align_errors, combine_errors, quantize_error
 from fqt.golden.fully_connected import (
     fully_connected_backward_input,
     fully_connected_backward_weights,
@@ -43,6 +40,7 @@ from fqt.golden.update import GradientAccumulator
 from fqt.ir import OpType
 from fqt.prepare import prepare
 from fqt.tflite_import import load_tflite
+from test_native import native_lib  # noqa: F401  (the session fixture building libfqt.so)
 
 DIGITS = FIXTURE_MODELS / "digits_cnn.tflite"
 
@@ -427,13 +425,9 @@ def test_fqt_train_roundtrip_tflm(digits, tmp_path: Path, capsys) -> None:
     assert summary["val_accuracy_after"] > 0.8 and summary["forward_macs"] > 0
 
 
-def test_fqt_train_native_engine_runs(tmp_path: Path, capsys) -> None:
+def test_fqt_train_native_engine_runs(tmp_path: Path, native_lib, monkeypatch) -> None:  # noqa: F811
     # The C engine is checked byte for byte in test_native_train.py; here: it is wired.
-    pytest.importorskip("fqt.native")
-    from fqt import native
-
-    if not native.library_path().exists():
-        pytest.skip("libfqt.so is not built")
+    monkeypatch.setenv("FQT_NATIVE_LIB", str(native_lib))  # this checkout's build/host
     data = tmp_path / "d.npz"
     np.savez(data, x=np.zeros((2, 1, 8, 8, 1), np.int8), y=np.array([0, 1]))
     rc = main(["train", str(DIGITS), "--data", str(data), "--engine", "native",

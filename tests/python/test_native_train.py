@@ -265,7 +265,7 @@ def test_fqt_train_native_tflm(digits, tmp_path: Path, capsys, native_lib, monke
         )
 
 
-def test_host_device_trains_and_exports(digits, tmp_path: Path) -> None:
+def test_host_device_trains_and_exports(digits, tmp_path: Path, native_lib) -> None:  # noqa: F811
     """`train start` on fqt_host_device (--params) updates the RAM blob in place: the
     exported blob is valid (CRC refreshed), differs from the pushed one, and the device's
     predictions equal the C engine's on the exported blob."""
@@ -289,7 +289,7 @@ def test_host_device_trains_and_exports(digits, tmp_path: Path) -> None:
         trained = dev.pull_blob()
         read_blob(trained)  # validates the CRC and every field
         assert trained != blob
-        eng = NativeEngine(trained)
+        eng = NativeEngine(trained, library=native_lib)
         for i in range(5):
             _, out = dev.predict_input(xte[i])
             np.testing.assert_array_equal(out.reshape(-1), eng.infer(xte[i]).reshape(-1))

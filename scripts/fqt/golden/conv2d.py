@@ -12,16 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (
-    col2im_add,
-    exact_int_matmul,
-    fold_error,
-    pad_spatial,
-    quantize_error,
-    requantize,
-    weight_scale_fold,
-    window_taps,
-)
+from .common import col2im_add, exact_int_matmul, pad_spatial, requantize, window_taps
+from .error_quant import fold_error, quantize_error, weight_scale_fold
 
 
 def conv2d_forward(

@@ -12,15 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (
-    col2im_add,
-    fold_error,
-    pad_spatial,
-    quantize_error,
-    requantize,
-    weight_scale_fold,
-    window_taps,
-)
+from .common import col2im_add, pad_spatial, requantize, window_taps
+from .error_quant import fold_error, quantize_error, weight_scale_fold
 
 
 def depthwise_conv2d_forward(

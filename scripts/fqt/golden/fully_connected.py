@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (
-    exact_int_matmul,
-    fold_error,
-    quantize_error,
-    requantize,
-    weight_scale_fold,
-)
+from .common import exact_int_matmul, requantize
+from .error_quant import fold_error, quantize_error, weight_scale_fold
 
 
 def fully_connected_forward(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import quantize_error
+from .error_quant import quantize_error
 
 PROB_ZERO_POINT = -128
 PROB_BITS = 8

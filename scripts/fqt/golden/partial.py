@@ -44,8 +44,3 @@ def select_channels(err: np.ndarray, k: np.ndarray) -> np.ndarray:
     for i in range(n):
         kept[i, order[i, : int(k[i])]] = True
     return kept
-
-
-def kept_list(mask: np.ndarray) -> list[np.ndarray]:
-    """The kept-channel lists (ascending) a C kernel takes, one per sample."""
-    return [np.flatnonzero(m) for m in mask]

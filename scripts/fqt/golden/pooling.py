@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import col2im_add, pad_spatial, quantize_error, window_taps
+from .common import col2im_add, pad_spatial, window_taps
+from .error_quant import quantize_error
 
 
 def _valid_taps(in_size: int, out_size: int, stride: int, pad: int, filt: int) -> np.ndarray:

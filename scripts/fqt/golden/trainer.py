@@ -1,9 +1,10 @@
 """Fully quantized training on the golden kernels: the bit-exact reference for the C engine.
 
-docs/training-semantics.md is the specification; this file follows its step order:
-forward (keeping every activation), loss, backward layer by layer in reverse with
-per-sample int8 errors, per-sample int32 gradients accumulated over the mini-batch, and
-the standardized requantizing update at the batch end.
+docs/training-semantics.md is the specification; this file, the twin of
+modules/fqt/src/train/trainer.c, follows its step order: forward (keeping every
+activation), loss, backward layer by layer in reverse with per-sample int8 errors and
+per-sample int32 gradients accumulated over the mini-batch (backward.py, the twin of
+train/backward.c), and the standardized requantizing update at the batch end (update.py).
 
 Samples of a chunk are computed together with numpy, but every value is per sample, and
 everything sequential in the C engine (the running loss maximum, gradient accumulation,
@@ -20,17 +21,11 @@ from ..ir import Layer, Model, OpType
 from ..plan import WEIGHTED_OPS, default_trainable, layer_macs
 from ..prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS, prepare, prepare_layer
 from ..quant import calculate_input_radius, preprocess_softmax_scaling
-from .add import add_backward
-from .common import activation_backward, align_errors
-from .conv2d import conv2d_backward_input, conv2d_backward_weights
-from .depthwise_conv2d import depthwise_conv2d_backward_input, depthwise_conv2d_backward_weights
-from .fully_connected import fully_connected_backward_input, fully_connected_backward_weights
+from .backward import Backward
 from .interpreter import _as_batch, _run_batched, infer_batch
 from .loss import cross_entropy, softmax_cross_entropy_backward
-from .partial import Q15, keep_count, keep_fractions, lambda_q15, select_channels
-from .pooling import average_pool2d_backward, max_pool2d_backward
+from .partial import keep_fractions, lambda_q15
 from .prng import Xorshift32
-from .reshape import reshape_backward
 from .softmax import softmax_forward
 from .update import (
     ChannelStats,
@@ -106,8 +101,6 @@ class Trainer:
         self.model = model
         self.config = config or TrainConfig()
         self.trainable = resolve_trainable(model, trainable)
-        self.first_bw = self.trainable[0]
-        self.producer = {layer.output: layer.index for layer in model.layers}
         self.state: dict[int, _LayerState] = {}
         for li in self.trainable:
             w = model.tensors[model.layers[li].inputs[1]]
@@ -117,6 +110,13 @@ class Trainer:
             )
         last = model.layers[-1]
         self.softmax_at_end = last.op == OpType.SOFTMAX and last.output == model.output
+        self.backward = Backward(
+            model,
+            self.trainable,
+            {li: st.grad for li, st in self.state.items()},
+            clip_mask=self.config.clip_mask,
+            skip_layer=len(model.layers) - 1 if self.softmax_at_end else -1,
+        )
         if not self.softmax_at_end:
             s_out = float(model.output_tensor.quant.scale[0])
             m, s = preprocess_softmax_scaling(1.0, s_out, SOFTMAX_SCALED_DIFF_INTEGER_BITS)
@@ -147,120 +147,13 @@ class Trainer:
         e, ex, mag = softmax_cross_entropy_backward(p, yb, mode)
         lam = lambda_q15(cfg.lambda_min)
         fracs, self.l_max = keep_fractions(mag, self.l_max, lam)
-        errs: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {
-            start: [(e.reshape(values[start].shape), ex)]
-        }
-        for layer in reversed(m.layers):
-            if layer.index < self.first_bw:
-                break
-            if self.softmax_at_end and layer.index == len(m.layers) - 1:
-                continue
-            if layer.output not in errs:
-                continue
-            e, ex = align_errors(errs.pop(layer.output), mode)
-            for t_in, part in self._layer_backward(layer, e, ex, values, fracs, lam, mode):
-                errs.setdefault(t_in, []).append(part)
+        macs, macs_full = self.backward.run(
+            values, start, (e.reshape(values[start].shape), ex), fracs, lam, mode
+        )
+        self.counters.backward_macs += macs
+        self.counters.backward_macs_full += macs_full
         self.counters.samples += n
         return cross_entropy(p, yb), p.argmax(axis=1)
-
-    def _needs_error(self, t: int) -> bool:
-        return self.producer.get(t, -1) >= self.first_bw
-
-    def _layer_backward(self, layer, e, ex, values, fracs, lam, mode):
-        m = self.model
-        ts = m.tensors
-        p = m.params[layer.index]
-        t_in = layer.inputs[0]
-        x_t, out_t = ts[t_in], ts[layer.output]
-        y = values[layer.output]
-        x = values[t_in]
-        e = activation_backward(e, y, int(layer.activation), p.act_min, p.act_max)
-        if self.config.clip_mask and int(layer.activation) == 1:
-            # RELU outputs clamped at act_max have zero derivative (section 5.1)
-            e = np.where(y < p.act_max, e, 0).astype(np.int8)
-        need_in = self._needs_error(t_in)
-        op = layer.op
-        if op in WEIGHTED_OPS:
-            w_t = ts[layer.inputs[1]]
-            w = w_t.data
-            n_ch = out_t.shape[-1]
-            kept = None
-            if lam < Q15:
-                kept = select_channels(e, keep_count(fracs, n_ch))
-                e = np.where(kept.reshape((len(e),) + (1,) * (e.ndim - 2) + (n_ch,)), e, 0)
-                e = e.astype(np.int8)
-            n_kept = n_ch * len(e) if kept is None else int(kept.sum())
-            per_ch = layer_macs(m, layer.index) // n_ch
-            trainable = layer.index in self.state
-            passes = int(trainable) + int(need_in)
-            self.counters.backward_macs += passes * per_ch * n_kept
-            self.counters.backward_macs_full += passes * per_ch * n_ch * len(e)
-            zp = int(x_t.quant.zero_point[0])
-            geo = {}
-            if op != OpType.FULLY_CONNECTED:
-                geo = dict(
-                    stride=(layer.stride_h, layer.stride_w),
-                    pad=(p.pad_h, p.pad_w),
-                    dilation=(layer.dilation_h, layer.dilation_w),
-                )
-            if trainable:
-                if op == OpType.CONV_2D:
-                    gw, gb = conv2d_backward_weights(
-                        e, x, input_zero_point=zp, kernel_hw=w.shape[1:3], kept=kept, **geo
-                    )
-                    gw = gw.reshape(len(e), n_ch, -1)
-                elif op == OpType.DEPTHWISE_CONV_2D:
-                    gw, gb = depthwise_conv2d_backward_weights(
-                        e, x, input_zero_point=zp, kernel_hw=w.shape[1:3], kept=kept, **geo
-                    )
-                    gw = gw.reshape(len(e), -1, n_ch).transpose(0, 2, 1)
-                else:
-                    gw, gb = fully_connected_backward_weights(e, x, input_zero_point=zp, kept=kept)
-                st = self.state[layer.index]
-                for i in range(len(e)):
-                    st.grad.add(gw[i], gb[i], int(ex[i]))
-            if need_in:
-                s_w = w_t.quant.scale
-                if op == OpType.CONV_2D:
-                    ei, exi = conv2d_backward_input(
-                        e, ex, w, s_w, in_hw=x.shape[1:3], kept=kept, mode=mode, **geo
-                    )
-                elif op == OpType.DEPTHWISE_CONV_2D:
-                    ei, exi = depthwise_conv2d_backward_input(
-                        e, ex, w, s_w, in_hw=x.shape[1:3], in_channels=x.shape[3],
-                        kept=kept, mode=mode, **geo,
-                    )  # fmt: skip
-                else:
-                    ei, exi = fully_connected_backward_input(
-                        e.reshape(len(e), -1), ex, w, s_w, kept=kept, mode=mode
-                    )
-                yield t_in, (ei.reshape(x.shape), exi)
-            return
-        if op == OpType.ADD:
-            # Each input that needs an error gets it, independently of the other
-            # (docs/training-semantics.md 5.7); the first may be, e.g., the model input.
-            a, b = add_backward(e, ex)
-            if need_in:
-                yield t_in, a
-            if self._needs_error(layer.inputs[1]):
-                yield layer.inputs[1], b
-            return
-        if not need_in:
-            return
-        if op == OpType.AVERAGE_POOL_2D:
-            yield t_in, average_pool2d_backward(
-                e, ex, in_hw=x.shape[1:3], filter_hw=(layer.filter_h, layer.filter_w),
-                stride=(layer.stride_h, layer.stride_w), pad=(p.pad_h, p.pad_w), mode=mode,
-            )  # fmt: skip
-        elif op == OpType.MAX_POOL_2D:
-            yield t_in, max_pool2d_backward(
-                e, ex, x, filter_hw=(layer.filter_h, layer.filter_w),
-                stride=(layer.stride_h, layer.stride_w), pad=(p.pad_h, p.pad_w), mode=mode,
-            )  # fmt: skip
-        elif op == OpType.RESHAPE:
-            yield t_in, (reshape_backward(e, x.shape[1:]), ex)
-        else:
-            raise NotImplementedError(f"no backward for {op.name} inside the network")
 
     # --- the update ---------------------------------------------------------------------
     def update(self) -> None:

@@ -1,5 +1,5 @@
-"""The device commands of `fqt` (push, train-device, export, device-eval): add_*/run_* pairs
-that fqt.cli lists in COMMANDS and the west commands wrap."""
+"""The device commands of `fqt` (push, train-device, export, device-eval): the board, or
+the host device, over its shell (fqt.device's client)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FqtError
+from ..blob import read_blob
+from ..device import Device
+from ..errors import FqtError
+from ..export import write_tflite
+from .common import load_model
 
 
 def _add_port(p: argparse.ArgumentParser) -> None:
@@ -27,9 +31,7 @@ def _add_port(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, default=96, help="payload bytes a frame (<= 128)")
 
 
-def _open(args: argparse.Namespace):
-    from .device import Device
-
+def _open(args: argparse.Namespace) -> Device:
     if not 1 <= args.chunk <= 128:
         raise FqtError("--chunk must lie in [1, 128]")
     return Device.open(args.port, timeout=args.timeout, baud=args.baud, chunk=args.chunk)
@@ -66,8 +68,6 @@ def _device_dataset(path: str, info: dict[str, str], model_path: str | None):
     if x.dtype.kind == "f":
         if model_path is None:
             raise FqtError(f"{path}: float x needs --model (its input quantization)")
-        from .cli import load_model
-
         t = load_model(model_path).input_tensor
         if t.num_elements != in_bytes:
             raise FqtError(f"--model {model_path} does not match the device's model")
@@ -237,9 +237,6 @@ def run_export(args: argparse.Namespace) -> int:
     if out.suffix == ".tflite":
         if not args.source:
             raise FqtError("a .tflite output needs --source (the original .tflite)")
-        from .blob import read_blob
-        from .export import write_tflite
-
         model, _ = read_blob(blob)
         write_tflite(model, args.source, out)
         print(f"pulled {len(blob):,} B blob -> {out} (weights patched into {args.source})")

@@ -1,0 +1,74 @@
+"""Helpers shared by the command families: reading a model, the per-layer table and the
+board fit check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..blob import read_blob
+from ..boards import get_board
+from ..errors import FqtError, PlanDoesNotFitError
+from ..ir import Model
+from ..plan import Plan, layer_table
+from ..prepare import prepare
+from ..tflite_import import load_tflite
+
+ENGINES = ("golden", "native")
+
+
+def load_model(path: str | Path) -> Model:
+    """A .tflite (imported and prepared) or a .fqtb blob written by `fqt import`."""
+    p = Path(path)
+    if p.suffix == ".fqtb":
+        try:
+            blob = p.read_bytes()
+        except OSError as e:
+            raise FqtError(f"{p}: cannot read: {e.strerror}") from None
+        model, _ = read_blob(blob)
+        return model
+    model = load_tflite(p)
+    prepare(model)
+    return model
+
+
+def format_table(model: Model, plan: Plan) -> str:
+    rows = layer_table(model, plan)
+    head = f"{'#':>3} {'op':<18} {'output':<14} {'MACs':>10} {'weights B':>10} {'act B':>8} train"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        shape = "x".join(str(d) for d in r["output_shape"])  # type: ignore[attr-defined]
+        lines.append(
+            f"{r['layer']:>3} {r['op']:<18} {shape:<14} {r['macs']:>10,} "
+            f"{r['weight_bytes']:>10,} {r['activation_bytes']:>8,} "
+            f"{'yes' if r['trainable'] else ''}"
+        )
+    total_macs = sum(int(r["macs"]) for r in rows)  # type: ignore[call-overload]
+    total_w = sum(int(r["weight_bytes"]) for r in rows)  # type: ignore[call-overload]
+    lines.append("-" * len(head))
+    lines.append(f"    {'total':<33} {total_macs:>10,} {total_w:>10,}")
+    lines.append(f"peak arena, inference:  {plan.inference_arena:,} B")
+    lines.append(
+        f"peak RAM, training:     {plan.training_total:,} B "
+        f"(arena {plan.training_arena:,} + params {plan.training_params:,}; "
+        f"trainable layers {plan.trainable})"
+    )
+    return "\n".join(lines)
+
+
+def check_fit(plan: Plan, board_name: str) -> None:
+    board = get_board(board_name)
+    arena_need = max(plan.inference_arena, plan.training_arena)
+    over = []
+    if arena_need > board.arena_pool:
+        over.append(
+            f"arena needs {arena_need:,} B but {board.name}'s fqt-arena pool has "
+            f"{board.arena_pool:,} B: over by {arena_need - board.arena_pool:,} bytes"
+        )
+    if plan.training_params > board.params_pool:
+        over.append(
+            f"trainable parameters need {plan.training_params:,} B but {board.name}'s "
+            f"fqt-params pool has {board.params_pool:,} B: over by "
+            f"{plan.training_params - board.params_pool:,} bytes"
+        )
+    if over:
+        raise PlanDoesNotFitError("model does not fit: " + "; ".join(over))

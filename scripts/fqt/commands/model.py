@@ -1,0 +1,131 @@
+"""The model commands: `fqt import` (a .tflite into a blob, C source and a memory plan)
+and `fqt infer` (int8 inputs through the golden or the native engine)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..blob import blob_to_c, c_identifier, write_blob
+from ..boards import BOARDS
+from ..errors import FqtError
+from ..golden.interpreter import infer_batch
+from ..ir import Model
+from ..native import NativeEngine
+from ..plan import layer_table, parse_trainable, plan_memory
+from ..prepare import prepare
+from ..tflite_import import load_tflite
+from .common import ENGINES, check_fit, format_table, load_model
+
+
+def read_inputs(path: str, model: Model) -> np.ndarray:
+    """An .npy of int8 samples, or float samples quantized with the input's parameters."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise FqtError(f"{path}: cannot read inputs: {e}") from None
+    t = model.input_tensor
+    per_sample = t.num_elements
+    if x.size % per_sample:
+        raise FqtError(
+            f"{path}: {x.size} values is not a whole number of inputs of shape {t.shape}"
+        )
+    if x.dtype.kind == "f":
+        q = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
+        x = np.clip(q, -128, 127).astype(np.int8)
+    elif x.dtype != np.int8:
+        raise FqtError(f"{path}: dtype {x.dtype}; give int8 samples or float ones")
+    return x.reshape((-1, *t.shape))
+
+
+# --- import ---------------------------------------------------------------------------
+def add_import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="int8 .tflite model")
+    p.add_argument("-o", "--output-dir", default=".", help="where the blob and C files go")
+    p.add_argument("--board", help=f"check the plan fits this board ({', '.join(BOARDS)})")
+    p.add_argument(
+        "--trainable",
+        nargs="+",
+        metavar="LAYER",
+        help="trainable layers: indices, 'last', 'last:N', 'all' or 'none' (default: last)",
+    )
+    p.add_argument("--name", help="C identifier for the blob (default: the model's file name)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    model = load_tflite(args.model)
+    prepare(model)
+    try:
+        trainable = parse_trainable(model, args.trainable)
+    except ValueError as e:
+        raise FqtError(str(e)) from None
+    plan = plan_memory(model, trainable)
+    if args.board:
+        check_fit(plan, args.board)
+    name = c_identifier(args.name or model.name)
+    model.name = name
+    blob = write_blob(model, trainable)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source, header = blob_to_c(blob, name)
+    files = {
+        out / f"{name}.fqtb": blob,
+        out / f"{name}_blob.c": source.encode(),
+        out / f"{name}_blob.h": header.encode(),
+        # Export rebuilds the .tflite from this graph with the trained weights.
+        out / f"{name}.tflite": Path(args.model).read_bytes(),
+    }
+    for path, content in files.items():
+        path.write_bytes(content)
+    summary = {
+        "model": str(args.model),
+        "name": name,
+        "blob": str(out / f"{name}.fqtb"),
+        "blob_bytes": len(blob),
+        "layers": layer_table(model, plan),
+        "inference_arena_bytes": plan.inference_arena,
+        "training_arena_bytes": plan.training_arena,
+        "training_params_bytes": plan.training_params,
+        "training_ram_bytes": plan.training_total,
+        "trainable": plan.trainable,
+        "board": args.board,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{args.model}: {len(model.layers)} layers, blob {len(blob):,} B -> {out}/")
+        print(format_table(model, plan))
+        if args.board:
+            print(f"fits {args.board}")
+    return 0
+
+
+def add_infer_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help=".tflite or .fqtb")
+    p.add_argument("--inputs", required=True, help=".npy with int8 (or float) inputs")
+    p.add_argument("--engine", choices=ENGINES, default="golden")
+    p.add_argument("-o", "--output", required=True, help=".npy for the int8 outputs")
+    p.add_argument("--json", action="store_true", help="print a summary as JSON")
+
+
+def infer_with(engine: str, model: Model, xs: np.ndarray) -> np.ndarray:
+    if engine == "golden":
+        return infer_batch(model, xs)
+    return NativeEngine(write_blob(model)).infer_batch(xs)
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    xs = read_inputs(args.inputs, model)
+    ys = infer_with(args.engine, model, xs)
+    np.save(args.output, ys)
+    summary = {"engine": args.engine, "samples": len(xs), "output_shape": list(ys.shape)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{len(xs)} inputs through {args.engine} -> {args.output} {ys.shape}")
+    return 0
