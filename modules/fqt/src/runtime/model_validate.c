@@ -11,11 +11,12 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "byte_order.h"
+#include "error_message.h"
+#include "fqt/memory_plan.h"
 #include "fqt/model.h"
-#include "fqt_internal.h"
-#if defined(CONFIG_FQT_CMSIS_NN)
-#include "cmsis_nn/fqt_cmsis_nn.h"
-#endif
+#include "model_decode.h"
+#include "model_plan.h"
 
 #define FAIL(...)                                       \
 	do {                                            \
@@ -89,125 +90,6 @@ static const char *const op_names[] = {
 	"?", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D",
 	"MAX_POOL_2D", "RESHAPE", "ADD", "SOFTMAX",
 };
-
-size_t fqt_model_struct_size(void)
-{
-	return sizeof(fqt_model);
-}
-
-size_t fqt_model_inference_arena_size(const fqt_model *model)
-{
-	return model == NULL ? 0u : (size_t)model->inference_arena_size;
-}
-
-void fqt_decode_tensor(const fqt_model *model, uint32_t index, fqt_tensor *t)
-{
-	const uint8_t *r = model->tensor_table + (size_t)index * FQT_BLOB_TENSOR_RECORD_SIZE;
-	t->dtype = r[TR_DTYPE];
-	t->rank = r[TR_RANK];
-	t->flags = r[TR_FLAGS];
-	t->quant_axis = r[TR_QUANT_AXIS];
-	uint32_t elements = 1;
-	for (int k = 0; k < 4; ++k) {
-		t->shape[k] = fqt_read_i32(r + TR_SHAPE + 4 * k);
-		elements *= (uint32_t)t->shape[k];
-	}
-	t->element_count = elements;
-	t->byte_size = elements * (t->dtype == FQT_DTYPE_INT32 ? 4u : 1u);
-	t->quant_count = fqt_read_u32(r + TR_QUANT_COUNT);
-	t->scales = model->data + fqt_read_u32(r + TR_SCALE_OFFSET);
-	t->zero_points = (const int32_t *)(const void *)(model->data +
-							 fqt_read_u32(r + TR_ZERO_POINT_OFFSET));
-	t->data = (t->flags & FQT_TENSOR_FLAG_CONSTANT) != 0u
-			  ? (const void *)(model->data + fqt_read_u32(r + TR_DATA_OFFSET))
-			  : NULL;
-	t->tflite_index = fqt_read_i32(r + TR_TFLITE_INDEX);
-}
-
-void fqt_decode_layer(const fqt_model *model, uint32_t index, fqt_layer *l)
-{
-	const uint8_t *r = model->layer_table + (size_t)index * FQT_BLOB_LAYER_RECORD_SIZE;
-	l->op = r[LR_OP];
-	l->activation = r[LR_ACTIVATION];
-	l->padding = r[LR_PADDING];
-	l->flags = r[LR_FLAGS];
-	for (int k = 0; k < 3; ++k) {
-		l->input[k] = fqt_read_i16(r + LR_TENSORS + 2 * k);
-	}
-	l->output = fqt_read_i16(r + LR_TENSORS + 6);
-	l->stride_h = fqt_read_i16(r + LR_STRIDE_H);
-	l->stride_w = fqt_read_i16(r + LR_STRIDE_W);
-	l->filter_h = fqt_read_i16(r + LR_FILTER_H);
-	l->filter_w = fqt_read_i16(r + LR_FILTER_W);
-	l->dilation_h = fqt_read_i16(r + LR_DILATION_H);
-	l->dilation_w = fqt_read_i16(r + LR_DILATION_W);
-	l->depth_multiplier = fqt_read_i16(r + LR_DEPTH_MULTIPLIER);
-	l->pad_h = fqt_read_i16(r + LR_PAD_H);
-	l->pad_w = fqt_read_i16(r + LR_PAD_W);
-	l->act_min = fqt_read_i32(r + LR_ACT_MIN);
-	l->act_max = fqt_read_i32(r + LR_ACT_MAX);
-	l->channel_count = fqt_read_u32(r + LR_CHANNEL_COUNT);
-	l->multiplier = (const int32_t *)(const void *)(model->data +
-							fqt_read_u32(r + LR_MULTIPLIER_OFFSET));
-	l->shift = (const int32_t *)(const void *)(model->data + fqt_read_u32(r + LR_SHIFT_OFFSET));
-	for (int k = 0; k < 7; ++k) {
-		l->extras[k] = fqt_read_i32(r + LR_EXTRAS + 4 * k);
-	}
-}
-
-fqt_status fqt_model_tensor(const fqt_model *model, uint32_t index, fqt_tensor *tensor)
-{
-	if (model == NULL || tensor == NULL || index >= model->tensor_count) {
-		return FQT_ERR_ARGUMENT;
-	}
-	fqt_decode_tensor(model, index, tensor);
-	return FQT_OK;
-}
-
-fqt_status fqt_model_layer(const fqt_model *model, uint32_t index, fqt_layer *layer)
-{
-	if (model == NULL || layer == NULL || index >= model->layer_count) {
-		return FQT_ERR_ARGUMENT;
-	}
-	fqt_decode_layer(model, index, layer);
-	return FQT_OK;
-}
-
-int32_t fqt_model_buffer_of_tensor(const fqt_model *model, uint32_t tensor)
-{
-	for (uint32_t b = 0; b < model->buffer_count; ++b) {
-		if (model->inference_buffers[b].tensor == tensor) {
-			return (int32_t)b;
-		}
-	}
-	return -1;
-}
-
-uint64_t fqt_model_layer_macs(const fqt_model *model, uint32_t index)
-{
-	if (model == NULL || index >= model->layer_count) {
-		return 0;
-	}
-	fqt_layer layer;
-	fqt_tensor out;
-	fqt_tensor w;
-	fqt_decode_layer(model, index, &layer);
-	fqt_decode_tensor(model, (uint32_t)layer.output, &out);
-	switch (layer.op) {
-	case FQT_OP_CONV_2D:
-		fqt_decode_tensor(model, (uint32_t)layer.input[1], &w);
-		return (uint64_t)out.element_count * (uint64_t)w.shape[1] * (uint64_t)w.shape[2] *
-		       (uint64_t)w.shape[3];
-	case FQT_OP_DEPTHWISE_CONV_2D:
-		fqt_decode_tensor(model, (uint32_t)layer.input[1], &w);
-		return (uint64_t)out.element_count * (uint64_t)w.shape[1] * (uint64_t)w.shape[2];
-	case FQT_OP_FULLY_CONNECTED:
-		fqt_decode_tensor(model, (uint32_t)layer.input[1], &w);
-		return (uint64_t)w.element_count;
-	default:
-		return 0;
-	}
-}
 
 /* ---- checks ------------------------------------------------------------------------ */
 
@@ -829,10 +711,9 @@ static fqt_status load(fqt_model *m, const void *blob, size_t size, fqt_error *e
 		fqt_error_format(err, "the inference arena exceeds 4 GiB");
 		return s;
 	}
-#if defined(CONFIG_FQT_CMSIS_NN)
-	/* CMSIS-NN's scratch goes after the planned buffers, so the arena size query counts
-	 * it (src/cmsis_nn/fqt_cmsis_nn.h). */
-	m->scratch_size = fqt_cmsis_scratch_size(m);
+	/* The kernels' scratch (kernels/forward_wrapper.h; CMSIS-NN's, or none) goes after the
+	 * planned buffers, so the arena size query counts it. */
+	m->scratch_size = fqt_model_scratch_size(m);
 	if (m->scratch_size > 0u) {
 		const uint64_t planned = ((uint64_t)m->inference_arena_size + 3u) & ~(uint64_t)3u;
 		if (planned + m->scratch_size > UINT32_MAX) {
@@ -841,7 +722,6 @@ static fqt_status load(fqt_model *m, const void *blob, size_t size, fqt_error *e
 		}
 		m->inference_arena_size = (uint32_t)(planned + m->scratch_size);
 	}
-#endif
 	return FQT_OK;
 }
 
