@@ -26,6 +26,7 @@ set(FQT_RUNTIME_SOURCES
   ${FQT_CORE_DIR}/src/runtime/crc32.c
   ${FQT_CORE_DIR}/src/runtime/model_decode.c
   ${FQT_CORE_DIR}/src/runtime/model_validate.c
+  ${FQT_CORE_DIR}/src/runtime/layer_validate.c
   ${FQT_CORE_DIR}/src/runtime/memory_plan.c
   ${FQT_CORE_DIR}/src/runtime/model_plan.c
   ${FQT_CORE_DIR}/src/runtime/layer_ops.c

@@ -22,13 +22,9 @@ typedef struct fqt_layer_view {
 	uint8_t activation; /* fqt_activation, already folded into the act_min/act_max */
 	int16_t input_buffer[2]; /* plan buffers read: input, ADD's second input (else -1) */
 	int16_t output_buffer;   /* layer index + 1 */
-	int16_t input_tensor[2]; /* input; weights (CONV/DW/FC) or ADD's second input */
-	int16_t bias_tensor;     /* -1: none */
-	int16_t output_tensor;
-	uint32_t input_elements, output_elements;
-	int32_t input_depth, output_depth; /* last dimension: channels, classes, FC units */
+	uint32_t output_elements;
+	int32_t input_depth; /* last dimension (SOFTMAX's row length) */
 	fqt_dims input_dims, filter_dims, output_dims; /* shapes padded with 1 past rank */
-	float input_scale, output_scale;
 	int32_t act_min, act_max; /* the output clamp (every op's record has one) */
 	uint64_t macs; /* forward multiply-accumulates, as fqt_model_layer_macs */
 	union {
@@ -42,6 +38,13 @@ typedef struct fqt_layer_view {
 	const int8_t *weights;
 	const int32_t *bias; /* NULL: none */
 	fqt_requant requant;
+	/* Training only (fqt_layer_view_decode_for_training). */
+	int16_t input_tensor[2]; /* input; weights (CONV/DW/FC) or ADD's second input */
+	int16_t bias_tensor;     /* -1: none */
+	int16_t output_tensor;
+	uint32_t input_elements;
+	int32_t output_depth; /* last dimension: channels, classes, FC units */
+	float input_scale, output_scale;
 	const void *weight_scales; /* f32, per channel or one */
 	uint32_t weight_scale_count;
 } fqt_layer_view;

@@ -29,9 +29,6 @@
 extern "C" {
 #endif
 
-#ifndef FQT_TRAIN_MAX_TRAINABLE
-#define FQT_TRAIN_MAX_TRAINABLE 16
-#endif
 #define FQT_Q15_ONE 32768
 #define FQT_TRAIN_MAX_BUFFERS (3u * FQT_MAX_LAYERS + 1u)
 

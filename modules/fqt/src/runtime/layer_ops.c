@@ -87,34 +87,18 @@ void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v
 	const uint8_t op = r[FQT_LREC_OP];
 	const int32_t in_tensor = rec_i16(r, FQT_LREC_TENSORS);
 	const int32_t in2_tensor = rec_i16(r, FQT_LREC_TENSORS + 2);
-	const int32_t out_tensor = rec_i16(r, FQT_LREC_TENSORS + 6);
 	const uint8_t *ti = tensor_rec(m, in_tensor);
-	const uint8_t *to = tensor_rec(m, out_tensor);
+	const uint8_t *to = tensor_rec(m, rec_i16(r, FQT_LREC_TENSORS + 6));
 	v->op = op;
 	v->activation = r[FQT_LREC_ACTIVATION];
 	v->input_buffer[0] = input_buffer(m, index, in_tensor);
 	v->input_buffer[1] = op == FQT_OP_ADD ? input_buffer(m, index, in2_tensor) : -1;
 	v->output_buffer = (int16_t)(index + 1u);
-	v->input_tensor[0] = (int16_t)in_tensor;
-	v->input_tensor[1] = (int16_t)in2_tensor;
-	v->bias_tensor = (int16_t)rec_i16(r, FQT_LREC_TENSORS + 4);
-	v->output_tensor = (int16_t)out_tensor;
 	v->input_dims = tensor_dims(ti);
 	v->output_dims = tensor_dims(to);
-	v->input_elements = dims_elements(&v->input_dims);
 	v->output_elements = m->inference_buffers[index + 1u].size; /* int8: bytes = elements */
-	v->input_depth = tensor_last_dim(ti);
-	v->output_depth = tensor_last_dim(to);
-	v->input_scale = tensor_scale(m, ti);
-	v->output_scale = tensor_scale(m, to);
+	v->input_depth = op == FQT_OP_SOFTMAX ? tensor_last_dim(ti) : 0;
 	v->macs = 0;
-	v->weights = NULL;
-	v->bias = NULL;
-	v->weight_scales = NULL;
-	v->weight_scale_count = 0;
-	v->requant = (fqt_requant){NULL, NULL, 0};
-	const fqt_dims one = {1, 1, 1, 1};
-	v->filter_dims = one;
 	const int32_t input_offset = -tensor_zero_point(m, ti);
 	const int32_t output_offset = tensor_zero_point(m, to);
 	const int32_t act_min = rec_i32(r, FQT_LREC_ACT_MIN);
@@ -127,16 +111,14 @@ void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v
 	case FQT_OP_FULLY_CONNECTED: {
 		const uint8_t *tw = tensor_rec(m, in2_tensor);
 		v->weights = (const int8_t *)rec_array(m, tw, FQT_TREC_DATA_OFFSET);
-		v->bias = v->bias_tensor < 0 ? NULL
-					     : (const int32_t *)rec_array(m,
-									 tensor_rec(m, v->bias_tensor),
-									 FQT_TREC_DATA_OFFSET);
+		const int32_t bias_tensor = rec_i16(r, FQT_LREC_TENSORS + 4);
+		v->bias = bias_tensor < 0 ? NULL
+					  : (const int32_t *)rec_array(m, tensor_rec(m, bias_tensor),
+								       FQT_TREC_DATA_OFFSET);
 		v->requant = (fqt_requant){
 			(const int32_t *)rec_array(m, r, FQT_LREC_MULTIPLIER_OFFSET),
 			(const int32_t *)rec_array(m, r, FQT_LREC_SHIFT_OFFSET),
 			(uint32_t)rec_i32(r, FQT_LREC_CHANNEL_COUNT)};
-		v->weight_scales = rec_array(m, tw, FQT_TREC_SCALE_OFFSET);
-		v->weight_scale_count = (uint32_t)rec_i32(tw, FQT_TREC_QUANT_COUNT);
 		v->filter_dims = tensor_dims(tw);
 		const fqt_dims *wd = &v->filter_dims;
 		if (op == FQT_OP_FULLY_CONNECTED) {
@@ -201,6 +183,30 @@ void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v
 		break;
 	default:
 		break; /* RESHAPE: no parameters */
+	}
+}
+
+void fqt_layer_view_decode_for_training(const fqt_model *m, uint32_t index, fqt_layer_view *v)
+{
+	fqt_layer_view_decode(m, index, v);
+	const uint8_t *r = m->layer_table + (size_t)index * FQT_BLOB_LAYER_RECORD_SIZE;
+	v->input_tensor[0] = (int16_t)rec_i16(r, FQT_LREC_TENSORS);
+	v->input_tensor[1] = (int16_t)rec_i16(r, FQT_LREC_TENSORS + 2);
+	v->bias_tensor = (int16_t)rec_i16(r, FQT_LREC_TENSORS + 4);
+	v->output_tensor = (int16_t)rec_i16(r, FQT_LREC_TENSORS + 6);
+	const uint8_t *ti = tensor_rec(m, v->input_tensor[0]);
+	const uint8_t *to = tensor_rec(m, v->output_tensor);
+	v->input_elements = dims_elements(&v->input_dims);
+	v->input_depth = tensor_last_dim(ti);
+	v->output_depth = tensor_last_dim(to);
+	v->input_scale = tensor_scale(m, ti);
+	v->output_scale = tensor_scale(m, to);
+	v->weight_scales = NULL;
+	v->weight_scale_count = 0;
+	if (fqt_op_is_weighted(v->op)) {
+		const uint8_t *tw = tensor_rec(m, v->input_tensor[1]);
+		v->weight_scales = rec_array(m, tw, FQT_TREC_SCALE_OFFSET);
+		v->weight_scale_count = (uint32_t)rec_i32(tw, FQT_TREC_QUANT_COUNT);
 	}
 }
 

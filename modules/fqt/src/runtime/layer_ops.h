@@ -13,9 +13,14 @@
 #include "fqt/model.h"
 #include "kernels/forward_wrapper.h"
 
-/* Decode layer `index` of a model fqt_model_load() accepted. Reads only the record fields
- * the kernels need. */
+/* Decode layer `index` of a model fqt_model_load() accepted: what its forward kernel needs
+ * (the session calls it per layer per run, so it reads nothing else). */
 void fqt_layer_view_decode(const fqt_model *model, uint32_t index, fqt_layer_view *view);
+
+/* The same, plus the tensor-level facts the backward and the update need (tensor indices,
+ * element counts, channel counts, scales). */
+void fqt_layer_view_decode_for_training(const fqt_model *model, uint32_t index,
+					fqt_layer_view *view);
 
 /* Bytes of kernel scratch the layer's forward needs (a multiple of 4; 0 when portable). */
 size_t fqt_layer_forward_scratch_size(const fqt_layer_view *view);

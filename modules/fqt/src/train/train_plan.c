@@ -94,7 +94,7 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 		return FQT_ERR_UNSUPPORTED;
 	}
 	for (uint32_t l = 0; l < n; ++l) {
-		fqt_layer_view_decode(m, l, &t->views[l]);
+		fqt_layer_view_decode_for_training(m, l, &t->views[l]);
 	}
 	fqt_status st = choose_layers(t, m, mask);
 	if (st != FQT_OK) {

@@ -153,14 +153,11 @@ static void requant_channel(fqt_trainer *t, fqt_train_layer *L, int dw, int32_t 
 	}
 }
 
-static void update_layer(fqt_trainer *t, fqt_train_layer *L)
+/* The gradient's per-channel mean and std in real units (unit = s_in * 2^grad_exp per
+ * accumulator step), from 15-bit-rounded sums, folded into the EMA (section 7). */
+static void update_moments(const fqt_trainer *t, fqt_train_layer *L, double unit)
 {
-	const fqt_layer_view *v = &t->views[L->layer];
-	const int dw = v->op == FQT_OP_DEPTHWISE_CONV_2D;
-	const double s_in = (double)v->input_scale;
-	const double unit = ldexp(s_in, L->grad_exp);
 	const double a = t->opt.alpha_norm;
-	/* moments and EMA */
 	for (int32_t c = 0; c < L->n_out; ++c) {
 		if (channel_zero(L, c)) {
 			continue;
@@ -196,6 +193,14 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 			L->sd[c] = (float)(a * (double)L->sd[c] + (1.0 - a) * std_r);
 		}
 	}
+}
+
+static void update_layer(fqt_trainer *t, fqt_train_layer *L)
+{
+	const fqt_layer_view *v = &t->views[L->layer];
+	const int dw = v->op == FQT_OP_DEPTHWISE_CONV_2D;
+	const double s_in = (double)v->input_scale;
+	update_moments(t, L, ldexp(s_in, L->grad_exp));
 	/* new weights, requantized */
 	channel_rule r;
 	if (L->per_channel) {
