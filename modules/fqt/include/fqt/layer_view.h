@@ -24,7 +24,9 @@ typedef struct fqt_layer_view {
 	int16_t output_buffer;   /* layer index + 1 */
 	uint32_t output_elements;
 	int32_t input_depth; /* last dimension (SOFTMAX's row length) */
-	fqt_dims input_dims, filter_dims, output_dims; /* shapes padded with 1 past rank */
+	/* Shapes padded with 1 past rank: input/output for CONV/DW/pools (all ops when decoded
+	 * for training), filter for CONV/DW/FC. */
+	fqt_dims input_dims, filter_dims, output_dims;
 	int32_t act_min, act_max; /* the output clamp (every op's record has one) */
 	uint64_t macs; /* forward multiply-accumulates, as fqt_model_layer_macs */
 	union {

@@ -81,7 +81,9 @@ int fqt_op_is_weighted(uint8_t op)
 	       op == FQT_OP_FULLY_CONNECTED;
 }
 
-void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v)
+/* decode() and forward() are static so that fqt_layer_run() gets them inlined: the session
+ * runs every layer through it on every inference. */
+static inline void decode(const fqt_model *m, uint32_t index, fqt_layer_view *v)
 {
 	const uint8_t *r = m->layer_table + (size_t)index * FQT_BLOB_LAYER_RECORD_SIZE;
 	const uint8_t op = r[FQT_LREC_OP];
@@ -94,8 +96,6 @@ void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v
 	v->input_buffer[0] = input_buffer(m, index, in_tensor);
 	v->input_buffer[1] = op == FQT_OP_ADD ? input_buffer(m, index, in2_tensor) : -1;
 	v->output_buffer = (int16_t)(index + 1u);
-	v->input_dims = tensor_dims(ti);
-	v->output_dims = tensor_dims(to);
 	v->output_elements = m->inference_buffers[index + 1u].size; /* int8: bytes = elements */
 	v->input_depth = op == FQT_OP_SOFTMAX ? tensor_last_dim(ti) : 0;
 	v->macs = 0;
@@ -121,13 +121,15 @@ void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v
 			(uint32_t)rec_i32(r, FQT_LREC_CHANNEL_COUNT)};
 		v->filter_dims = tensor_dims(tw);
 		const fqt_dims *wd = &v->filter_dims;
-		if (op == FQT_OP_FULLY_CONNECTED) {
+		if (op == FQT_OP_FULLY_CONNECTED) { /* shapes from the weights alone */
 			/* weights [out_depth, accum_depth] */
 			v->macs = (uint64_t)wd->n * (uint64_t)wd->h;
 			v->params.fully_connected = (fqt_fully_connected_params){
 				input_offset, output_offset, act_min, act_max};
 			break;
 		}
+		v->input_dims = tensor_dims(ti);
+		v->output_dims = tensor_dims(to);
 		v->macs = (uint64_t)v->output_elements * (uint64_t)wd->h * (uint64_t)wd->w *
 			  (op == FQT_OP_CONV_2D ? (uint64_t)wd->c : 1u);
 		const int32_t in_c = v->input_dims.c > 0 ? v->input_dims.c : 1;
@@ -148,6 +150,8 @@ void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v
 	}
 	case FQT_OP_AVERAGE_POOL_2D:
 	case FQT_OP_MAX_POOL_2D:
+		v->input_dims = tensor_dims(ti);
+		v->output_dims = tensor_dims(to);
 		v->params.pool = (fqt_pool_params){
 			.stride_h = rec_i16(r, FQT_LREC_STRIDE_H),
 			.stride_w = rec_i16(r, FQT_LREC_STRIDE_W),
@@ -186,9 +190,14 @@ void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v
 	}
 }
 
+void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v)
+{
+	decode(m, index, v);
+}
+
 void fqt_layer_view_decode_for_training(const fqt_model *m, uint32_t index, fqt_layer_view *v)
 {
-	fqt_layer_view_decode(m, index, v);
+	decode(m, index, v);
 	const uint8_t *r = m->layer_table + (size_t)index * FQT_BLOB_LAYER_RECORD_SIZE;
 	v->input_tensor[0] = (int16_t)rec_i16(r, FQT_LREC_TENSORS);
 	v->input_tensor[1] = (int16_t)rec_i16(r, FQT_LREC_TENSORS + 2);
@@ -196,6 +205,8 @@ void fqt_layer_view_decode_for_training(const fqt_model *m, uint32_t index, fqt_
 	v->output_tensor = (int16_t)rec_i16(r, FQT_LREC_TENSORS + 6);
 	const uint8_t *ti = tensor_rec(m, v->input_tensor[0]);
 	const uint8_t *to = tensor_rec(m, v->output_tensor);
+	v->input_dims = tensor_dims(ti);
+	v->output_dims = tensor_dims(to);
 	v->input_elements = dims_elements(&v->input_dims);
 	v->input_depth = tensor_last_dim(ti);
 	v->output_depth = tensor_last_dim(to);
@@ -227,8 +238,8 @@ size_t fqt_layer_forward_scratch_size(const fqt_layer_view *v)
 	}
 }
 
-fqt_status fqt_layer_forward(const fqt_layer_view *v, const int8_t *x, const int8_t *x2,
-			     int8_t *y, const fqt_kernel_scratch *scratch)
+static inline fqt_status forward(const fqt_layer_view *v, const int8_t *x, const int8_t *x2,
+				 int8_t *y, const fqt_kernel_scratch *scratch)
 {
 	switch (v->op) {
 	case FQT_OP_CONV_2D:
@@ -265,4 +276,24 @@ fqt_status fqt_layer_forward(const fqt_layer_view *v, const int8_t *x, const int
 	default:
 		return FQT_ERR_ARGUMENT; /* unreachable for a loaded model */
 	}
+}
+
+fqt_status fqt_layer_forward(const fqt_layer_view *v, const int8_t *x, const int8_t *x2,
+			     int8_t *y, const fqt_kernel_scratch *scratch)
+{
+	return forward(v, x, x2, y, scratch);
+}
+
+fqt_status fqt_layer_run(const fqt_model *m, uint32_t index, uint8_t *arena,
+			 const fqt_plan_buffer *buffers, const fqt_kernel_scratch *scratch,
+			 uint64_t *macs)
+{
+	fqt_layer_view v;
+	decode(m, index, &v);
+	*macs = v.macs;
+	const int8_t *x2 = v.input_buffer[1] >= 0
+				   ? (const int8_t *)(arena + buffers[v.input_buffer[1]].offset)
+				   : NULL;
+	return forward(&v, (const int8_t *)(arena + buffers[v.input_buffer[0]].offset), x2,
+		       (int8_t *)(arena + buffers[v.output_buffer].offset), scratch);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "fqt/layer_view.h"
+#include "fqt/memory_plan.h"
 #include "fqt/model.h"
 #include "kernels/forward_wrapper.h"
 
@@ -29,6 +30,12 @@ size_t fqt_layer_forward_scratch_size(const fqt_layer_view *view);
 fqt_status fqt_layer_forward(const fqt_layer_view *view, const int8_t *input,
 			     const int8_t *input2, int8_t *output,
 			     const fqt_kernel_scratch *scratch);
+
+/* Decode layer `index` and run its forward on the plan `buffers` in `arena` (the session's
+ * path: nothing is kept per layer); *macs gets its multiply-accumulates. */
+fqt_status fqt_layer_run(const fqt_model *model, uint32_t index, uint8_t *arena,
+			 const fqt_plan_buffer *buffers, const fqt_kernel_scratch *scratch,
+			 uint64_t *macs);
 
 /* Is op a layer with weights (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED)? */
 int fqt_op_is_weighted(uint8_t op);

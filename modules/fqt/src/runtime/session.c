@@ -69,23 +69,6 @@ fqt_status fqt_session_set_input(fqt_session *session, const int8_t *data, size_
 
 static int buffer_intact(const fqt_session *s, int32_t b);
 
-/* One layer through the one layer-to-kernel path (runtime/layer_ops.c). The kernels'
- * scratch is the model's scratch_size bytes at the end of the inference arena. */
-static fqt_status run_layer(fqt_session *s, uint32_t index, uint64_t *macs)
-{
-	const fqt_model *m = s->model;
-	fqt_layer_view v;
-	fqt_layer_view_decode(m, index, &v);
-	*macs = v.macs;
-	const fqt_kernel_scratch scratch = {
-		s->arena + m->inference_arena_size - m->scratch_size, m->scratch_size};
-	return fqt_layer_forward(&v, (const int8_t *)buffer_data(s, v.input_buffer[0]),
-				 v.input_buffer[1] >= 0
-					 ? (const int8_t *)buffer_data(s, v.input_buffer[1])
-					 : NULL,
-				 (int8_t *)buffer_data(s, v.output_buffer), &scratch);
-}
-
 fqt_status fqt_session_run_layers(fqt_session *session, uint32_t first, uint32_t count)
 {
 	if (session == NULL || session->model == NULL) {
@@ -104,9 +87,14 @@ fqt_status fqt_session_run_layers(fqt_session *session, uint32_t first, uint32_t
 	} else if (first != session->layers_done) {
 		return FQT_ERR_STATE; /* layers run in order */
 	}
+	/* The kernels' scratch: the model's scratch_size bytes at the end of the arena. */
+	const fqt_model *m = session->model;
+	const fqt_kernel_scratch scratch = {
+		session->arena + m->inference_arena_size - m->scratch_size, m->scratch_size};
 	for (uint32_t l = first; l < first + count; ++l) {
 		uint64_t macs = 0;
-		const fqt_status status = run_layer(session, l, &macs);
+		const fqt_status status =
+			fqt_layer_run(m, l, session->arena, m->inference_buffers, &scratch, &macs);
 		if (status != FQT_OK) {
 			return status;
 		}
