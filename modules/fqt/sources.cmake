@@ -43,10 +43,17 @@ set(FQT_TRAIN_SOURCES
   ${FQT_CORE_DIR}/src/train/partial.c
   ${FQT_CORE_DIR}/src/train/prng.c
 )
-# service/ (docs/protocol.md): shell commands, data frames, save/restore.
+# service/ (docs/protocol.md): the dispatcher and its command table, replies and argument
+# parsing, the models (A/B halves), the sample store, transfers and the frame codec, the
+# jobs, the storage slots (no reply text) and the trainer binding.
 set(FQT_SERVICE_SOURCES
+  ${FQT_CORE_DIR}/src/service/dispatch.c
+  ${FQT_CORE_DIR}/src/service/reply.c
+  ${FQT_CORE_DIR}/src/service/models.c
+  ${FQT_CORE_DIR}/src/service/samples.c
+  ${FQT_CORE_DIR}/src/service/transfer.c
   ${FQT_CORE_DIR}/src/service/frame.c
-  ${FQT_CORE_DIR}/src/service/service.c
+  ${FQT_CORE_DIR}/src/service/jobs.c
   ${FQT_CORE_DIR}/src/service/slots.c
   ${FQT_CORE_DIR}/src/service/service_trainer.c
 )

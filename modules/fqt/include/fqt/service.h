@@ -149,11 +149,9 @@ typedef struct fqt_service {
 	fqt_frame frame;
 	/* job */
 	int job;
-	int stop_requested;
 	uint32_t job_index, job_count, job_epoch, job_correct, job_stride, job_offset;
 	uint64_t job_loss_micro;
 	uint32_t last_progress_ms;
-	int progress_sent;
 	fqt_train_config train;
 	uint32_t train_samples_done;
 	const char *last_job_result;
@@ -164,7 +162,8 @@ typedef struct fqt_service {
 
 fqt_status fqt_service_init(fqt_service *svc, const fqt_service_config *config);
 
-/* One `fqt` shell command; argv[0] is the subcommand (`info`, `data`, `frame`, ...). */
+/* One `fqt` shell command; argv[0] is the subcommand (`info`, `data`, `frame`, ...: the
+ * command table in src/service/dispatch.c; `fqt help` lists it). */
 int fqt_service_dispatch(fqt_service *svc, int argc, char **argv,
 			 const fqt_service_output *out);
 
@@ -174,10 +173,6 @@ int fqt_service_dispatch_line(fqt_service *svc, char *line, const fqt_service_ou
 /* Run one step of the current job (one sample); returns 1 while a job remains. */
 int fqt_service_poll(fqt_service *svc, const fqt_service_output *out);
 int fqt_service_busy(const fqt_service *svc);
-
-/* The usage line of command `name` (for the shell's help), or NULL. */
-const char *fqt_service_command_help(const char *name);
-
 
 /*
  * Decode the words after `frame`: argv = {seq, kind, hex payload or "-", crc32 hex}; the
