@@ -64,7 +64,7 @@
 #define FQT_TRAIN_MAX_TRAINABLE 16
 #endif
 
-/* Largest payload of one protocol frame (docs/protocol.md). */
+/* Largest payload of one protocol frame (docs/protocol.md), in bytes. */
 #ifndef FQT_FRAME_MAX_PAYLOAD
 #define FQT_FRAME_MAX_PAYLOAD 128u
 #endif

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fqt/config.h"
 #include "fqt/model.h"
 #include "fqt/session.h"
 #include "fqt/status.h"
@@ -30,14 +31,8 @@
 extern "C" {
 #endif
 
-/* Largest frame payload the device accepts, in bytes (a frame line holds twice as many hex
- * digits plus ~40 characters, which the shell's line buffer must hold). */
-#if !defined(FQT_FRAME_MAX_PAYLOAD) && defined(CONFIG_FQT_FRAME_MAX_PAYLOAD)
-#define FQT_FRAME_MAX_PAYLOAD CONFIG_FQT_FRAME_MAX_PAYLOAD
-#endif
-#ifndef FQT_FRAME_MAX_PAYLOAD
-#define FQT_FRAME_MAX_PAYLOAD 128u
-#endif
+/* A reply or frame line: a frame holds twice FQT_FRAME_MAX_PAYLOAD (fqt/config.h) hex digits
+ * plus ~40 characters, which the shell's line buffer must hold too. */
 #define FQT_SERVICE_LINE_MAX (2u * FQT_FRAME_MAX_PAYLOAD + 64u)
 /* Most words in one command line (fqt_service_dispatch_line). */
 #define FQT_SERVICE_MAX_ARGS 12
