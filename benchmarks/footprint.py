@@ -63,24 +63,28 @@ def toolchain_available() -> bool:
     return shutil.which(CC) is not None and shutil.which(SIZE) is not None
 
 
-def core_sources(sources_cmake: Path = SOURCES_CMAKE) -> list[Path]:
-    """The files of set(FQT_CORE_SOURCES ...), with ${FQT_CORE_DIR} resolved."""
-    # Comments first: they may hold parentheses that would end the set() early.
-    text = "\n".join(line.split("#", 1)[0] for line in sources_cmake.read_text().splitlines())
-    match = re.search(r"set\(\s*FQT_CORE_SOURCES\s+(.*?)\)", text, re.DOTALL)
-    if match is None:
-        raise BuildError(f"{sources_cmake}: no set(FQT_CORE_SOURCES ...)")
-    core_dir = sources_cmake.parent
-    sources: list[Path] = []
-    for line in match.group(1).splitlines():
-        item = line.strip()
-        if not item:
-            continue
-        item = item.replace("${FQT_CORE_DIR}", str(core_dir)).replace(
-            "${CMAKE_CURRENT_LIST_DIR}", str(core_dir)
+def cmake_list(name: str, sources_cmake: Path = SOURCES_CMAKE) -> list[Path]:
+    """The files of CMake list `name` as sources.cmake defines it, evaluated by CMake."""
+    script = (
+        f'include("{sources_cmake.as_posix()}")\n'
+        f"foreach(item ${{{name}}})\n"
+        '  message("${item}")\n'
+        "endforeach()\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "list.cmake"
+        path.write_text(script)
+        proc = subprocess.run(
+            ["cmake", "-P", str(path)], capture_output=True, text=True, check=False
         )
-        path = Path(item)
-        sources.append(path if path.is_absolute() else core_dir / path)
+    if proc.returncode != 0:
+        raise BuildError(f"{sources_cmake}: cmake -P failed:\n{proc.stderr}")
+    return [Path(line) for line in proc.stderr.splitlines() if line.strip()]
+
+
+def core_sources(sources_cmake: Path = SOURCES_CMAKE) -> list[Path]:
+    """The files of FQT_CORE_SOURCES (the portable core)."""
+    sources = cmake_list("FQT_CORE_SOURCES", sources_cmake)
     if not sources:
         raise BuildError(f"{sources_cmake}: FQT_CORE_SOURCES is empty")
     return sources

@@ -1,12 +1,12 @@
 /*
- * The integer primitives (src/quant.c) on hand-worked values. Where a value is not
+ * The integer primitives (src/kernels/quant.c) on hand-worked values. Where a value is not
  * obvious by hand (the fixed-point exp and reciprocal) it comes from a line-by-line
  * Python port of gemmlowp and is also checked against the real function it approximates.
  */
 #include <math.h>
 
 #include "fqt_test.h"
-#include "quant.h"
+#include "kernels/quant.h"
 
 static void test_wrapping(void)
 {

@@ -5,7 +5,7 @@
 
 #include "fqt/trainer.h"
 #include "fqt_test.h"
-#include "train_internal.h"
+#include "kernels/kernels_internal.h"
 
 static void test_prng(void)
 {

@@ -15,6 +15,18 @@
 #if !defined(FQT_MAX_LAYERS) && defined(CONFIG_FQT_MAX_LAYERS)
 #define FQT_MAX_LAYERS CONFIG_FQT_MAX_LAYERS
 #endif
+#if !defined(FQT_MAX_TENSOR_BYTES) && defined(CONFIG_FQT_MAX_TENSOR_BYTES)
+#define FQT_MAX_TENSOR_BYTES ((unsigned)CONFIG_FQT_MAX_TENSOR_BYTES)
+#endif
+#if !defined(FQT_TRAIN_MAX_TRAINABLE) && defined(CONFIG_FQT_TRAIN_MAX_TRAINABLE)
+#define FQT_TRAIN_MAX_TRAINABLE CONFIG_FQT_TRAIN_MAX_TRAINABLE
+#endif
+#if !defined(FQT_ERROR_MESSAGE_SIZE) && defined(CONFIG_FQT_ERROR_MESSAGE_SIZE)
+#define FQT_ERROR_MESSAGE_SIZE CONFIG_FQT_ERROR_MESSAGE_SIZE
+#endif
+#if !defined(FQT_FRAME_MAX_PAYLOAD) && defined(CONFIG_FQT_FRAME_MAX_PAYLOAD)
+#define FQT_FRAME_MAX_PAYLOAD ((unsigned)CONFIG_FQT_FRAME_MAX_PAYLOAD)
+#endif
 /* Kconfig FQT_SIMD is a bool: defined (1) when chosen, absent otherwise. */
 #if !defined(FQT_USE_SIMD) && defined(CONFIG_FQT)
 #if defined(CONFIG_FQT_SIMD) && CONFIG_FQT_SIMD
@@ -46,6 +58,16 @@
 /* Longest softmax row: 4095 terms of at most 2^19 keep the Q12 sum of exponentials in
  * int32 (TFLM has the same limit implicitly). */
 #define FQT_SOFTMAX_MAX_DEPTH 4095
+
+/* Layers one trainer trains at once: sizes its per-trainable-layer table. */
+#ifndef FQT_TRAIN_MAX_TRAINABLE
+#define FQT_TRAIN_MAX_TRAINABLE 16
+#endif
+
+/* Largest payload of one protocol frame (docs/protocol.md), in bytes. */
+#ifndef FQT_FRAME_MAX_PAYLOAD
+#define FQT_FRAME_MAX_PAYLOAD 128u
+#endif
 
 /* Room for the one-line message the loader writes on failure. */
 #ifndef FQT_ERROR_MESSAGE_SIZE

@@ -1,12 +1,10 @@
 /*
- * The int8 kernels, one family per source file (src/conv2d.c, ...), in the manner of
- * TFLM's reference kernels and CMSIS-NN: explicit shapes and parameters, caller-owned
- * buffers, no allocation. Forward kernels are bit-exact with TFLM's reference int8
- * kernels (docs/integer-semantics.md). Layouts are TFLite's: activations NHWC, conv
- * filters OHWI, depthwise filters 1HW(I*M), fully-connected weights [out, in].
- *
- * The backward kernels of training will sit beside each forward kernel
- * (fqt_conv2d_backward_input, fqt_conv2d_backward_weights, ...).
+ * The int8 kernels, one op family per source file (src/kernels/conv2d.c, ...) with its
+ * forward and backward side by side, in the manner of TFLM's reference kernels and
+ * CMSIS-NN: explicit shapes and parameters, caller-owned buffers, no allocation. Forward
+ * kernels are bit-exact with TFLM's reference int8 kernels (docs/integer-semantics.md).
+ * Layouts are TFLite's: activations NHWC, conv filters OHWI, depthwise filters 1HW(I*M),
+ * fully-connected weights [out, in]. No kernel knows the model blob.
  */
 #ifndef FQT_KERNELS_H_
 #define FQT_KERNELS_H_
@@ -171,8 +169,6 @@ fqt_status fqt_average_pool2d_backward(const fqt_pool_params *params, const fqt_
 fqt_status fqt_max_pool2d_backward(const fqt_pool_params *params, const fqt_dims *input_dims,
 				   const int8_t *input, const fqt_dims *output_dims,
 				   const int8_t *err, int32_t *acc);
-/* RESHAPE: the error bytes pass unchanged (the buffers may overlap). */
-fqt_status fqt_reshape_backward(const int8_t *err, size_t size, int8_t *err_in);
 /* Fused RELU / RELU6 mask on the error, from the kept output y (activation: fqt_activation). */
 fqt_status fqt_activation_backward(int8_t *err, const int8_t *output, size_t size,
 				   int32_t activation, int32_t act_min, int32_t act_max);

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fqt/config.h"
 #include "fqt/model.h"
 #include "fqt/session.h"
 #include "fqt/status.h"
@@ -30,14 +31,8 @@
 extern "C" {
 #endif
 
-/* Largest frame payload the device accepts, in bytes (a frame line holds twice as many hex
- * digits plus ~40 characters, which the shell's line buffer must hold). */
-#if !defined(FQT_FRAME_MAX_PAYLOAD) && defined(CONFIG_FQT_FRAME_MAX_PAYLOAD)
-#define FQT_FRAME_MAX_PAYLOAD CONFIG_FQT_FRAME_MAX_PAYLOAD
-#endif
-#ifndef FQT_FRAME_MAX_PAYLOAD
-#define FQT_FRAME_MAX_PAYLOAD 128u
-#endif
+/* A reply or frame line: a frame holds twice FQT_FRAME_MAX_PAYLOAD (fqt/config.h) hex digits
+ * plus ~40 characters, which the shell's line buffer must hold too. */
 #define FQT_SERVICE_LINE_MAX (2u * FQT_FRAME_MAX_PAYLOAD + 64u)
 /* Most words in one command line (fqt_service_dispatch_line). */
 #define FQT_SERVICE_MAX_ARGS 12
@@ -149,11 +144,9 @@ typedef struct fqt_service {
 	fqt_frame frame;
 	/* job */
 	int job;
-	int stop_requested;
 	uint32_t job_index, job_count, job_epoch, job_correct, job_stride, job_offset;
 	uint64_t job_loss_micro;
 	uint32_t last_progress_ms;
-	int progress_sent;
 	fqt_train_config train;
 	uint32_t train_samples_done;
 	const char *last_job_result;
@@ -164,7 +157,8 @@ typedef struct fqt_service {
 
 fqt_status fqt_service_init(fqt_service *svc, const fqt_service_config *config);
 
-/* One `fqt` shell command; argv[0] is the subcommand (`info`, `data`, `frame`, ...). */
+/* One `fqt` shell command; argv[0] is the subcommand (`info`, `data`, `frame`, ...: the
+ * command table in src/service/dispatch.c; `fqt help` lists it). */
 int fqt_service_dispatch(fqt_service *svc, int argc, char **argv,
 			 const fqt_service_output *out);
 
@@ -174,10 +168,6 @@ int fqt_service_dispatch_line(fqt_service *svc, char *line, const fqt_service_ou
 /* Run one step of the current job (one sample); returns 1 while a job remains. */
 int fqt_service_poll(fqt_service *svc, const fqt_service_output *out);
 int fqt_service_busy(const fqt_service *svc);
-
-/* The usage line of command `name` (for the shell's help), or NULL. */
-const char *fqt_service_command_help(const char *name);
-
 
 /*
  * Decode the words after `frame`: argv = {seq, kind, hex payload or "-", crc32 hex}; the

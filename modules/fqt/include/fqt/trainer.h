@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "fqt/config.h"
+#include "fqt/layer_view.h"
 #include "fqt/memory_plan.h"
 #include "fqt/model.h"
 #include "fqt/session.h"
@@ -28,9 +29,6 @@
 extern "C" {
 #endif
 
-#ifndef FQT_TRAIN_MAX_TRAINABLE
-#define FQT_TRAIN_MAX_TRAINABLE 16
-#endif
 #define FQT_Q15_ONE 32768
 #define FQT_TRAIN_MAX_BUFFERS (3u * FQT_MAX_LAYERS + 1u)
 
@@ -62,6 +60,15 @@ typedef struct fqt_train_layer {
 	float *mu, *sd; /* EMA; sd < 0: not valid yet */
 	int32_t grad_exp;
 	uint32_t count;
+	/* Where the layer's tensors lie in the blob the model was loaded from, for the
+	 * write-back (fqt_trainer_sync_blob). */
+	const int8_t *blob_weights;
+	const void *blob_weight_scales;
+	uint32_t weight_scale_count;
+	const int32_t *blob_bias;
+	const void *blob_bias_scales;
+	uint32_t bias_scale_count;
+	const int32_t *blob_multiplier, *blob_shift;
 } fqt_train_layer;
 
 typedef struct fqt_train_counters {
@@ -76,9 +83,14 @@ typedef struct fqt_trainer {
 	uint64_t trainable_mask;
 	uint16_t first_bw;
 	uint16_t n_train;
+	/* Every layer decoded once (runtime/layer_ops.c); trainable layers' views point at
+	 * the params buffer's weights. A step decodes no record. */
+	fqt_layer_view views[FQT_MAX_LAYERS];
+	int16_t output_buffer; /* plan buffer of the model output */
+	int16_t loss_buffer;   /* plan buffer whose error the loss writes (the logits) */
 	int8_t slot_of_layer[FQT_MAX_LAYERS]; /* index into layers[] or -1 */
 	fqt_train_layer layers[FQT_TRAIN_MAX_TRAINABLE];
-	/* training plan: act (layer_count + 1), then err/acc/sel as built */
+	/* training plan (train/train_plan.c): act (layer_count + 1), then err/acc/sel */
 	uint16_t buffer_count;
 	uint32_t arena_bytes, params_bytes;
 	int16_t err_buf[FQT_MAX_LAYERS + 1]; /* per activation buffer b: its error buffer */

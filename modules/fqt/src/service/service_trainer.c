@@ -1,4 +1,4 @@
-/* fqt_trainer_ops for the device service, on top of fqt_trainer (src/trainer.c). The
+/* fqt_trainer_ops for the device service, on top of fqt_trainer (src/train/). The
  * trained weights are written back into the active RAM blob after every update (CRC
  * refreshed), so inference, save and export see them. */
 #include <string.h>

@@ -187,7 +187,7 @@ static int cmd_fqt(const struct shell *sh, size_t argc, char **argv)
 }
 
 SHELL_CMD_ARG_REGISTER(fqt, NULL,
-		       "fqt on-device training: info, load, data, train, eval, predict, export, "
-		       "save, restore (fqt help for each)",
+		       "fqt on-device training: help, ping, info, load, data, train, eval, "
+		       "predict, export, save, restore, frame (fqt help gives their usage)",
 		       cmd_fqt, 1, FQT_SERVICE_MAX_ARGS);
 #endif

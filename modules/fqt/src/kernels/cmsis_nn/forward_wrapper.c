@@ -1,6 +1,9 @@
 /*
- * CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED forward through CMSIS-NN
- * (fqt_cmsis_nn.h). Conventions mapped here:
+ * The CMSIS-NN build of forward_wrapper.h (CONFIG_FQT_CMSIS_NN), in the manner of TFLM's
+ * kernels/cmsis_nn/: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED through CMSIS-NN
+ * where it is bit-exact with fqt's kernels, fqt's portable kernel elsewhere. CMSIS-NN's
+ * default requantization (no CMSIS_NN_USE_SINGLE_ROUNDING) is TFLM's double rounding,
+ * which fqt's kernels reproduce. Conventions mapped here:
  *
  * - offsets: fqt's kernels already take input_offset = -input_zero_point and
  *   output_offset = output_zero_point, exactly CMSIS-NN's input_offset/output_offset;
@@ -12,12 +15,13 @@
  * - layouts: NHWC activations, OHWI conv filters, 1HWO depthwise filters and [out, in]
  *   FC weights are fqt's (TFLite's) layouts too; bias may be NULL in both.
  */
-#include <string.h>
-
 #include "arm_nnfunctions.h"
 
-#include "cmsis_nn/fqt_cmsis_nn.h"
-#include "fqt_internal.h"
+#include "kernels/forward_wrapper.h"
+
+#if defined(CMSIS_NN_USE_SINGLE_ROUNDING)
+#error "fqt needs CMSIS-NN's TFLM (double) rounding: undefine CMSIS_NN_USE_SINGLE_ROUNDING"
+#endif
 
 /* CMSIS-NN's convolutions keep some dimensions in uint16_t. */
 #define DIM_MAX 0xFFFF
@@ -87,70 +91,53 @@ static int32_t fc_scratch(int32_t accum_depth, int32_t out_depth)
 	return arm_fully_connected_s8_get_buffer_size(&f);
 }
 
-static uint32_t round4(int32_t bytes)
+static size_t round4(int32_t bytes)
 {
-	return bytes <= 0 ? 0u : ((uint32_t)bytes + 3u) & ~3u;
+	return bytes <= 0 ? 0u : ((size_t)bytes + 3u) & ~(size_t)3u;
 }
 
-static fqt_dims dims_of(const fqt_tensor *t)
+/* CMSIS-NN cannot run these shapes: fqt's kernel does, with no scratch. */
+static int conv_unsupported(const fqt_dims *in, const fqt_dims *w, const fqt_dims *out)
 {
-	const fqt_dims d = {t->shape[0], t->shape[1], t->shape[2], t->shape[3]};
-	return d;
+	return !dims_fit(in) || !dims_fit(w) || !dims_fit(out);
 }
 
-uint32_t fqt_cmsis_scratch_size(const fqt_model *m)
+size_t fqt_conv2d_forward_wrapper_scratch_size(const fqt_conv_params *params,
+					       const fqt_dims *input_dims,
+					       const fqt_dims *filter_dims,
+					       const fqt_dims *output_dims)
 {
-	uint32_t most = 0;
-	for (uint32_t li = 0; li < m->layer_count; ++li) {
-		fqt_layer l;
-		fqt_tensor in;
-		fqt_tensor w;
-		fqt_tensor out;
-		fqt_decode_layer(m, li, &l);
-		if (l.op != FQT_OP_CONV_2D && l.op != FQT_OP_DEPTHWISE_CONV_2D &&
-		    l.op != FQT_OP_FULLY_CONNECTED) {
-			continue;
-		}
-		fqt_decode_tensor(m, (uint32_t)l.input[0], &in);
-		fqt_decode_tensor(m, (uint32_t)l.input[1], &w);
-		fqt_decode_tensor(m, (uint32_t)l.output, &out);
-		uint32_t need;
-		if (l.op == FQT_OP_FULLY_CONNECTED) {
-			need = round4(fc_scratch(w.shape[1], w.shape[0]));
-		} else {
-			const fqt_dims id = dims_of(&in);
-			const fqt_dims wd = dims_of(&w);
-			const fqt_dims od = dims_of(&out);
-			if (!dims_fit(&id) || !dims_fit(&wd) || !dims_fit(&od)) {
-				continue; /* fqt's kernel runs it */
-			}
-			const fqt_conv_params p = {
-				.input_offset = -in.zero_points[0],
-				.output_offset = out.zero_points[0],
-				.stride_h = l.stride_h,
-				.stride_w = l.stride_w,
-				.dilation_h = l.dilation_h,
-				.dilation_w = l.dilation_w,
-				.pad_h = l.pad_h,
-				.pad_w = l.pad_w,
-				.depth_multiplier = od.c / id.c,
-				.act_min = l.act_min,
-				.act_max = l.act_max,
-			};
-			need = round4(l.op == FQT_OP_CONV_2D ? conv_scratch(&p, &id, &wd, &od)
-							     : dw_scratch(&p, &id, &wd, &od));
-		}
-		most = need > most ? need : most;
+	if (conv_unsupported(input_dims, filter_dims, output_dims)) {
+		return 0;
 	}
-	return most;
+	return round4(conv_scratch(params, input_dims, filter_dims, output_dims));
 }
 
+size_t fqt_depthwise_conv2d_forward_wrapper_scratch_size(const fqt_conv_params *params,
+							 const fqt_dims *input_dims,
+							 const fqt_dims *filter_dims,
+							 const fqt_dims *output_dims)
+{
+	if (conv_unsupported(input_dims, filter_dims, output_dims)) {
+		return 0;
+	}
+	return round4(dw_scratch(params, input_dims, filter_dims, output_dims));
+}
+
+size_t fqt_fully_connected_forward_wrapper_scratch_size(int32_t accum_depth, int32_t out_depth)
+{
+	return round4(fc_scratch(accum_depth, out_depth));
+}
+
+/* The try_* functions return FQT_ERR_UNSUPPORTED, without touching the output, when
+ * CMSIS-NN cannot compute that layer bit-exactly with fqt's kernel or its scratch does
+ * not fit. */
 static fqt_status status_of(arm_cmsis_nn_status s)
 {
 	return s == ARM_CMSIS_NN_SUCCESS ? FQT_OK : FQT_ERR_ARGUMENT;
 }
 
-fqt_status fqt_cmsis_conv2d(const fqt_conv_params *params, const fqt_requant *requant,
+static fqt_status try_conv2d(const fqt_conv_params *params, const fqt_requant *requant,
 			    const fqt_dims *input_dims, const int8_t *input,
 			    const fqt_dims *filter_dims, const int8_t *filter, const int32_t *bias,
 			    const fqt_dims *output_dims, int8_t *output, void *scratch,
@@ -177,7 +164,7 @@ fqt_status fqt_cmsis_conv2d(const fqt_conv_params *params, const fqt_requant *re
 						 &o, output));
 }
 
-fqt_status fqt_cmsis_depthwise_conv2d(const fqt_conv_params *params,
+static fqt_status try_depthwise_conv2d(const fqt_conv_params *params,
 				      const fqt_requant *requant, const fqt_dims *input_dims,
 				      const int8_t *input, const fqt_dims *filter_dims,
 				      const int8_t *filter, const int32_t *bias,
@@ -205,7 +192,7 @@ fqt_status fqt_cmsis_depthwise_conv2d(const fqt_conv_params *params,
 						       bias, &o, output));
 }
 
-fqt_status fqt_cmsis_fully_connected(const fqt_fully_connected_params *params,
+static fqt_status try_fully_connected(const fqt_fully_connected_params *params,
 				     const fqt_requant *requant, int32_t batches,
 				     int32_t accum_depth, int32_t out_depth, const int8_t *input,
 				     const int8_t *weights, const int32_t *bias, int8_t *output,
@@ -250,4 +237,55 @@ fqt_status fqt_cmsis_fully_connected(const fqt_fully_connected_params *params,
 	const cmsis_nn_per_tensor_quant_params q = {requant->multiplier[0], requant->shift[0]};
 	return status_of(arm_fully_connected_s8(&ctx, &fp, &q, &i, input, &f, weights, &b, bias,
 						&o, output));
+}
+
+fqt_status fqt_conv2d_forward_wrapper(const fqt_kernel_scratch *scratch,
+				      const fqt_conv_params *params, const fqt_requant *requant,
+				      const fqt_dims *input_dims, const int8_t *input,
+				      const fqt_dims *filter_dims, const int8_t *filter,
+				      const int32_t *bias, const fqt_dims *output_dims,
+				      int8_t *output)
+{
+	const fqt_status st = try_conv2d(params, requant, input_dims, input, filter_dims, filter,
+					 bias, output_dims, output, scratch->buf, scratch->size);
+	if (st != FQT_ERR_UNSUPPORTED) {
+		return st;
+	}
+	return fqt_conv2d_forward(params, requant, input_dims, input, filter_dims, filter, bias,
+				  output_dims, output);
+}
+
+fqt_status fqt_depthwise_conv2d_forward_wrapper(const fqt_kernel_scratch *scratch,
+						const fqt_conv_params *params,
+						const fqt_requant *requant,
+						const fqt_dims *input_dims, const int8_t *input,
+						const fqt_dims *filter_dims, const int8_t *filter,
+						const int32_t *bias, const fqt_dims *output_dims,
+						int8_t *output)
+{
+	const fqt_status st = try_depthwise_conv2d(params, requant, input_dims, input,
+						   filter_dims, filter, bias, output_dims, output,
+						   scratch->buf, scratch->size);
+	if (st != FQT_ERR_UNSUPPORTED) {
+		return st;
+	}
+	return fqt_depthwise_conv2d_forward(params, requant, input_dims, input, filter_dims,
+					    filter, bias, output_dims, output);
+}
+
+fqt_status fqt_fully_connected_forward_wrapper(const fqt_kernel_scratch *scratch,
+					       const fqt_fully_connected_params *params,
+					       const fqt_requant *requant, int32_t batches,
+					       int32_t accum_depth, int32_t out_depth,
+					       const int8_t *input, const int8_t *weights,
+					       const int32_t *bias, int8_t *output)
+{
+	const fqt_status st = try_fully_connected(params, requant, batches, accum_depth,
+						  out_depth, input, weights, bias, output,
+						  scratch->buf, scratch->size);
+	if (st != FQT_ERR_UNSUPPORTED) {
+		return st;
+	}
+	return fqt_fully_connected_forward(params, requant, batches, accum_depth, out_depth, input,
+					   weights, bias, output);
 }

@@ -1,12 +1,8 @@
-/* Helpers shared by the core's source files; not part of the public API. */
-#ifndef FQT_INTERNAL_H_
-#define FQT_INTERNAL_H_
+/* Little-endian reads and writes of the blob's and the frames' fields. */
+#ifndef FQT_BYTE_ORDER_H_
+#define FQT_BYTE_ORDER_H_
 
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdint.h>
-
-#include "fqt/model.h"
 
 /* In-place int32 arrays of the blob are read natively: the core needs a little-endian
  * target (every Cortex-M build and every common host is one). */
@@ -39,20 +35,12 @@ static inline int32_t fqt_read_i32(const uint8_t *p)
 	return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
-/*
- * Write a message into err (if not NULL), printf-like but tiny: %s, %d (int), %u
- * (unsigned), %x (unsigned, hex) and %%. Always NUL-terminated, truncated to fit.
- */
-void fqt_error_format(fqt_error *err, const char *format, ...);
+static inline void fqt_write_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
 
-/* Decode without checks: only for models that fqt_model_load() accepted. */
-void fqt_decode_tensor(const fqt_model *model, uint32_t index, fqt_tensor *tensor);
-void fqt_decode_layer(const fqt_model *model, uint32_t index, fqt_layer *layer);
-
-/* memory_plan.c: the last layer reading tensor t, or -1. */
-int32_t fqt_last_reader(const fqt_model *model, uint32_t t);
-
-/* The plan buffer holding activation tensor `tensor`, or -1 (constants). */
-int32_t fqt_model_buffer_of_tensor(const fqt_model *model, uint32_t tensor);
-
-#endif /* FQT_INTERNAL_H_ */
+#endif /* FQT_BYTE_ORDER_H_ */

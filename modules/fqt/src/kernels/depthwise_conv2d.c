@@ -3,8 +3,10 @@
  * bit. Output channel ic * depth_multiplier + m reads input channel ic.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "fqt/kernels.h"
+#include "kernels_internal.h"
 #include "quant.h"
 
 fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
@@ -84,9 +86,6 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 }
 
 /* ---- backward (docs/training-semantics.md 5.2, 5.3) ------------------------------------ */
-#include <string.h>
-
-#include "train_internal.h"
 
 fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 						 const fqt_dims *input_dims, const int8_t *input,

@@ -1,6 +1,7 @@
 /* Integer primitives: see quant.h and docs/integer-semantics.md. */
 #include "quant.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "fqt/config.h"
@@ -224,4 +225,26 @@ int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, in
 		acc += ((int32_t)a[i] + a_offset) * (int32_t)b[i];
 	}
 	return acc;
+}
+
+void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift)
+{
+	if (d == 0.0) {
+		*multiplier = 0;
+		*shift = 0;
+		return;
+	}
+	int sh;
+	const double q = frexp(d, &sh);
+	int64_t q_fixed = (int64_t)round(q * 2147483648.0);
+	if (q_fixed == ((int64_t)1 << 31)) {
+		q_fixed /= 2;
+		++sh;
+	}
+	if (sh < -31) {
+		sh = 0;
+		q_fixed = 0;
+	}
+	*multiplier = (int32_t)q_fixed;
+	*shift = sh;
 }

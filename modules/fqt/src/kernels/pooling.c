@@ -3,6 +3,7 @@
  * MaxPool, bit for bit. Windows are clipped to the input (padding is not counted).
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "fqt/kernels.h"
 #include "quant.h"
@@ -116,7 +117,6 @@ fqt_status fqt_max_pool2d_forward(const fqt_pool_params *params, const fqt_dims 
 }
 
 /* ---- backward (docs/training-semantics.md 5.4, 5.5) ------------------------------------ */
-#include <string.h>
 
 #define FQT_AVG_RECIPROCAL_BITS 16
 

@@ -1,11 +1,12 @@
 /*
- * CONV_2D, int8: TFLM reference_integer_ops::ConvPerChannel, bit for bit.
- * (The backward kernels of training, fqt_conv2d_backward_input and
- * fqt_conv2d_backward_weights, will live here too.)
+ * CONV_2D, int8. Forward: TFLM reference_integer_ops::ConvPerChannel, bit for bit.
+ * Backward (docs/training-semantics.md 5.2, 5.3; scripts/fqt/golden/conv2d.py): the
+ * weight gradient into the mini-batch accumulator and the input error as int32 sums.
  */
 #include <stddef.h>
 
 #include "fqt/kernels.h"
+#include "kernels_internal.h"
 #include "quant.h"
 
 fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *requant,
@@ -76,7 +77,6 @@ fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *
 }
 
 /* ---- backward (docs/training-semantics.md 5.2, 5.3) ------------------------------------ */
-#include "train_internal.h"
 
 fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_dims *input_dims,
 				       const int8_t *input, const fqt_dims *filter_dims,

@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 #include "fqt/status.h"
-#include "fqt_internal.h"
+#include "error_message.h"
 
 const char *fqt_status_str(fqt_status status)
 {

@@ -1,7 +1,8 @@
-/* Private helpers of training (docs/training-semantics.md): shared by the backward
- * kernels, the loss, the update and the trainer. */
-#ifndef FQT_TRAIN_INTERNAL_H_
-#define FQT_TRAIN_INTERNAL_H_
+/* The kernels' private arithmetic of training (docs/training-semantics.md): int64
+ * rounding helpers, the error-tensor quantization (kernels/error_quant.c) and gradient
+ * accumulation, shared by the backward kernels, the loss, the update and the trainer. */
+#ifndef FQT_KERNELS_INTERNAL_H_
+#define FQT_KERNELS_INTERNAL_H_
 
 #include <stddef.h>
 #include <stdint.h>
@@ -49,9 +50,6 @@ static inline float fqt_read_f32(const void *p, size_t i)
 	return f;
 }
 
-/* TFLM QuantizeMultiplier (double -> M, shift). */
-void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift);
-
 /* quantize_error (section 2.1) of n int32 accumulators of base exponent `base`. `out` may
  * be the same memory as `acc` (read before written). */
 void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixed,
@@ -66,6 +64,14 @@ int fqt_fold_exponent(const void *scales, uint32_t count);
 void fqt_fold_multiplier(const void *scales, uint32_t count, int32_t channel, int p,
 			 int32_t *multiplier, int *shift);
 
+/* Section 2.3: dst (int8, exponent *dst_exp) += src (int8, exponent src_exp), requantized
+ * into dst with quantize_error; *dst_exp becomes the sum's exponent. */
+void fqt_combine_errors_s8(int8_t *dst, int32_t *dst_exp, const int8_t *src, int32_t src_exp,
+			   size_t n, int fixed);
+
+/* Section 5.1, the clip mask: RELU outputs clamped at act_max have zero derivative. */
+void fqt_relu_clip_mask(int8_t *err, const int8_t *output, size_t size, int32_t act_max);
+
 /* Gradient accumulation (section 4) of one element. */
 static inline void fqt_grad_put(const fqt_grad_sink *s, int32_t *acc, int64_t g)
 {
@@ -79,4 +85,4 @@ static inline void fqt_grad_put(const fqt_grad_sink *s, int32_t *acc, int64_t g)
 	}
 }
 
-#endif /* FQT_TRAIN_INTERNAL_H_ */
+#endif /* FQT_KERNELS_INTERNAL_H_ */

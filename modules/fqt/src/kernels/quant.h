@@ -97,4 +97,8 @@ int32_t fqt_get_reciprocal(int32_t x, int x_integer_digits, int *num_bits_over_u
  * The SMLAD path (FQT_SIMD_DSP) gives the same sum. */
 int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, int32_t count);
 
+/* TFLM QuantizeMultiplier: the (M, shift) with d = M * 2^(shift - 31), M in [2^30, 2^31);
+ * d = 0 gives (0, 0). Per channel, at load or update time only: never per element. */
+void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift);
+
 #endif /* FQT_QUANT_H_ */

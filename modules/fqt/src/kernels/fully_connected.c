@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "fqt/kernels.h"
+#include "kernels_internal.h"
 #include "quant.h"
 
 fqt_status fqt_fully_connected_forward(const fqt_fully_connected_params *params,
@@ -40,7 +41,6 @@ fqt_status fqt_fully_connected_forward(const fqt_fully_connected_params *params,
 }
 
 /* ---- backward (docs/training-semantics.md 5.2, 5.3) ------------------------------------ */
-#include "train_internal.h"
 
 fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t *input,
 						int32_t input_offset, int32_t accum_depth,

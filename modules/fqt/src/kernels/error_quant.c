@@ -1,0 +1,95 @@
+/*
+ * The error tensors' arithmetic (docs/training-semantics.md section 2;
+ * scripts/fqt/golden/error_quant.py): quantize_error of int32/int64 accumulators to int8
+ * with a power-of-two exponent (2.1), the weight-scale fold of the input-error kernels (2.2)
+ * and the combination of two errors of one tensor (2.3).
+ */
+#include <math.h>
+
+#include "kernels_internal.h"
+#include "quant.h"
+
+static int8_t clamp_error(int64_t v)
+{
+	return (int8_t)(v < -FQT_ERROR_MAX ? -FQT_ERROR_MAX : (v > FQT_ERROR_MAX ? FQT_ERROR_MAX : v));
+}
+
+/* The shift r (dynamic) or the fixed-mode conversion of one element. */
+int8_t fqt_error_quantize_one(int64_t a, int fixed, int r)
+{
+	if (!fixed || r >= 0) {
+		return clamp_error(fqt_rdbpot64(a, r > 62 ? 62 : r));
+	}
+	const int s = -r < FQT_FIXED_SHIFT_CAP ? -r : FQT_FIXED_SHIFT_CAP;
+	return clamp_error(fqt_sat32_64(a) * ((int64_t)1 << s));
+}
+
+int fqt_error_shift(uint64_t max_abs, int32_t base, int fixed, int32_t *exponent)
+{
+	if (fixed) {
+		*exponent = FQT_FIXED_ERROR_EXP;
+		return FQT_FIXED_ERROR_EXP - base;
+	}
+	const int bl = fqt_bit_length64(max_abs);
+	const int r = bl > 7 ? bl - 7 : 0;
+	*exponent = base + r;
+	return r;
+}
+
+void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixed,
+			    int8_t *out, int32_t *exponent)
+{
+	uint64_t m = 0;
+	for (size_t i = 0; i < n; ++i) {
+		const int64_t a = acc[i];
+		const uint64_t v = (uint64_t)(a < 0 ? -a : a);
+		m = v > m ? v : m;
+	}
+	const int r = fqt_error_shift(m, base, fixed, exponent);
+	for (size_t i = 0; i < n; ++i) {
+		const int32_t a = acc[i];
+		out[i] = fqt_error_quantize_one(a, fixed, r);
+	}
+}
+
+int fqt_fold_exponent(const void *scales, uint32_t count)
+{
+	float mx = fqt_read_f32(scales, 0);
+	for (uint32_t c = 1; c < count; ++c) {
+		const float s = fqt_read_f32(scales, c);
+		mx = s > mx ? s : mx;
+	}
+	int p;
+	(void)frexp((double)mx, &p);
+	return p;
+}
+
+void fqt_fold_multiplier(const void *scales, uint32_t count, int32_t channel, int p,
+			 int32_t *multiplier, int *shift)
+{
+	const float s = fqt_read_f32(scales, count > 1u ? (size_t)channel : 0u);
+	fqt_quantize_multiplier(ldexp((double)s, -p), multiplier, shift);
+}
+
+/* Two at a time, in delivery order, for any number of consumers (the golden align_errors
+ * folds the same way). */
+void fqt_combine_errors_s8(int8_t *dst, int32_t *dst_exp, const int8_t *src, int32_t src_exp,
+			   size_t n, int fixed)
+{
+	const int32_t lo = *dst_exp < src_exp ? *dst_exp : src_exp;
+	const int s1 = *dst_exp - lo < 24 ? *dst_exp - lo : 24;
+	const int s2 = src_exp - lo < 24 ? src_exp - lo : 24;
+	uint64_t mx = 0;
+	for (size_t i = 0; i < n; ++i) {
+		const int64_t v = (int64_t)dst[i] * ((int64_t)1 << s1) +
+				  (int64_t)src[i] * ((int64_t)1 << s2);
+		const uint64_t a = (uint64_t)(v < 0 ? -v : v);
+		mx = a > mx ? a : mx;
+	}
+	const int r = fqt_error_shift(mx, lo, fixed, dst_exp);
+	for (size_t i = 0; i < n; ++i) {
+		const int64_t v = (int64_t)dst[i] * ((int64_t)1 << s1) +
+				  (int64_t)src[i] * ((int64_t)1 << s2);
+		dst[i] = fqt_error_quantize_one(v, fixed, r);
+	}
+}

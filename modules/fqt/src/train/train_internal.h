@@ -1,0 +1,31 @@
+/* What the training files share (train/): the plan's buffer lookup and the steps the
+ * trainer (train/trainer.c) calls. Not public API. */
+#ifndef FQT_TRAIN_INTERNAL_H_
+#define FQT_TRAIN_INTERNAL_H_
+
+#include <stdint.h>
+
+#include "fqt/trainer.h"
+
+/* Training step of layer li's backward: the forward runs steps 0..n-1, the backward
+ * 2n-1-li (plan.py training_buffers). */
+#define FQT_BW_STEP(n, li) ((uint16_t)(2u * (uint32_t)(n) - 1u - (uint32_t)(li)))
+
+/* The bytes of training-plan buffer b in the arena. */
+static inline uint8_t *fqt_train_buffer(const fqt_trainer *t, int32_t b)
+{
+	return t->arena + t->buffers[b].offset;
+}
+
+/* train/train_plan.c: decode every layer into t->views, then lay out the training plan
+ * (t->buffers, err_buf, acc_buf, sel_buf, arena_bytes) and the params bytes. */
+fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *model, uint64_t trainable_mask);
+
+/* train/backward.c: the backward of layer li for a sample whose kept fraction is frac. */
+fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac);
+
+/* train/update.c: apply the accumulated mini-batch to every layer that has samples and
+ * write the result back into the attached blob. */
+fqt_status fqt_train_update(fqt_trainer *t);
+
+#endif /* FQT_TRAIN_INTERNAL_H_ */

@@ -1,0 +1,174 @@
+/*
+ * The training plan (docs/memory-plan.md; the twin of scripts/fqt/plan.py
+ * training_buffers): the inference buffers kept until their backward step, the error of
+ * every layer output from first_bw on, the int32 input-error scratch and the channel
+ * selection scratch, placed by the same greedy planner; and the params buffer's bytes.
+ */
+#include "fqt/memory_plan.h"
+#include "runtime/layer_ops.h"
+#include "runtime/model_decode.h"
+#include "runtime/model_plan.h"
+#include "train_internal.h"
+
+#define FQT_SELECT_BYTES_PER_CHANNEL 6u
+
+static uint32_t align4(uint32_t n)
+{
+	return (n + 3u) & ~3u;
+}
+
+/* int8 weights, int32 bias, int32 weight and bias accumulators, and per channel
+ * multiplier, shift, scale, EMA mean and std (train/trainer.c lays them out). */
+static uint32_t layer_params_bytes(const fqt_layer_view *v)
+{
+	const uint32_t n_weights = (uint32_t)v->filter_dims.n * (uint32_t)v->filter_dims.h *
+				   (uint32_t)v->filter_dims.w * (uint32_t)v->filter_dims.c;
+	const uint32_t n_out = (uint32_t)v->output_depth;
+	return align4(n_weights) + 4u * n_out + 4u * n_weights + 4u * n_out + 20u * n_out;
+}
+
+static fqt_status choose_layers(fqt_trainer *t, const fqt_model *m, uint64_t mask)
+{
+	const uint32_t n = m->layer_count;
+	int32_t first = -1;
+	uint32_t params = 0;
+	uint32_t n_train = 0;
+	for (uint32_t l = 0; l < n; ++l) {
+		t->slot_of_layer[l] = -1;
+		if (((mask >> l) & 1u) == 0u) {
+			continue;
+		}
+		if (!fqt_op_is_weighted(t->views[l].op)) {
+			return FQT_ERR_ARGUMENT;
+		}
+		if (first < 0) {
+			first = (int32_t)l;
+		}
+		if (n_train >= FQT_TRAIN_MAX_TRAINABLE) {
+			return FQT_ERR_UNSUPPORTED;
+		}
+		t->slot_of_layer[l] = (int8_t)n_train++;
+		params += layer_params_bytes(&t->views[l]);
+	}
+	if ((n < 64u && (mask >> n) != 0u) || first < 0) {
+		return FQT_ERR_ARGUMENT;
+	}
+	t->first_bw = (uint16_t)first;
+	t->n_train = (uint16_t)n_train;
+	t->params_bytes = params;
+	return FQT_OK;
+}
+
+/* The inference buffers, each kept until the last backward step that reads it: the input
+ * of a trainable layer or a MAX_POOL (its argmax), the output of a fused activation or a
+ * SOFTMAX (their derivative), the model output (the loss). */
+static void keep_for_backward(fqt_trainer *t, const fqt_model *m, uint64_t mask, size_t count)
+{
+	const uint32_t n = m->layer_count;
+	for (size_t b = 0; b < count; ++b) {
+		uint16_t keep = t->buffers[b].last;
+		for (uint32_t li = t->first_bw; li < n; ++li) {
+			const fqt_layer_view *v = &t->views[li];
+			const uint16_t s = FQT_BW_STEP(n, li);
+			if ((((mask >> li) & 1u) || v->op == FQT_OP_MAX_POOL_2D) &&
+			    v->input_buffer[0] == (int32_t)b) {
+				keep = s > keep ? s : keep;
+			}
+			if (v->output_buffer == (int32_t)b &&
+			    (v->activation != FQT_ACTIVATION_NONE || v->op == FQT_OP_SOFTMAX)) {
+				keep = s > keep ? s : keep;
+			}
+		}
+		if (t->buffers[b].tensor == m->output_tensor) {
+			const uint16_t s = FQT_BW_STEP(n, n - 1u);
+			keep = s > keep ? s : keep;
+		}
+		t->buffers[b].last = keep;
+	}
+}
+
+fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mask)
+{
+	const uint32_t n = m->layer_count;
+	if (n > FQT_MAX_LAYERS || n > 64u) {
+		return FQT_ERR_UNSUPPORTED;
+	}
+	for (uint32_t l = 0; l < n; ++l) {
+		fqt_layer_view_decode_for_training(m, l, &t->views[l]);
+	}
+	fqt_status st = choose_layers(t, m, mask);
+	if (st != FQT_OK) {
+		return st;
+	}
+	size_t count = 0;
+	st = fqt_inference_buffers(m, t->buffers, FQT_TRAIN_MAX_BUFFERS, &count);
+	if (st != FQT_OK) {
+		return st;
+	}
+	keep_for_backward(t, m, mask, count);
+	for (uint32_t b = 0; b <= n; ++b) {
+		t->err_buf[b] = -1;
+	}
+	for (uint32_t li = 0; li < n; ++li) {
+		t->acc_buf[li] = -1;
+		t->sel_buf[li] = -1;
+	}
+	for (uint32_t li = t->first_bw; li < n; ++li) {
+		const fqt_layer_view *v = &t->views[li];
+		/* A layer output's error is born at the backward step of its last reader. */
+		const int32_t reader = fqt_last_reader(m, (uint32_t)v->output_tensor);
+		const uint16_t born = reader >= 0 ? FQT_BW_STEP(n, reader) : FQT_BW_STEP(n, n - 1u);
+		if (count + 3u > FQT_TRAIN_MAX_BUFFERS) {
+			return FQT_ERR_UNSUPPORTED;
+		}
+		t->err_buf[li + 1u] = (int16_t)count;
+		t->buffers[count++] = (fqt_plan_buffer){.size = v->output_elements,
+							.first = born,
+							.last = FQT_BW_STEP(n, li),
+							.tensor = (uint16_t)v->output_tensor};
+		if (li > t->first_bw && v->input_buffer[0] >= 1) {
+			t->acc_buf[li] = (int16_t)count;
+			t->buffers[count++] = (fqt_plan_buffer){.size = 4u * v->input_elements,
+								.first = FQT_BW_STEP(n, li),
+								.last = FQT_BW_STEP(n, li),
+								.tensor = (uint16_t)v->input_tensor[0]};
+		}
+		if (fqt_op_is_weighted(v->op)) {
+			t->sel_buf[li] = (int16_t)count;
+			t->buffers[count++] = (fqt_plan_buffer){
+				.size = FQT_SELECT_BYTES_PER_CHANNEL * (uint32_t)v->output_depth,
+				.first = FQT_BW_STEP(n, li),
+				.last = FQT_BW_STEP(n, li),
+				.tensor = (uint16_t)v->output_tensor};
+		}
+	}
+	t->buffer_count = (uint16_t)count;
+	uint32_t peak = 0;
+	st = fqt_greedy_plan(t->buffers, count, &peak);
+	if (st != FQT_OK) {
+		return st;
+	}
+	t->arena_bytes = peak;
+	if (m->scratch_size > 0u) {
+		/* The kernels' scratch (kernels/forward_wrapper.h) after the plan, as in
+		 * inference; none with the portable kernels, so host plans equal plan.py's. */
+		t->arena_bytes = align4(peak) + m->scratch_size;
+	}
+	t->output_buffer = (int16_t)fqt_model_buffer_of_tensor(m, m->output_tensor);
+	return FQT_OK;
+}
+
+fqt_status fqt_trainer_memory(fqt_trainer *scratch, const fqt_model *model,
+			      uint64_t trainable_mask, size_t *arena_bytes, size_t *params_bytes)
+{
+	if (scratch == NULL || model == NULL || arena_bytes == NULL || params_bytes == NULL) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const fqt_status st = fqt_train_plan_build(scratch, model, trainable_mask);
+	if (st != FQT_OK) {
+		return st;
+	}
+	*arena_bytes = scratch->arena_bytes;
+	*params_bytes = scratch->params_bytes;
+	return FQT_OK;
+}

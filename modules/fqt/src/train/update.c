@@ -1,0 +1,318 @@
+/*
+ * The update at the end of a mini-batch (docs/training-semantics.md section 7; the twin of
+ * scripts/fqt/golden/update.py): per-channel gradient moments and their EMA, the
+ * standardized step in 16-bit fixed point, the requantization to int8 with a new scale
+ * (stochastic or nearest rounding), re-derived multipliers, and the write-back of the
+ * trained tensors into the attached blob.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels_internal.h"
+#include "kernels/quant.h"
+#include "runtime/byte_order.h"
+#include "train_internal.h"
+
+#define FQT_FRAC_BITS 16
+#define FQT_U_LIMIT ((int64_t)1 << 40)
+#define FQT_STAT_BITS 15
+
+/* (M, shift) = QuantizeMultiplier(s_in * s_w[c] / s_out) as prepare.py, per channel or the
+ * per-tensor FC float32 product. */
+static void layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
+			      int32_t *mult, int32_t *shift)
+{
+	const float s_in = v->input_scale;
+	const float s_out = v->output_scale;
+	if (v->op == FQT_OP_FULLY_CONNECTED && !per_channel) {
+		const float product = s_in * scale[0];
+		int sh;
+		fqt_quantize_multiplier((double)product / (double)s_out, &mult[0], &sh);
+		shift[0] = sh;
+		return;
+	}
+	for (uint32_t c = 0; c < v->requant.count; ++c) {
+		const double s_w = (double)(per_channel ? scale[c] : scale[0]);
+		int sh;
+		fqt_quantize_multiplier((double)s_in * s_w / (double)s_out, &mult[c], &sh);
+		shift[c] = sh;
+	}
+}
+
+static int64_t mul_fixed(int64_t x, double d)
+{
+	int32_t mlt;
+	int sh;
+	fqt_quantize_multiplier(d < 1073741824.0 ? d : 1073741824.0, &mlt, &sh);
+	return fqt_rdbpot64(x * (int64_t)mlt, 31 - sh);
+}
+
+static size_t weight_index(const fqt_train_layer *L, int dw, int32_t c, int32_t k)
+{
+	return dw ? (size_t)k * (size_t)L->n_out + (size_t)c
+		  : (size_t)c * (size_t)L->row + (size_t)k;
+}
+
+static int channel_zero(const fqt_train_layer *L, int32_t c)
+{
+	const int32_t *a = L->acc_w + (size_t)c * (size_t)L->row;
+	for (int32_t k = 0; k < L->row; ++k) {
+		if (a[k] != 0) {
+			return 0;
+		}
+	}
+	return L->acc_b[c] == 0;
+}
+
+typedef struct channel_rule {
+	int updated;
+	int64_t b_fx;
+	int32_t wm;
+	int wsh;
+	int64_t v;
+} channel_rule;
+
+static int64_t round_clamp_fx(double x)
+{
+	const double lim = 1099511627776.0; /* 2^40 */
+	double r = round(x);
+	r = r > lim ? lim : (r < -lim ? -lim : r);
+	return (int64_t)r;
+}
+
+static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, double s_in,
+		    channel_rule *r)
+{
+	const int64_t bias = L->has_bias ? L->bias[c] : 0;
+	r->v = bias * ((int64_t)1 << FQT_FRAC_BITS);
+	r->updated = 0;
+	if (channel_zero(L, c) || !(L->sd[c] > 0.0f)) {
+		return;
+	}
+	const double unit = ldexp(s_in, L->grad_exp);
+	const double unit_b = ldexp(1.0, L->grad_exp);
+	const double sd = (double)L->sd[c];
+	const double s_w = (double)(L->per_channel ? L->scale[c] : L->scale[0]);
+	const double lr_sd = t->opt.lr / sd;
+	const double mu = t->opt.center ? (double)L->mu[c] : 0.0;
+	r->b_fx = round_clamp_fx(lr_sd * mu / s_w * 65536.0);
+	const double d = lr_sd * unit / s_w * 65536.0;
+	fqt_quantize_multiplier(d < 1073741824.0 ? d : 1073741824.0, &r->wm, &r->wsh);
+	if (L->has_bias) {
+		const double d_b = lr_sd * unit_b / (s_in * s_w) * 65536.0;
+		r->v -= mul_fixed(L->acc_b[c], d_b);
+	}
+	r->updated = 1;
+}
+
+static int64_t new_u(const fqt_train_layer *L, int dw, int32_t c, int32_t k, const channel_rule *r)
+{
+	const int64_t w = L->w[weight_index(L, dw, c, k)];
+	int64_t u = w * ((int64_t)1 << FQT_FRAC_BITS);
+	if (!r->updated) {
+		return u;
+	}
+	const int64_t a = L->acc_w[(size_t)c * (size_t)L->row + (size_t)k];
+	u = u - fqt_rdbpot64(a * (int64_t)r->wm, 31 - r->wsh) + r->b_fx;
+	return u > FQT_U_LIMIT ? FQT_U_LIMIT : (u < -FQT_U_LIMIT ? -FQT_U_LIMIT : u);
+}
+
+static int64_t round_div(int64_t num, int64_t m)
+{
+	const int64_t q = ((num < 0 ? -num : num) + m / 2) / m;
+	return num < 0 ? -q : q;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+	if ((a % b != 0) && ((a < 0) != (b < 0))) {
+		--q;
+	}
+	return q;
+}
+
+static void requant_channel(fqt_trainer *t, fqt_train_layer *L, int dw, int32_t c,
+			    const channel_rule *r, int64_t m)
+{
+	for (int32_t k = 0; k < L->row; ++k) {
+		const int64_t num = new_u(L, dw, c, k, r) * 127;
+		int64_t q;
+		if (t->opt.stochastic_rounding) {
+			q = floor_div(num, m);
+			const int64_t f = ((num - q * m) << 16) / m;
+			const int64_t draw = (int64_t)(fqt_prng_next(&t->rng) >> 16);
+			q += draw < f ? 1 : 0;
+		} else {
+			q = round_div(num, m);
+		}
+		L->w[weight_index(L, dw, c, k)] = (int8_t)q;
+	}
+	if (L->has_bias) {
+		L->bias[c] = (int32_t)fqt_sat32_64(round_div(r->v * 127, m));
+	}
+}
+
+/* The gradient's per-channel mean and std in real units (unit = s_in * 2^grad_exp per
+ * accumulator step), from 15-bit-rounded sums, folded into the EMA (section 7). */
+static void update_moments(const fqt_trainer *t, fqt_train_layer *L, double unit)
+{
+	const double a = t->opt.alpha_norm;
+	for (int32_t c = 0; c < L->n_out; ++c) {
+		if (channel_zero(L, c)) {
+			continue;
+		}
+		const int32_t *row = L->acc_w + (size_t)c * (size_t)L->row;
+		uint64_t mx = 0;
+		for (int32_t k = 0; k < L->row; ++k) {
+			const int64_t v = row[k];
+			const uint64_t av = (uint64_t)(v < 0 ? -v : v);
+			mx = av > mx ? av : mx;
+		}
+		const int bl = fqt_bit_length64(mx);
+		const int s = bl - FQT_STAT_BITS > 0 ? bl - FQT_STAT_BITS : 0;
+		int64_t s1 = 0;
+		int64_t s2 = 0;
+		for (int32_t k = 0; k < L->row; ++k) {
+			const int64_t v = fqt_rdbpot64(row[k], s);
+			s1 += v;
+			s2 += v * v;
+		}
+		const double n = (double)L->row;
+		const double mm = (double)s1 / n;
+		const double var = (double)s2 / n - mm * mm;
+		const double mean = ldexp(mm, s);
+		const double stdv = ldexp(sqrt(var > 0.0 ? var : 0.0), s);
+		const double mean_r = mean * unit;
+		const double std_r = stdv * unit;
+		if (L->sd[c] < 0.0f) {
+			L->mu[c] = (float)mean_r;
+			L->sd[c] = (float)std_r;
+		} else {
+			L->mu[c] = (float)(a * (double)L->mu[c] + (1.0 - a) * mean_r);
+			L->sd[c] = (float)(a * (double)L->sd[c] + (1.0 - a) * std_r);
+		}
+	}
+}
+
+static void update_layer(fqt_trainer *t, fqt_train_layer *L)
+{
+	const fqt_layer_view *v = &t->views[L->layer];
+	const int dw = v->op == FQT_OP_DEPTHWISE_CONV_2D;
+	const double s_in = (double)v->input_scale;
+	update_moments(t, L, ldexp(s_in, L->grad_exp));
+	/* new weights, requantized */
+	channel_rule r;
+	if (L->per_channel) {
+		for (int32_t c = 0; c < L->n_out; ++c) {
+			rule_of(t, L, c, s_in, &r);
+			if (!r.updated) {
+				continue;
+			}
+			int64_t mx = 0;
+			for (int32_t k = 0; k < L->row; ++k) {
+				const int64_t u = new_u(L, dw, c, k, &r);
+				mx = (u < 0 ? -u : u) > mx ? (u < 0 ? -u : u) : mx;
+			}
+			if (mx == 0) {
+				for (int32_t k = 0; k < L->row; ++k) {
+					L->w[weight_index(L, dw, c, k)] = 0;
+				}
+				continue;
+			}
+			const float ns = (float)((double)mx * (double)L->scale[c] / (65536.0 * 127.0));
+			requant_channel(t, L, dw, c, &r, mx);
+			L->scale[c] = ns;
+		}
+	} else {
+		int any = 0;
+		int64_t mx = 0;
+		for (int32_t c = 0; c < L->n_out; ++c) {
+			rule_of(t, L, c, s_in, &r);
+			any |= r.updated;
+			for (int32_t k = 0; k < L->row; ++k) {
+				const int64_t u = new_u(L, dw, c, k, &r);
+				mx = (u < 0 ? -u : u) > mx ? (u < 0 ? -u : u) : mx;
+			}
+		}
+		if (any) {
+			if (mx == 0) {
+				memset(L->w, 0, L->n_weights);
+			} else {
+				const float ns =
+					(float)((double)mx * (double)L->scale[0] / (65536.0 * 127.0));
+				for (int32_t c = 0; c < L->n_out; ++c) {
+					rule_of(t, L, c, s_in, &r);
+					requant_channel(t, L, dw, c, &r, mx);
+				}
+				L->scale[0] = ns;
+			}
+		}
+	}
+	layer_multipliers(v, L->scale, L->per_channel, L->mult, L->shift);
+	memset(L->acc_w, 0, 4u * (size_t)L->n_weights);
+	memset(L->acc_b, 0, 4u * (size_t)L->n_out);
+	L->grad_exp = 0;
+	L->count = 0;
+}
+
+static void write_f32(uint8_t *p, float f)
+{
+	memcpy(p, &f, sizeof(f));
+}
+
+fqt_status fqt_trainer_sync_blob(fqt_trainer *t)
+{
+	if (t == NULL) {
+		return FQT_ERR_ARGUMENT;
+	}
+	if (t->blob == NULL) {
+		return FQT_OK;
+	}
+	const fqt_model *m = t->model;
+	uint8_t *blob = t->blob;
+#define AT(ptr) (blob + ((const uint8_t *)(ptr) - m->blob))
+	for (uint32_t i = 0; i < t->n_train; ++i) {
+		const fqt_train_layer *L = &t->layers[i];
+		const fqt_layer_view *v = &t->views[L->layer];
+		memcpy(AT(L->blob_weights), L->w, L->n_weights);
+		const uint32_t nq = L->weight_scale_count;
+		for (uint32_t c = 0; c < nq; ++c) {
+			write_f32(AT(L->blob_weight_scales) + 4u * c, L->scale[c]);
+		}
+		if (L->has_bias) {
+			memcpy(AT(L->blob_bias), L->bias, 4u * (size_t)L->n_out);
+			for (uint32_t c = 0; c < L->bias_scale_count; ++c) {
+				write_f32(AT(L->blob_bias_scales) + 4u * c,
+					  v->input_scale * L->scale[c % nq]);
+			}
+		}
+		memcpy(AT(L->blob_multiplier), L->mult, 4u * v->requant.count);
+		memcpy(AT(L->blob_shift), L->shift, 4u * v->requant.count);
+	}
+#undef AT
+	const uint32_t crc = fqt_crc32(0, blob + 16, m->blob_size - 16u);
+	fqt_write_u32(blob + 12, crc);
+	if (t->blob_model != NULL) {
+		t->blob_model->crc32 = crc;
+	}
+	return FQT_OK;
+}
+
+fqt_status fqt_train_update(fqt_trainer *t)
+{
+	int any = 0;
+	for (uint32_t i = 0; i < t->n_train; ++i) {
+		any |= t->layers[i].count != 0u;
+	}
+	if (!any) {
+		return FQT_OK;
+	}
+	for (uint32_t i = 0; i < t->n_train; ++i) {
+		if (t->layers[i].count != 0u) {
+			update_layer(t, &t->layers[i]);
+		}
+	}
+	t->counters.updates++;
+	return fqt_trainer_sync_blob(t);
+}
