@@ -15,7 +15,6 @@ functions an application never calls, so a real image is usually smaller.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys

@@ -11,6 +11,7 @@ engine. It mirrors the C core (modules/fqt/src/) file for file:
     reshape.py              kernels/reshape.c
     activation.py           kernels/activation.c
     error_quant.py          kernels/error_quant.c
+    layer_ops.py            runtime/layer_ops.c (a layer to its forward kernel)
     interpreter.py          runtime/session.c (inference)
     trainer.py              train/trainer.c
     backward.py             train/backward.c
