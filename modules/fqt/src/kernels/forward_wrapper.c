@@ -13,12 +13,11 @@ size_t fqt_conv2d_forward_wrapper_scratch_size(const fqt_conv_params *params,
 	return 0;
 }
 
-fqt_status fqt_conv2d_forward_wrapper(const fqt_kernel_scratch *scratch,
-				      const fqt_conv_params *params, const fqt_requant *requant,
+fqt_status fqt_conv2d_forward_wrapper(const fqt_conv_params *params, const fqt_requant *requant,
 				      const fqt_dims *input_dims, const int8_t *input,
 				      const fqt_dims *filter_dims, const int8_t *filter,
 				      const int32_t *bias, const fqt_dims *output_dims,
-				      int8_t *output)
+				      int8_t *output, const fqt_kernel_scratch *scratch)
 {
 	(void)scratch;
 	return fqt_conv2d_forward(params, requant, input_dims, input, filter_dims, filter, bias,
@@ -37,13 +36,12 @@ size_t fqt_depthwise_conv2d_forward_wrapper_scratch_size(const fqt_conv_params *
 	return 0;
 }
 
-fqt_status fqt_depthwise_conv2d_forward_wrapper(const fqt_kernel_scratch *scratch,
-						const fqt_conv_params *params,
+fqt_status fqt_depthwise_conv2d_forward_wrapper(const fqt_conv_params *params,
 						const fqt_requant *requant,
 						const fqt_dims *input_dims, const int8_t *input,
 						const fqt_dims *filter_dims, const int8_t *filter,
 						const int32_t *bias, const fqt_dims *output_dims,
-						int8_t *output)
+						int8_t *output, const fqt_kernel_scratch *scratch)
 {
 	(void)scratch;
 	return fqt_depthwise_conv2d_forward(params, requant, input_dims, input, filter_dims,
@@ -57,12 +55,12 @@ size_t fqt_fully_connected_forward_wrapper_scratch_size(int32_t accum_depth, int
 	return 0;
 }
 
-fqt_status fqt_fully_connected_forward_wrapper(const fqt_kernel_scratch *scratch,
-					       const fqt_fully_connected_params *params,
+fqt_status fqt_fully_connected_forward_wrapper(const fqt_fully_connected_params *params,
 					       const fqt_requant *requant, int32_t batches,
 					       int32_t accum_depth, int32_t out_depth,
 					       const int8_t *input, const int8_t *weights,
-					       const int32_t *bias, int8_t *output)
+					       const int32_t *bias, int8_t *output,
+					       const fqt_kernel_scratch *scratch)
 {
 	(void)scratch;
 	return fqt_fully_connected_forward(params, requant, batches, accum_depth, out_depth, input,

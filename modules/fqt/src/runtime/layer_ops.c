@@ -243,20 +243,20 @@ static inline fqt_status forward(const fqt_layer_view *v, const int8_t *x, const
 {
 	switch (v->op) {
 	case FQT_OP_CONV_2D:
-		return fqt_conv2d_forward_wrapper(scratch, &v->params.conv, &v->requant,
-						  &v->input_dims, x, &v->filter_dims, v->weights,
-						  v->bias, &v->output_dims, y);
+		return fqt_conv2d_forward_wrapper(&v->params.conv, &v->requant, &v->input_dims, x,
+						  &v->filter_dims, v->weights, v->bias,
+						  &v->output_dims, y, scratch);
 	case FQT_OP_DEPTHWISE_CONV_2D:
-		return fqt_depthwise_conv2d_forward_wrapper(scratch, &v->params.conv, &v->requant,
+		return fqt_depthwise_conv2d_forward_wrapper(&v->params.conv, &v->requant,
 							    &v->input_dims, x, &v->filter_dims,
 							    v->weights, v->bias, &v->output_dims,
-							    y);
+							    y, scratch);
 	case FQT_OP_FULLY_CONNECTED: {
 		const int32_t out_depth = v->filter_dims.n;
 		return fqt_fully_connected_forward_wrapper(
-			scratch, &v->params.fully_connected, &v->requant,
+			&v->params.fully_connected, &v->requant,
 			(int32_t)(v->output_elements / (uint32_t)out_depth), v->filter_dims.h,
-			out_depth, x, v->weights, v->bias, y);
+			out_depth, x, v->weights, v->bias, y, scratch);
 	}
 	case FQT_OP_AVERAGE_POOL_2D:
 		return fqt_average_pool2d_forward(&v->params.pool, &v->input_dims, x,

@@ -239,12 +239,11 @@ static fqt_status try_fully_connected(const fqt_fully_connected_params *params,
 						&o, output));
 }
 
-fqt_status fqt_conv2d_forward_wrapper(const fqt_kernel_scratch *scratch,
-				      const fqt_conv_params *params, const fqt_requant *requant,
+fqt_status fqt_conv2d_forward_wrapper(const fqt_conv_params *params, const fqt_requant *requant,
 				      const fqt_dims *input_dims, const int8_t *input,
 				      const fqt_dims *filter_dims, const int8_t *filter,
 				      const int32_t *bias, const fqt_dims *output_dims,
-				      int8_t *output)
+				      int8_t *output, const fqt_kernel_scratch *scratch)
 {
 	const fqt_status st = try_conv2d(params, requant, input_dims, input, filter_dims, filter,
 					 bias, output_dims, output, scratch->buf, scratch->size);
@@ -255,13 +254,12 @@ fqt_status fqt_conv2d_forward_wrapper(const fqt_kernel_scratch *scratch,
 				  output_dims, output);
 }
 
-fqt_status fqt_depthwise_conv2d_forward_wrapper(const fqt_kernel_scratch *scratch,
-						const fqt_conv_params *params,
+fqt_status fqt_depthwise_conv2d_forward_wrapper(const fqt_conv_params *params,
 						const fqt_requant *requant,
 						const fqt_dims *input_dims, const int8_t *input,
 						const fqt_dims *filter_dims, const int8_t *filter,
 						const int32_t *bias, const fqt_dims *output_dims,
-						int8_t *output)
+						int8_t *output, const fqt_kernel_scratch *scratch)
 {
 	const fqt_status st = try_depthwise_conv2d(params, requant, input_dims, input,
 						   filter_dims, filter, bias, output_dims, output,
@@ -273,12 +271,12 @@ fqt_status fqt_depthwise_conv2d_forward_wrapper(const fqt_kernel_scratch *scratc
 					    filter, bias, output_dims, output);
 }
 
-fqt_status fqt_fully_connected_forward_wrapper(const fqt_kernel_scratch *scratch,
-					       const fqt_fully_connected_params *params,
+fqt_status fqt_fully_connected_forward_wrapper(const fqt_fully_connected_params *params,
 					       const fqt_requant *requant, int32_t batches,
 					       int32_t accum_depth, int32_t out_depth,
 					       const int8_t *input, const int8_t *weights,
-					       const int32_t *bias, int8_t *output)
+					       const int32_t *bias, int8_t *output,
+					       const fqt_kernel_scratch *scratch)
 {
 	const fqt_status st = try_fully_connected(params, requant, batches, accum_depth,
 						  out_depth, input, weights, bias, output,
