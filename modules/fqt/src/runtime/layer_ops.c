@@ -197,7 +197,7 @@ void fqt_layer_view_decode(const fqt_model *m, uint32_t index, fqt_layer_view *v
 
 void fqt_layer_view_decode_for_training(const fqt_model *m, uint32_t index, fqt_layer_view *v)
 {
-	decode(m, index, v);
+	fqt_layer_view_decode(m, index, v); /* a call, not a third inlined copy: init-time only */
 	const uint8_t *r = m->layer_table + (size_t)index * FQT_BLOB_LAYER_RECORD_SIZE;
 	v->input_tensor[0] = (int16_t)rec_i16(r, FQT_LREC_TENSORS);
 	v->input_tensor[1] = (int16_t)rec_i16(r, FQT_LREC_TENSORS + 2);
