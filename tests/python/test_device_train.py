@@ -491,7 +491,9 @@ def test_cli_train_device_log_plot_and_ctrl_c(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "Traceback" not in err and proc.returncode == 130, err  # interrupted: README "Exit codes"
+    assert "Traceback" not in err and proc.returncode == 130, (
+        err
+    )  # interrupted: README "Exit codes"
     assert "stopped: `fqt train stop` sent" in seen + rest
     assert (tmp_path / "train_log.csv").exists() and (tmp_path / "train_log.png").exists()
 
