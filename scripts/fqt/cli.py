@@ -9,13 +9,18 @@ extension commands call the same pairs. Nothing imports this module back.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Callable
+from typing import NoReturn
+
+import numpy as np
 
 from . import __version__
 from .commands import demo, device, model, train
 from .commands.common import load_model
-from .errors import FqtError
+from .errors import EXIT_INTERRUPT, EXIT_RUNTIME, EXIT_USAGE, FqtError, printable
 from .resources import DEFAULT_MODEL
 
 # Re-exported for callers of the former fqt.cli helpers (tests/zephyr/shell imports them).
@@ -67,22 +72,77 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: fqt train: <message> (fqt train --help)`,
+    exit 2 (the usage block argparse prints by default is more than one line)."""
+
+    def error(self, message: str) -> NoReturn:
+        _error_line(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise SystemExit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fqt", description="fully quantized on-device training")
+    parser = _Parser(prog="fqt", description="fully quantized on-device training")
     parser.add_argument("--version", action="version", version=f"fqt {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (help_text, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _error_line(message: str) -> None:
+    """`error: <message>` on stderr, always one line (names from files are escaped)."""
     try:
-        return COMMANDS[args.command][2](args)
+        sys.stderr.write(f"error: {printable(message, limit=2000)}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (`fqt ... | head`): point stdout at /dev/null so the
+    interpreter's final flush does not print a second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 success, 2 bad input or usage, 1 a runtime failure, 130 an interrupt.
+    Every error is one line on stderr, never a traceback."""
+    try:
+        args = build_parser().parse_args(argv)
+        # numpy's overflow warnings on hostile scales would be extra lines: the checks
+        # (fqt.import_check) turn such values into one error line instead.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = COMMANDS[args.command][2](args)
+        sys.stdout.flush()
+        return code
     except FqtError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        _error_line(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        _error_line("interrupted")
+        return EXIT_INTERRUPT
+    except BrokenPipeError:
+        _silence_stdout()
+        _error_line("output closed (broken pipe)")
+        return EXIT_RUNTIME
+    except SystemExit as e:  # argparse: --help and --version exit 0, errors 2 (above)
+        return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+    except MemoryError:
+        _error_line("out of memory")
+        return EXIT_RUNTIME
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        _error_line(f"{where}{e.strerror or e}")
+        return EXIT_RUNTIME
+    except Exception as e:  # a bug: still one line, and a distinct message to report
+        _error_line(f"internal error ({type(e).__name__}: {e}); please report it")
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":

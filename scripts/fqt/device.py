@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import FqtError
+from .errors import FqtError, RuntimeFailureError
 
 XFER_SAMPLES = 1
 XFER_BLOB = 2
@@ -36,11 +36,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _RETRYABLE = ("bad crc", "bad payload", "bad seq", "frame needs", "unknown kind", "bad crc field")
 
 
-class DeviceError(FqtError):
+class DeviceError(RuntimeFailureError):
     """The device answered `err <reason>`."""
 
 
-class DeviceTimeoutError(FqtError):
+class DeviceTimeoutError(RuntimeFailureError):
     """The device did not answer in time."""
 
 
@@ -87,7 +87,7 @@ class _Transport:
             if chunk is None:
                 if self._buf:
                     break
-                raise FqtError("the device closed the connection")
+                raise RuntimeFailureError("the device closed the connection")
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         return _ANSI.sub("", line.decode("utf-8", "replace")).strip("\r\x00 ")
@@ -125,7 +125,9 @@ class _FdTransport(_Transport):
             try:
                 n = os.write(self.wfd, view)
             except OSError as e:
-                raise FqtError(f"the device closed the connection: {e.strerror}") from None
+                raise RuntimeFailureError(
+                    f"the device closed the connection: {e.strerror}"
+                ) from None
             view = view[n:]
 
 
@@ -142,7 +144,7 @@ class ProcessTransport(_FdTransport):
                 bufsize=0,
             )
         except OSError as e:
-            raise FqtError(f"cannot start `{command}`: {e.strerror}") from None
+            raise RuntimeFailureError(f"cannot start `{command}`: {e.strerror}") from None
         assert self.proc.stdin is not None and self.proc.stdout is not None
         super().__init__(self.proc.stdout.fileno(), self.proc.stdin.fileno())
 
@@ -170,7 +172,7 @@ class PtyTransport(_FdTransport):
         try:
             fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError as e:
-            raise FqtError(f"{path}: cannot open: {e.strerror}") from None
+            raise RuntimeFailureError(f"{path}: cannot open: {e.strerror}") from None
         try:
             tty.setraw(fd)
         except termios.error:
@@ -193,7 +195,7 @@ class SerialTransport(_Transport):
         try:
             self.ser = serial.serial_for_url(port, baudrate=baud, timeout=0, write_timeout=5)
         except (serial.SerialException, ValueError) as e:
-            raise FqtError(f"{port}: cannot open: {e}") from None
+            raise RuntimeFailureError(f"{port}: cannot open: {e}") from None
 
     def _read_some(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
@@ -467,9 +469,9 @@ class Device:
                     break
                 self.stats.resends += 1
             else:
-                raise FqtError(f"export: reading bytes {len(out)}.. kept failing")
+                raise RuntimeFailureError(f"export: reading bytes {len(out)}.. kept failing")
         if zlib.crc32(out) != crc:
-            raise FqtError("export: the pulled blob does not match the device's crc")
+            raise RuntimeFailureError("export: the pulled blob does not match the device's crc")
         return bytes(out)
 
     def eval(self, timeout: float = 600.0) -> tuple[int, int]:

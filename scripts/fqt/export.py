@@ -30,34 +30,141 @@ def _patch(out: bytearray, start: int, payload: bytes, what: str) -> None:
     out[start : start + len(payload)] = payload
 
 
-def export_tflite(model: Model, source: bytes | str | Path) -> bytes:
-    """The source .tflite bytes with the trained constants and scales of `model`."""
-    src = Path(source).read_bytes() if isinstance(source, str | Path) else bytes(source)
-    out = bytearray(src)
-    m = tflite.Model.GetRootAsModel(src, 0)
-    sg = m.Subgraphs(0)
-    buffer_users: dict[int, int] = {}
+def _buffer_span(m, b: int) -> tuple[int, int]:
+    buf = m.Buffers(b)
+    if buf.Offset() > 1:
+        return int(buf.Offset()), int(buf.Size())
+    return _vector_span(buf, _BUFFER_DATA_SLOT)
+
+
+def _tensor_bytes(t) -> bytes:
+    return np.ascontiguousarray(
+        t.data, np.int8 if t.dtype == DType.INT8 else np.dtype("<i4")
+    ).tobytes()
+
+
+def _schema():
+    """A flatbuffer object API for the TFLite schema (to add buffers): the reference
+    runtimes' generated schema, whichever is installed (the `ref` extra)."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        try:
+            from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+        except ImportError:
+            return None
+    return schema
+
+
+def _source_bytes(source: bytes | str | Path) -> bytes:
+    if isinstance(source, str | Path):
+        try:
+            return Path(source).read_bytes()
+        except OSError as e:
+            raise FqtError(f"{source}: cannot read: {e.strerror}") from None
+    return bytes(source)
+
+
+def _shared_buffers(sg) -> dict[int, int]:
+    users: dict[int, int] = {}
     for i in range(sg.TensorsLength()):
         b = sg.Tensors(i).Buffer()
-        buffer_users[b] = buffer_users.get(b, 0) + 1
+        users[b] = users.get(b, 0) + 1
+    return users
+
+
+def check_exportable(model: Model, source: bytes | str | Path) -> None:
+    """Raise FqtError now, before any training, if export_tflite could not write `model`'s
+    constants back into `source`: a tensor the source does not have, a buffer or a scale
+    vector of another size, or a shared buffer with no schema library to split it."""
+    src = _source_bytes(source)
+    try:
+        m = tflite.Model.GetRootAsModel(src, 0)
+        sg = m.Subgraphs(0)
+        users = _shared_buffers(sg)
+        for t in model.tensors:
+            if not t.is_const or t.tflite_index < 0:
+                continue
+            if t.tflite_index >= sg.TensorsLength():
+                raise FqtError(f"export: tensor '{t.name}' is not in the source .tflite")
+            ft = sg.Tensors(t.tflite_index)
+            b = ft.Buffer()
+            if not 0 < b < m.BuffersLength():
+                raise FqtError(f"export: tensor '{t.name}' has no buffer in the source")
+            start, size = _buffer_span(m, b)
+            if size != t.nbytes or start < 0 or start + size > len(src):
+                raise FqtError(
+                    f"export: tensor '{t.name}' has {size} bytes in the source, the model "
+                    f"{t.nbytes}"
+                )
+            if users.get(b, 0) > 1 and _schema() is None:
+                raise FqtError(
+                    f"export: tensor '{t.name}' shares buffer {b}; splitting it needs "
+                    "ai-edge-litert or tflite-micro (pip install fqt[ref])"
+                )
+    except FqtError:
+        raise
+    except Exception as e:  # a corrupt flatbuffer
+        raise FqtError(f"export: cannot read the source .tflite ({type(e).__name__})") from None
+
+
+def _split_buffers(src: bytes, tensor_indices: list[int]) -> bytes:
+    """The source with each listed tensor moved to a new buffer of its own (a copy of its
+    shared buffer's bytes); everything else as it was."""
+    schema = _schema()
+    if schema is None:
+        raise FqtError("export: splitting a shared buffer needs ai-edge-litert or tflite-micro")
+    import flatbuffers
+
+    mt = schema.ModelT.InitFromPackedBuf(bytearray(src), 0)
+    sg = mt.subgraphs[0]
+    for ti in tensor_indices:
+        old = mt.buffers[sg.tensors[ti].buffer]
+        nb = schema.BufferT()
+        nb.data = None if old.data is None else np.array(old.data, np.uint8).copy()
+        mt.buffers.append(nb)
+        sg.tensors[ti].buffer = len(mt.buffers) - 1
+    builder = flatbuffers.Builder(len(src) + 1024)
+    builder.Finish(mt.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def export_tflite(model: Model, source: bytes | str | Path) -> bytes:
+    """The source .tflite bytes with the trained constants and scales of `model`.
+
+    A constant whose buffer other tensors share (converters share one zero-bias buffer
+    among layers) is left alone while training did not change it; one that training
+    changed first gets a buffer of its own, so the other users keep their bytes."""
+    src = _source_bytes(source)
+    check_exportable(model, src)
+    m = tflite.Model.GetRootAsModel(src, 0)
+    sg = m.Subgraphs(0)
+    users = _shared_buffers(sg)
+    split = []
+    for t in model.tensors:
+        if not t.is_const or t.tflite_index < 0:
+            continue
+        b = sg.Tensors(t.tflite_index).Buffer()
+        start, size = _buffer_span(m, b)
+        if users.get(b, 0) > 1 and src[start : start + size] != _tensor_bytes(t):
+            split.append(t.tflite_index)
+    if split:
+        src = _split_buffers(src, split)
+        m = tflite.Model.GetRootAsModel(src, 0)
+        sg = m.Subgraphs(0)
+        users = _shared_buffers(sg)
+    out = bytearray(src)
     for t in model.tensors:
         if not t.is_const or t.tflite_index < 0:
             continue
         ft = sg.Tensors(t.tflite_index)
-        data = np.ascontiguousarray(
-            t.data, np.int8 if t.dtype == DType.INT8 else np.dtype("<i4")
-        ).tobytes()
+        data = _tensor_bytes(t)
         b = ft.Buffer()
-        buf = m.Buffers(b)
-        if buffer_users.get(b, 0) > 1:
-            raise FqtError(f"export: tensor '{t.name}' shares buffer {b} with another tensor")
-        if buf.Offset() > 1:
-            start, size = int(buf.Offset()), int(buf.Size())
-        else:
-            start, size = _vector_span(buf, _BUFFER_DATA_SLOT)
+        start, size = _buffer_span(m, b)
         if size != len(data):
             raise FqtError(f"export: tensor '{t.name}' has {size} bytes, trained {len(data)}")
-        _patch(out, start, data, f"tensor '{t.name}' data")
+        if users.get(b, 0) == 1:
+            _patch(out, start, data, f"tensor '{t.name}' data")
         q = ft.Quantization()
         if q is None:
             continue

@@ -6,8 +6,8 @@ taken in float32 and which in double:
 
 - conv / depthwise / per-channel fc: PopulateConvolutionQuantizationParams,
   M_c = double(s_in) * double(s_w[c]) / double(s_out)
-- per-tensor fc: GetQuantizedConvolutionMultipler,
-  M = double(float32(s_in * s_w)) / double(s_out)
+- per-tensor fc: GetQuantizedConvolutionMultipler as the tflite-micro wheel has it,
+  M = double(s_in) * double(s_w) / double(s_out) (the product in double, like conv)
 - add: CalculateOpDataAdd, softmax: CalculateSoftmaxParams, pools: CalculateOpDataPooling
 - activation range: CalculateActivationRangeQuantized (float32 division, roundf)
 """
@@ -104,14 +104,10 @@ def prepare_layer(model: Model, layer: Layer) -> LayerParams:
         p.act_min, p.act_max = activation_range(layer.activation, out)
     elif op == OpType.FULLY_CONNECTED:
         w = ts[layer.inputs[1]]
-        if w.quant.per_channel:
-            p.output_multiplier, p.output_shift = _conv_multipliers(x, w, out, w.shape[0])
-        else:
-            # GetQuantizedConvolutionMultipler: the scale product is a float32 product.
-            product = _f64(np.float32(x.quant.scale[0]) * np.float32(w.quant.scale[0]))
-            m, s = quant.quantize_multiplier(product / _f64(out.quant.scale[0]))
-            p.output_multiplier = np.array([m], np.int32)
-            p.output_shift = np.array([s], np.int32)
+        # Per channel: one multiplier a row; per tensor: GetQuantizedConvolutionMultipler,
+        # whose scale product the tflite-micro wheel takes in double, the same formula.
+        n_ch = w.shape[0] if w.quant.per_channel else 1
+        p.output_multiplier, p.output_shift = _conv_multipliers(x, w, out, n_ch)
         p.act_min, p.act_max = activation_range(layer.activation, out)
     elif op in (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D):
         p.pad_h, p.pad_w = _spatial_padding(layer, x, out, layer.filter_h, layer.filter_w)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import tflite
 
-from .errors import ModelFormatError, UnsupportedModelError
+from .errors import ModelFormatError, UnsupportedModelError, printable
 from .ir import Activation, DType, Layer, Model, OpType, Padding, Quant, Tensor
 
 _BUILTIN_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
@@ -117,7 +117,7 @@ class _Importer:
         if ti < 0 or ti >= self.sg.TensorsLength():
             raise ModelFormatError(f"tensor index {ti} out of range")
         t = self.sg.Tensors(ti)
-        tname = (t.Name() or b"").decode("utf-8", "replace")
+        tname = printable((t.Name() or b"").decode("utf-8", "replace"), limit=80)
         ttype = t.Type()
         if ttype == tflite.TensorType.INT8:
             dtype = DType.INT8

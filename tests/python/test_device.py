@@ -287,4 +287,85 @@ def test_cli_push_eval_export(host_device: Path, blob_file: Path, digits, tmp_pa
     out = tmp_path / "trained.tflite"
     assert cli.main(["export", "--port", port, "--source", str(DIGITS), "-o", str(out)]) == 0
     assert out.read_bytes() == DIGITS.read_bytes()  # untrained: the same weights
-    assert cli.main(["train-device", "--port", port, "--data", str(data)]) == 2
+    # the device answers `err`: a runtime failure, exit 1 (README "Exit codes")
+    assert cli.main(["train-device", "--port", port, "--data", str(data)]) == 1
+
+
+def _slot_blob_rewrite(flash: Path, slot_size: int, slot: int, edit) -> None:
+    """Edit slot `slot`'s header or blob and recompute the slot's CRCs (a copy that
+    passes the storage checks but not what `edit` breaks)."""
+    import struct
+    import zlib
+
+    data = bytearray(flash.read_bytes())
+    base = slot * slot_size
+    size = struct.unpack_from("<I", data, base + 8)[0]
+    edit(data, base)
+    blob = bytes(data[base + 32 : base + 32 + size])
+    struct.pack_into("<I", data, base + 12, zlib.crc32(blob))
+    struct.pack_into("<I", data, base + 16, zlib.crc32(bytes(data[base : base + 16])))
+    flash.write_bytes(bytes(data))
+
+
+def _two_saved_slots(host_device: Path, blob_file: Path, flash: Path, slot: int) -> None:
+    other_model = load_tflite(FIXTURE_MODELS / "fc_softmax.tflite")
+    prepare(other_model)
+    with _open(host_device, "--model", blob_file, "--flash", flash, "--slot", slot) as dev:
+        assert dev.command("save")[0].startswith("saved slot A seq 1")
+        dev.push_blob(write_blob(other_model))
+        assert dev.command("save")[0].startswith("saved slot B seq 2")
+
+
+def test_restore_falls_back_to_the_older_slot(
+    host_device: Path, blob_file: Path, digits, tmp_path
+) -> None:
+    """The newest copy passes the slot CRCs but fails the model check: restore skips it
+    and loads the older valid one."""
+    flash, slot = tmp_path / "flash.bin", 65536
+    _two_saved_slots(host_device, blob_file, flash, slot)
+
+    def bad_version(data: bytearray, base: int) -> None:
+        data[base + 32 + 4] = 9  # the blob's version_major
+
+    _slot_blob_rewrite(flash, slot, 1, bad_version)
+    with _open(host_device, "--flash", flash, "--slot", slot) as dev:
+        lines = dev.command("restore")
+        assert lines[0].startswith("skipped slot B seq 2: "), lines
+        assert lines[1].startswith("restored slot A seq 1 name digits_cnn"), lines
+        assert dev.pull_blob() == digits[1]
+
+
+def test_slot_header_reserved_bytes_are_checked(
+    host_device: Path, blob_file: Path, digits, tmp_path
+) -> None:
+    flash, slot = tmp_path / "flash.bin", 65536
+    _two_saved_slots(host_device, blob_file, flash, slot)
+
+    def reserved(data: bytearray, base: int) -> None:
+        data[base + 27] = 1  # header bytes 20..31 are reserved, 0
+
+    _slot_blob_rewrite(flash, slot, 1, reserved)
+    with _open(host_device, "--flash", flash, "--slot", slot) as dev:
+        lines = dev.command("restore")
+        assert lines[0].startswith("restored slot A seq 1 name digits_cnn"), lines
+
+
+@pytest.mark.parametrize(
+    "line,reason",
+    [
+        ("fqt info extra", "usage: fqt info"),
+        ("fqt help me", "usage: fqt help"),
+        ("fqt save now", "usage: fqt save"),
+        ("fqt\tinfo", "bad separator"),
+        ("fqt  info", "bad separator"),
+        ("fqt info ", "bad separator"),
+        ("fqt ping\tx", "bad separator"),
+    ],
+)
+def test_extra_arguments_and_separators_refused(
+    host_device: Path, blob_file: Path, line: str, reason: str
+) -> None:
+    with _open(host_device, "--model", blob_file) as dev:
+        answer = _raw(dev, line)
+        assert answer.startswith("err ") and reason in answer, answer
+        assert dev.info()["name"] == "digits_cnn"  # and the client still works

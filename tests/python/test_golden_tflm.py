@@ -289,8 +289,9 @@ def test_prepare_formulas_by_hand() -> None:
 
 
 def test_prepare_scale_products_float_vs_double() -> None:
-    """Per-tensor FC multiplies input and weight scale in float32 (TFLM's
-    GetQuantizedConvolutionMultipler), conv and per-channel FC in double
+    """Per-tensor FC multiplies input and weight scale in double, as the tflite-micro
+    wheel's GetQuantizedConvolutionMultipler does (issue 13: the float32 product was 1 LSB
+    off on rare accumulators), the same formula as conv and per-channel FC
     (PopulateConvolutionQuantizationParams)."""
     s_in, s_w, s_out = np.float32(0.0123457), np.float32(0.00456789), np.float32(0.0789)
 
@@ -310,7 +311,7 @@ def test_prepare_scale_products_float_vs_double() -> None:
     double_product = quant.quantize_multiplier(float(s_in) * float(s_w) / float(s_out))
     assert float_product != double_product  # the scales were chosen so that it matters
     (p,) = prepare(fc_model([float(s_w)]))
-    assert (int(p.output_multiplier[0]), int(p.output_shift[0])) == float_product
+    assert (int(p.output_multiplier[0]), int(p.output_shift[0])) == double_product
     (p,) = prepare(fc_model([float(s_w), float(s_w)]))
     assert p.output_multiplier.tolist() == [double_product[0]] * 2
     assert p.output_shift.tolist() == [double_product[1]] * 2
@@ -351,3 +352,29 @@ def test_kernels_by_hand() -> None:
         diff_min=-radius,
     )  # fmt: skip
     assert sm.tolist() == [[-64, -64, -64, -64]]
+
+
+N_PER_TENSOR = 1000
+
+
+@pytest.mark.parametrize("name", ["per_tensor_fc_stack", "conv_per_tensor"])
+def test_per_tensor_models_equal_tflm(name: str, tmp_path: Path) -> None:
+    """Per-tensor FC and conv on >= 1,000 random inputs: golden == TFLM (the wheel), and
+    on the FC stack every layer's multiplier differs between the float32 and the double
+    scale product, so the test would fail with the float32 product (issue 13)."""
+    from per_tensor_fixtures import per_tensor_fc_stack
+
+    if name == "conv_per_tensor":
+        path = FIXTURE_MODELS / "conv_per_tensor.tflite"
+    else:
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(per_tensor_fc_stack())
+    model = load_tflite(path)
+    prepare(model)
+    fcs = [layer for layer in model.layers if layer.op == OpType.FULLY_CONNECTED]
+    assert fcs and all(not model.tensors[f.inputs[1]].quant.per_channel for f in fcs)
+    xs = _inputs(model, N_PER_TENSOR)
+    golden = infer_batch(model, xs)
+    tflm = Tflm(path, model)
+    ref = np.stack([tflm.output(x) for x in xs]).reshape(golden.shape)
+    assert int(np.sum(golden != ref)) == 0, f"{name}: {int(np.sum(golden != ref))} differ"

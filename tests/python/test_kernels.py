@@ -653,8 +653,8 @@ def _fc_layer(case: FcCase, what: str) -> dict:
     )
     if case.per_channel:  # prepare.py: double products per channel
         ms = [quantize_multiplier(float(s_in) * float(s) / s_out) for s in s_w]
-    else:  # GetQuantizedConvolutionMultipler: the float32 product
-        ms = [quantize_multiplier(float(np.float32(s_in * s_w[0])) / s_out)]
+    else:  # GetQuantizedConvolutionMultipler (the wheel's): the product in double
+        ms = [quantize_multiplier(float(s_in) * float(s_w[0]) / s_out)]
     mult = np.array([m for m, _ in ms], np.int32)
     shift = np.array([s for _, s in ms], np.int32)
     bias = rng.integers(-(1 << 13), 1 << 13, case.out).astype(np.int32) if case.bias else None

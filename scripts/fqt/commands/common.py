@@ -3,11 +3,13 @@ board fit check."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 from ..blob import read_blob
 from ..boards import get_board
-from ..errors import FqtError, PlanDoesNotFitError
+from ..errors import BlobFormatError, FqtError, PlanDoesNotFitError, UnsupportedModelError
+from ..import_check import check_before_prepare, check_prepared
 from ..ir import Model
 from ..plan import Plan, layer_table
 from ..prepare import prepare
@@ -24,11 +26,25 @@ def load_model(path: str | Path) -> Model:
             blob = p.read_bytes()
         except OSError as e:
             raise FqtError(f"{p}: cannot read: {e.strerror}") from None
-        model, _ = read_blob(blob)
+        try:
+            model, _ = read_blob(blob)
+        except (ValueError, IndexError, OverflowError, struct.error) as e:
+            raise BlobFormatError(f"{p}: bad model blob ({type(e).__name__}: {e})") from None
         return model
     model = load_tflite(p)
-    prepare(model)
+    prepare_checked(model)
     return model
+
+
+def prepare_checked(model: Model) -> None:
+    """prepare() behind the importer's checks (fqt.import_check): whatever the model, a
+    one-line UnsupportedModelError or parameters the device's loader accepts."""
+    check_before_prepare(model)
+    try:
+        prepare(model)
+    except (ValueError, ArithmeticError, IndexError, AssertionError) as e:
+        raise UnsupportedModelError([str(e) or type(e).__name__]) from None
+    check_prepared(model)
 
 
 def format_table(model: Model, plan: Plan) -> str:

@@ -28,6 +28,7 @@ from ..plan import plan_memory
 from ..prepare import prepare
 from ..resources import DEFAULT_MODEL, host_device_path, missing_binary
 from ..tflite_import import load_tflite
+from .checks import float_range, input_file, int_range, output_dir
 from .common import check_fit, format_table
 
 
@@ -35,16 +36,17 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="int8 .tflite (digits 8x8)")
     p.add_argument("--board", default="qemu_cortex_m3", help="check the plan fits this board")
     p.add_argument("-o", "--output-dir", default="build/demo")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.003)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lambda-min", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epochs", type=int_range(1, 1000), default=10)
+    p.add_argument("--lr", type=float_range(0.000001, 1.0), default=0.003)
+    p.add_argument("--batch", type=int_range(1, 1024), default=32)
+    p.add_argument("--lambda-min", type=float_range(0.0, 1.0), default=1.0)
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=1)
     p.add_argument("--host-device", default=str(host_device_path()), help="fqt_host_device binary")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    out = Path(args.output_dir)
+    input_file(args.model, "tflite")
+    out = output_dir(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     source = Path(args.model).read_bytes()
     model = load_tflite(args.model)

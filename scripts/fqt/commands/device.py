@@ -8,7 +8,6 @@ import csv
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from ..blob import read_blob
 from ..device import Device
 from ..errors import FqtError
 from ..export import write_tflite
+from .checks import float_range, input_file, int_range, output_file
 from .common import load_model
 
 
@@ -26,9 +26,16 @@ def _add_port(p: argparse.ArgumentParser) -> None:
         help="serial device (pyserial), a pty path, or cmd:<command line> "
         "(e.g. cmd:'build/host/fqt_host_device --model m.fqtb', cmd:'west build -t run')",
     )
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
-    p.add_argument("--chunk", type=int, default=96, help="payload bytes a frame (<= 128)")
+    p.add_argument("--baud", type=int_range(1), default=115200)
+    p.add_argument(
+        "--timeout",
+        type=float_range(0.0, 1e6, lo_open=True),
+        default=5.0,
+        help="seconds to wait for an answer",
+    )
+    p.add_argument(
+        "--chunk", type=int_range(1, 128), default=96, help="payload bytes a frame (<= 128)"
+    )
 
 
 def _open(args: argparse.Namespace) -> Device:
@@ -88,10 +95,22 @@ def add_push_arguments(p: argparse.ArgumentParser) -> None:
     _add_port(p)
     p.add_argument("--model", help="the .tflite/.fqtb on the device (to quantize float x)")
     p.add_argument("--clear", action="store_true", help="empty the device's store first")
-    p.add_argument("--limit", type=int, help="push only the first N samples")
+    p.add_argument("--limit", type=int_range(1), help="push only the first N samples")
+
+
+def _check_files(args: argparse.Namespace) -> None:
+    """The files a device command reads or writes, before the device is opened."""
+    if getattr(args, "data", None):
+        input_file(args.data, "npz")
+    if getattr(args, "model", None):
+        input_file(args.model, "model")
+    for opt in ("log", "plot"):
+        if getattr(args, opt, None):
+            output_file(getattr(args, opt), f"--{opt}")
 
 
 def run_push(args: argparse.Namespace) -> int:
+    _check_files(args)
     with _open(args) as dev:
         x, y = _device_dataset(args.data, dev.info(), args.model)
         if args.limit is not None:
@@ -112,6 +131,7 @@ def add_device_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_device_eval(args: argparse.Namespace) -> int:
+    _check_files(args)
     with _open(args) as dev:
         if args.data:
             x, y = _device_dataset(args.data, dev.info(), args.model)
@@ -131,15 +151,16 @@ def add_train_device_arguments(p: argparse.ArgumentParser) -> None:
     _add_port(p)
     p.add_argument("--data", help=".npz to push first (replacing the device's samples)")
     p.add_argument("--model", help="the model's .tflite/.fqtb (to quantize float x)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.003)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lambda-min", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    # The device's ranges (docs/protocol.md, `fqt train start`).
+    p.add_argument("--epochs", type=int_range(1, 1000), default=5)
+    p.add_argument("--lr", type=float_range(0.000001, 1.0), default=0.003)
+    p.add_argument("--batch", type=int_range(1, 1024), default=32)
+    p.add_argument("--lambda-min", type=float_range(0.0, 1.0), default=1.0)
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
     p.add_argument("--trainable", default="last", help="'last', 'all' or indices i,j,...")
     p.add_argument("--log", default="train_log.csv", help="CSV of the progress lines")
     p.add_argument("--plot", default="train_log.png", help="PNG of loss and accuracy")
-    p.add_argument("--progress-timeout", type=float, default=120.0)
+    p.add_argument("--progress-timeout", type=float_range(0.0, 1e6, lo_open=True), default=120.0)
 
 
 def _kv(line: str) -> dict[str, str]:
@@ -148,7 +169,9 @@ def _kv(line: str) -> dict[str, str]:
 
 
 def run_train_device(args: argparse.Namespace) -> int:
+    _check_files(args)
     rows: list[dict[str, float]] = []
+    interrupted = False
     with _open(args) as dev:
         started = False
         try:
@@ -184,6 +207,7 @@ def run_train_device(args: argparse.Namespace) -> int:
                 if line.startswith("done train failed"):
                     raise FqtError(line)
         except KeyboardInterrupt:
+            interrupted = True
             if not started:
                 print("interrupted before training started: the push was not committed")
                 return 130
@@ -199,7 +223,7 @@ def run_train_device(args: argparse.Namespace) -> int:
             w.writerows(rows)
         _plot(rows, args.plot)
         print(f"log -> {args.log}, plot -> {args.plot}")
-    return 0
+    return 130 if interrupted else 0
 
 
 def _plot(rows: list[dict[str, float]], path: str) -> None:
@@ -231,12 +255,14 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    with _open(args) as dev:
-        blob = dev.pull_blob()
-    out = Path(args.output)
+    out = output_file(args.output)
     if out.suffix == ".tflite":
         if not args.source:
             raise FqtError("a .tflite output needs --source (the original .tflite)")
+        input_file(args.source, "tflite")
+    with _open(args) as dev:
+        blob = dev.pull_blob()
+    if out.suffix == ".tflite":
         model, _ = read_blob(blob)
         write_tflite(model, args.source, out)
         print(f"pulled {len(blob):,} B blob -> {out} (weights patched into {args.source})")

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from ..blob import blob_to_c, c_identifier, write_blob
-from ..boards import BOARDS
-from ..errors import FqtError
+from ..boards import BOARDS, get_board
+from ..errors import FqtError, UnsupportedModelError
 from ..golden.interpreter import infer_batch
 from ..ir import Model
 from ..native import NativeEngine
 from ..plan import layer_table, parse_trainable, plan_memory
-from ..prepare import prepare
 from ..tflite_import import load_tflite
-from .common import ENGINES, check_fit, format_table, load_model
+from .checks import input_file, output_dir, output_file
+from .common import ENGINES, check_fit, format_table, load_model, prepare_checked
 
 
 def read_inputs(path: str, model: Model) -> np.ndarray:
@@ -57,8 +58,12 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    input_file(args.model, "tflite")
+    out = output_dir(args.output_dir)
+    if args.board:
+        get_board(args.board)
     model = load_tflite(args.model)
-    prepare(model)
+    prepare_checked(model)
     try:
         trainable = parse_trainable(model, args.trainable)
     except ValueError as e:
@@ -68,8 +73,10 @@ def run_import(args: argparse.Namespace) -> int:
         check_fit(plan, args.board)
     name = c_identifier(args.name or model.name)
     model.name = name
-    blob = write_blob(model, trainable)
-    out = Path(args.output_dir)
+    try:
+        blob = write_blob(model, trainable)
+    except (struct.error, ValueError, OverflowError) as e:
+        raise UnsupportedModelError([f"cannot write the blob: {e}"]) from None
     out.mkdir(parents=True, exist_ok=True)
     source, header = blob_to_c(blob, name)
     files = {
@@ -119,6 +126,9 @@ def infer_with(engine: str, model: Model, xs: np.ndarray) -> np.ndarray:
 
 
 def run_infer(args: argparse.Namespace) -> int:
+    input_file(args.model, "model")
+    input_file(args.inputs, "npy")
+    output_file(args.output)
     model = load_model(args.model)
     xs = read_inputs(args.inputs, model)
     ys = infer_with(args.engine, model, xs)

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FqtError
-from ..export import write_tflite
+from ..export import check_exportable, write_tflite
 from ..golden.trainer import TrainConfig, Trainer
 from ..ir import Model
 from ..native import NativeTrainer
 from ..plan import parse_trainable
+from .checks import float_range, input_file, int_range, output_file
 from .common import ENGINES, load_model
 
 
@@ -22,14 +23,24 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="int8 .tflite to train")
     p.add_argument("--data", required=True, help=".npz with x (int8 or float) and y (labels)")
     p.add_argument("--engine", choices=ENGINES, default="golden")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.003, help="learning rate (real weight units)")
-    p.add_argument("--batch", type=int, default=32, help="mini-batch size")
+    p.add_argument("--epochs", type=int_range(1, 100000), default=5)
     p.add_argument(
-        "--lambda-min", type=float, default=1.0, help="dynamic partial updates: 1.0 = off"
+        "--lr",
+        type=float_range(0.0, 1e3, lo_open=True),
+        default=0.003,
+        help="learning rate (real weight units)",
     )
-    p.add_argument("--alpha-norm", type=float, default=0.85, help="EMA of the gradient stats")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int_range(1, 1 << 20), default=32, help="mini-batch size")
+    p.add_argument(
+        "--lambda-min",
+        type=float_range(0.0, 1.0),
+        default=1.0,
+        help="dynamic partial updates: 1.0 = off",
+    )
+    p.add_argument(
+        "--alpha-norm", type=float_range(0.0, 1.0), default=0.85, help="EMA of the gradient stats"
+    )
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
     p.add_argument(
         "--rounding",
         choices=("stochastic", "nearest"),
@@ -49,7 +60,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="trainable layers: indices, 'last', 'last:N', 'all' (default: last)",
     )
     val = p.add_mutually_exclusive_group()
-    val.add_argument("--val-split", type=float, help="hold out this fraction of --data")
+    val.add_argument(
+        "--val-split",
+        type=float_range(0.0, 1.0, lo_open=True),
+        help="hold out this fraction of --data",
+    )
     val.add_argument("--val", help=".npz validation set (x, y)")
     p.add_argument("-o", "--output", required=True, help="trained .tflite")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -79,15 +94,21 @@ def read_dataset(path: str, model: Model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
+    input_file(args.model, "model")
     if Path(args.model).suffix != ".tflite":
         raise FqtError(f"{args.model}: train needs the source .tflite (to export it again)")
+    input_file(args.data, "npz")
+    if args.val:
+        input_file(args.val, "npz")
+    output_file(args.output)
+    model = load_model(args.model)
+    check_exportable(model, args.model)
     xs, ys = read_dataset(args.data, model)
     val = None
     if args.val:
         val = read_dataset(args.val, model)
     elif args.val_split:
-        if not 0.0 < args.val_split < 1.0:
+        if args.val_split >= 1.0:
             raise FqtError("--val-split must lie in (0, 1)")
         idx = np.random.default_rng(args.seed).permutation(len(xs))
         n_val = max(1, round(len(xs) * args.val_split))

@@ -79,8 +79,11 @@ static const command commands[] = {
 
 static int cmd_help(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
 {
-	(void)argc;
 	(void)argv;
+	if (argc != 1) {
+		fqt_svc_say(svc, out, "err usage: fqt help (takes no arguments)");
+		return -1;
+	}
 	for (size_t i = 0; i < COMMAND_COUNT; i++) {
 		fqt_svc_say(svc, out, "help fqt %s", commands[i].usage);
 	}
@@ -121,8 +124,21 @@ int fqt_service_dispatch_line(fqt_service *svc, char *line, const fqt_service_ou
 	if (line == NULL) {
 		return -1;
 	}
+	/* Exactly one space between words (docs/protocol.md): the line end (\r, \n) is
+	 * dropped; a tab, a leading, doubled or trailing space is refused. */
+	size_t len = strlen(line);
+	while (len > 0u && (line[len - 1u] == '\r' || line[len - 1u] == '\n')) {
+		line[--len] = '\0';
+	}
+	for (size_t i = 0; i < len; ++i) {
+		if (line[i] == '\t' || line[i] == '\r' || line[i] == '\n' ||
+		    (line[i] == ' ' && (i == 0u || i + 1u == len || line[i + 1u] == ' '))) {
+			fqt_svc_say(svc, out, "err bad separator: words are separated by one space");
+			return -1;
+		}
+	}
 	while (*p != '\0') {
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+		while (*p == ' ') {
 			*p++ = '\0';
 		}
 		if (*p == '\0') {

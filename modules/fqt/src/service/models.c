@@ -93,8 +93,11 @@ int fqt_svc_activate(fqt_service *svc, const fqt_service_output *out, int idx, i
 /* ---- commands --------------------------------------------------------------------------- */
 int fqt_svc_cmd_info(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
 {
-	(void)argc;
 	(void)argv;
+	if (argc != 1) {
+		fqt_svc_say(svc, out, "err usage: fqt info (takes no arguments)");
+		return -1;
+	}
 	const fqt_model *m = fqt_svc_active_model(svc);
 	fqt_svc_say(svc, out, "version %s", FQT_VERSION_STRING);
 	if (m != NULL) {
@@ -256,22 +259,34 @@ int fqt_svc_cmd_restore(fqt_service *svc, int argc, char **argv, const fqt_servi
 	if (found != FQT_SLOT_OK) {
 		return say_no_storage(svc, out);
 	}
-	if (s.size > svc->half_size) {
-		fqt_svc_say(svc, out, "err saved blob of %lu bytes: the model buffer holds %lu",
-			    (unsigned long)s.size, (unsigned long)svc->half_size);
-		return -1;
-	}
+	/* The newest valid slot, else the older one: a copy that fails the size, read or fit
+	 * check is skipped (`skipped slot X seq S: why`) and the other is tried. */
 	const int idx = fqt_svc_inactive_index(svc);
 	svc->pushed_ready = 0;
 	uint8_t *dst = svc->half[idx];
-	if (fqt_slots_read(st, &s, dst) != FQT_SLOT_OK) {
-		fqt_svc_say(svc, out, "err slot %c changed while reading: nothing restored",
-			    (char)('A' + s.slot));
-		return -1;
+	const char *why = NULL;
+	for (uint32_t rank = 0u; rank < 2u; ++rank) {
+		if (rank == 1u) {
+			fqt_svc_say(svc, out, "skipped slot %c seq %lu: %s", (char)('A' + s.slot),
+				    (unsigned long)s.seq, why);
+			if (fqt_slots_find(st, 1u, &s) != FQT_SLOT_OK) {
+				break;
+			}
+		}
+		if (s.size > svc->half_size) {
+			why = "the saved blob does not fit the model buffer";
+		} else if (fqt_slots_read(st, &s, dst) != FQT_SLOT_OK) {
+			why = "changed while reading";
+		} else {
+			why = fqt_svc_stage_model(svc, idx, dst, s.size);
+		}
+		if (why == NULL) {
+			break;
+		}
 	}
-	const char *why = fqt_svc_stage_model(svc, idx, dst, s.size);
 	if (why != NULL) {
-		fqt_svc_say(svc, out, "err slot %c: %s", (char)('A' + s.slot), why);
+		fqt_svc_say(svc, out, "err slot %c: %s: nothing restored", (char)('A' + s.slot),
+			    why);
 		return -1;
 	}
 	if (fqt_svc_activate(svc, out, idx, 0, "restored") != 0) {

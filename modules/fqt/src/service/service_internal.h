@@ -131,6 +131,8 @@ fqt_slot_status fqt_slots_write_older(const fqt_storage *st, const uint8_t *blob
 				      uint32_t size, fqt_slot_result *result);
 /* The newest valid slot: its slot, seq, size and crc (FQT_SLOT_NONE_VALID when none). */
 fqt_slot_status fqt_slots_find_newest(const fqt_storage *st, fqt_slot_result *result);
+/* The valid slot of rank 0 (the newest) or 1 (the older one, when both are valid). */
+fqt_slot_status fqt_slots_find(const fqt_storage *st, uint32_t rank, fqt_slot_result *result);
 /* Read the blob of a slot fqt_slots_find_newest found into dst[found->size] and check its
  * CRC again (FQT_SLOT_CHANGED when the read fails or it differs). */
 fqt_slot_status fqt_slots_read(const fqt_storage *st, const fqt_slot_result *found,

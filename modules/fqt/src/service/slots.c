@@ -36,6 +36,11 @@ static slot_info inspect(const fqt_storage *st, uint32_t slot)
 	    fqt_read_u32(h) != SLOT_MAGIC || fqt_read_u32(h + 16) != fqt_crc32(0, h, 16)) {
 		return info;
 	}
+	for (uint32_t k = 20u; k < SLOT_HEADER_SIZE; ++k) {
+		if (h[k] != 0u) { /* reserved header bytes 20..31 must be 0 */
+			return info;
+		}
+	}
 	const uint32_t size = fqt_read_u32(h + 8);
 	if (size < FQT_BLOB_HEADER_SIZE || size > st->slot_size - SLOT_HEADER_SIZE) {
 		return info;
@@ -121,13 +126,23 @@ fqt_slot_status fqt_slots_write_older(const fqt_storage *st, const uint8_t *blob
 
 fqt_slot_status fqt_slots_find_newest(const fqt_storage *st, fqt_slot_result *result)
 {
+	return fqt_slots_find(st, 0u, result);
+}
+
+fqt_slot_status fqt_slots_find(const fqt_storage *st, uint32_t rank, fqt_slot_result *result)
+{
 	memset(result, 0, sizeof(*result));
 	if (fqt_slots_check(st) != FQT_SLOT_OK) {
 		return FQT_SLOT_NO_STORAGE;
 	}
 	result->capacity = st->slot_size - SLOT_HEADER_SIZE;
 	slot_info info[2];
-	const int cur = newest(st, info);
+	int cur = newest(st, info);
+	if (cur >= 0 && rank == 1u) {
+		cur = info[1 - cur].valid ? 1 - cur : -1; /* the older valid copy, if any */
+	} else if (rank > 1u) {
+		cur = -1;
+	}
 	if (cur < 0) {
 		return FQT_SLOT_NONE_VALID;
 	}

@@ -17,17 +17,18 @@
 #define FQT_U_LIMIT ((int64_t)1 << 40)
 #define FQT_STAT_BITS 15
 
-/* (M, shift) = QuantizeMultiplier(s_in * s_w[c] / s_out) as prepare.py, per channel or the
- * per-tensor FC float32 product. */
+/* (M, shift) = QuantizeMultiplier((double)s_in * (double)s_w[c] / (double)s_out) as
+ * prepare.py, per channel or (per-tensor FC) once: the product in double, as the
+ * tflite-micro wheel's GetQuantizedConvolutionMultipler. */
 static void layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
 			      int32_t *mult, int32_t *shift)
 {
 	const float s_in = v->input_scale;
 	const float s_out = v->output_scale;
 	if (v->op == FQT_OP_FULLY_CONNECTED && !per_channel) {
-		const float product = s_in * scale[0];
 		int sh;
-		fqt_quantize_multiplier((double)product / (double)s_out, &mult[0], &sh);
+		fqt_quantize_multiplier((double)s_in * (double)scale[0] / (double)s_out, &mult[0],
+					&sh);
 		shift[0] = sh;
 		return;
 	}
