@@ -60,14 +60,16 @@ def test_bad_lr_one_line(lr: str, tmp_path: Path, capsys) -> None:
 def test_empty_dataset_one_line(tmp_path: Path, capsys) -> None:
     data = tmp_path / "empty.npz"
     np.savez(data, x=np.zeros((0, 8, 8, 1), np.int8), y=np.zeros(0, np.int64))
-    rc, _, err = _run(["train", str(DIGITS), "--data", str(data), "-o", str(tmp_path / "o")], capsys)
+    args = ["train", str(DIGITS), "--data", str(data), "-o", str(tmp_path / "o")]
+    rc, _, err = _run(args, capsys)
     assert rc == 2 and err.count("\n") == 1 and "empty" in err, err
 
 
 def test_labels_fitting_no_loss(tmp_path: Path, capsys) -> None:
     data = tmp_path / "f.npz"  # float targets for a SOFTMAX classifier
     np.savez(data, x=np.zeros((4, 8, 8, 1), np.int8), y=np.zeros((4, 10), np.float32))
-    rc, _, err = _run(["train", str(DIGITS), "--data", str(data), "-o", str(tmp_path / "o")], capsys)
+    args = ["train", str(DIGITS), "--data", str(data), "-o", str(tmp_path / "o")]
+    rc, _, err = _run(args, capsys)
     assert rc == 2 and err.count("\n") == 1 and "fits no loss" in err, err
     rc, _, err = _run(
         ["train", str(DIGITS), "--data", str(data), "--loss", "mse", "-o", str(tmp_path / "o")],
