@@ -2,15 +2,21 @@
 
 For each task the SAME network (the int8 .tflite, imported with fqt), the SAME data (the
 int8 model inputs; PyTorch gets them dequantized, x = s_in * (q - zp_in)), the SAME
-trainable layers, batch size, epochs and per-epoch sample order are trained twice:
+trainable layers, batch size, epochs and per-epoch sample order are trained by each method:
 
-- fqt: scripts/fqt/golden/trainer.py (int8 weights, activations and errors, int32
-  gradient accumulators, standardized SGD update; docs/training-semantics.md);
-- fp32: PyTorch, plain SGD (no momentum, as in the paper; no extra optimizer state, so the
-  RAM formula below holds), started from the dequantized int8 weights of the same file.
+- int8: scripts/fqt/golden/trainer.py (int8 weights, activations and errors, int32
+  gradient accumulators; docs/training-semantics.md) with plain SGD on the batch-mean
+  gradient and a per-epoch cosine schedule (update_rule "sgd", section 7.1); the paper's
+  standardized rule at a constant lr is the "int8_standardized" row, with its own lr grid;
+- fp32_sgd: PyTorch, plain SGD at a constant lr (no optimizer state, so the RAM formula
+  below holds), started from the dequantized int8 weights of the same file;
+- fp32_tuned: SGD with momentum 0.9 or Adam, each with a per-epoch cosine schedule; the
+  optimizer and lr picked on validation; its optimizer state is shown beside the RAM.
 
-Each side's learning rate is chosen from a small grid by the accuracy on a validation
-split taken from the training data; the test split is only evaluated on the chosen run.
+Every method keeps the model of its best validation epoch. Each method's lr is picked from
+its grid by the first seed's validation accuracy; every seed (SEEDS, --seeds N) then runs at
+that lr; test accuracy is reported as mean ± standard error over the seeds, and the gaps
+fp32 - int8 are paired per seed. The test split is only evaluated on the picked runs.
 
 Tasks (tasks 2-4 need ../shared, i.e. Path(repo)/../shared, and are skipped without it):
 1. digits: sklearn digits 8x8, a small CNN made here with Keras (untrained, Glorot-initialized
@@ -28,12 +34,13 @@ Tasks (tasks 2-4 need ../shared, i.e. Path(repo)/../shared, and are skipped with
    conv over [1, 128, 6]. Channels standardized with the training users' mean/std. Train
    and validation windows are subsampled (stratified, seeded) to bound the run time.
 
-Reported per task: test accuracy (int8 fqt, fp32, gap), peak training RAM (fqt:
+Reported per task: test accuracy (each method, gaps with SE), peak training RAM (fqt:
 plan_memory(...).training_total; fp32: fp32_training_memory below, the fp32 analogue of
 the same plan), MACs per sample (forward; backward from the golden trainer's counters,
-fp32 backward = the same full backward count), partial updates at lambda_min 1.0/0.5/0.1
-and, on digits and kws, an ablation of the trainer's options. Full mode takes about 10
-minutes on two busy cores, --quick under 2.
+fp32 backward = the same full backward count), partial updates at lambda_min 1.0/0.5/0.1 (--partial)
+and, on digits and kws, an ablation of the trainer's options (first seed). Full mode with 3
+seeds takes about 6 minutes per task on two busy cores (digits 345 s), --quick about 30 s
+per task. --json FILE writes {"tasks": {TASK: {"int8": {"mean", "se", "seeds"}, ...}}}.
 
     .venv/bin/pip install torch==2.13.0
     .venv/bin/python benchmarks/train_vs_fp32.py [--quick] [--tasks digits,kws,...]
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import io
 import json
@@ -87,9 +95,15 @@ from fqt.tflite_import import parse_tflite  # noqa: E402
 SPLIT_SEED = 0  # data splits and subsampling
 MODEL_SEED = 1234  # Keras initialization of the from-scratch models, the kws head re-init
 TRAIN_SEED = 7  # fqt TrainConfig.seed (sample order + stochastic rounding) and torch seed
+SEEDS = (7, 8, 9)  # --seeds N takes the first N; the lr is picked on the first seed's val
+# The int8 default: plain SGD on the batch-mean gradient with a cosine schedule; the
+# paper's standardized rule is the "int8_standardized" row (constant lr, its own grid).
+INT8_DEFAULT: dict[str, Any] = {"update_rule": "sgd", "schedule": "cosine"}
+INT8_STANDARDIZED: dict[str, Any] = {"update_rule": "standardized", "schedule": "constant"}
 
 # Targets (printed beside the figures).
-TARGET_GAP_POINTS = 1.0  # int8 within 1.0 point of fp32
+TARGET_GAP_POINTS = 0.5  # int8 within 0.5 point of plain-SGD fp32 (mean of the seeds)
+TARGET_TUNED_GAP_POINTS = 1.0  # and within 1.0 point of the tuned fp32 baseline
 TARGET_RAM_RATIO = 0.35  # fqt training RAM <= 35 % of fp32's
 TARGET_BW_SPEEDUP = 8.7  # backward MACs at lambda_min 0.1 <= 1/8.7 of full
 
@@ -355,8 +369,8 @@ def task_digits(quick: bool) -> Task:
         "digits", "sklearn digits 8x8, small CNN from scratch, all layers",
         _digits_net, x[tr], y[tr], x[va], y[va], x[te], y[te],
         epochs=6 if quick else 20, batch=16,
-        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01, 0.03),
-        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3, 1.0),
+        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01),
+        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3),
         ablate=True,
     )  # fmt: skip
 
@@ -373,8 +387,8 @@ def task_mnist(quick: bool) -> Task:
         "mnist5k", "MNIST 28x28 (5k subset), small CNN from scratch, all layers",
         _mnist_net, x[tr], y[tr], x[va], y[va], x[te], y[te],
         epochs=4 if quick else 10, batch=16,
-        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01, 0.03),
-        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3, 1.0),
+        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01),
+        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3),
         ablate=False,  # ablations on digits and kws only (time budget)
     )  # fmt: skip
 
@@ -386,8 +400,8 @@ def task_kws(quick: bool) -> Task:
     d = np.load(SHARED / "datasets" / "kws01_mfcc_int8.npz")
     x = d["x"].astype(np.int8).reshape(-1, 49, 10, 1)
     y = d["y"].astype(np.int64)
-    tr_all, te = stratified_split(y, 0.5, SPLIT_SEED)
-    tr_i, va_i = stratified_split(y[tr_all], 0.2, SPLIT_SEED + 1)  # 400 train, 100 val
+    tr_all, te = stratified_split(y, 0.4, SPLIT_SEED)  # 400 test
+    tr_i, va_i = stratified_split(y[tr_all], 1 / 3, SPLIT_SEED + 1)  # 400 train, 200 val
     tr, va = tr_all[tr_i], tr_all[va_i]
     weighted = sorted(_all_weighted(m))
     fc = weighted[-1]
@@ -403,8 +417,8 @@ def task_kws(quick: bool) -> Task:
         test=Split(x[te], y[te]),
         epochs=5 if quick else 20,
         batch=16,
-        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01, 0.03),
-        fp32_lrs=(0.03, 0.1) if quick else (0.01, 0.03, 0.1, 0.3),
+        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01),
+        fp32_lrs=(0.03, 0.1) if quick else (0.03, 0.1, 0.3),
         ablate=True,
         reinit=(fc,),
     )
@@ -451,8 +465,8 @@ def task_hapt(quick: bool) -> Task:
         "users 1-18 train (subsampled), 19-21 val, 22-30 test",
         _hapt_net, xn[tr], y[tr], xn[va], y[va], xn[te], y[te],
         epochs=4 if quick else 10, batch=16,
-        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01, 0.03),
-        fp32_lrs=(0.03, 0.1) if quick else (0.01, 0.03, 0.1, 0.3),
+        fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01),
+        fp32_lrs=(0.03, 0.1) if quick else (0.03, 0.1, 0.3),
         ablate=False,  # ablations on digits and kws only (time budget)
     )  # fmt: skip
 
@@ -526,20 +540,24 @@ class FqtData:
         return np.concatenate(outs)
 
 
-def run_fqt(task: Task, data: FqtData, lr: float, **opts: Any) -> FqtRun:
+def run_fqt(task: Task, data: FqtData, lr: float, seed: int = TRAIN_SEED, **opts: Any) -> FqtRun:
+    """One golden run; the model of the best validation epoch is kept (keep_best)."""
     m = suffix_model(task.fresh_model(), data.start)
     trainable = {li - data.start for li in task.trainable}
-    cfg = TrainConfig(lr=lr, batch=task.batch, seed=TRAIN_SEED, **opts)
+    merged = {**INT8_DEFAULT, **opts}
+    cfg = TrainConfig(lr=lr, batch=task.batch, seed=seed, **merged)
     t0 = time.time()
     tr = Trainer(m, trainable, cfg)
-    hist = tr.run_epochs(data.train, task.train.y, task.epochs, val=(data.val, task.val.y))
+    hist = tr.run_epochs(
+        data.train, task.train.y, task.epochs, val=(data.val, task.val.y), keep_best=True
+    )
     c = tr.counters
     n = max(c.samples, 1)
     return FqtRun(
         lr=lr,
         config={k: v for k, v in vars(cfg).items() if k in opts},
         val_curve=[float(h.val_accuracy or 0.0) for h in hist],
-        val_acc=float(hist[-1].val_accuracy or 0.0),
+        val_acc=max(float(h.val_accuracy or 0.0) for h in hist),
         test_acc=None,
         fwd_macs=data.fwd_macs,
         bw_macs=c.backward_macs / n,
@@ -676,6 +694,7 @@ class Fp32Run:
     test_acc: float | None
     seconds: float
     net: Any = None
+    optimizer: str = "sgd"
 
 
 def _dequant_input(m: Model, x: Array) -> Any:
@@ -694,21 +713,45 @@ def _fp32_acc(net: Any, x: Any, y: Array) -> float:
     return float(np.mean(pred.numpy() == y))
 
 
-def run_fp32(task: Task, lr: float) -> Fp32Run:
-    """Plain SGD, same batch, epochs and per-epoch permutation as the fqt trainer."""
+FP32_OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def fp32_state_bytes(m: Model, trainable: set[int], optimizer: str) -> int:
+    """Optimizer state of the trainable weights and biases: momentum one fp32 buffer, Adam
+    two (exp_avg, exp_avg_sq), plain SGD none."""
+    n = sum(
+        m.tensors[m.layers[li].inputs[1]].num_elements + out_channels(m, li) for li in trainable
+    )
+    return 4 * n * {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
+
+
+def run_fp32(task: Task, lr: float, seed: int = TRAIN_SEED, optimizer: str = "sgd") -> Fp32Run:
+    """Same batch, epochs and per-epoch permutation as the fqt trainer. optimizer "sgd":
+    plain SGD at a constant lr (the paper's setting); "momentum" (SGD, momentum 0.9) and
+    "adam" with a per-epoch cosine schedule (the tuned baseline). The weights of the best
+    validation epoch are kept, as for fqt."""
     import torch
     import torch.nn.functional as F  # noqa: N812
 
-    torch.manual_seed(TRAIN_SEED)
+    torch.manual_seed(seed)
     m = task.fresh_model()
     net = make_fp32_net(m, task.trainable)
     xtr, xva = _dequant_input(m, task.train.x), _dequant_input(m, task.val.x)
     ytr = torch.tensor(task.train.y)
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
-    order_rng = np.random.default_rng(TRAIN_SEED)
-    curve = []
+    params = [p for p in net.parameters() if p.requires_grad]
+    if optimizer == "adam":
+        opt: Any = torch.optim.Adam(params, lr=lr)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9 if optimizer == "momentum" else 0.0)
+    cosine = optimizer != "sgd"
+    order_rng = np.random.default_rng(seed)
+    curve: list[float] = []
+    best_state = None
     t0 = time.time()
-    for _ in range(task.epochs):
+    for ep in range(task.epochs):
+        if cosine:
+            for g in opt.param_groups:
+                g["lr"] = lr * (1.0 + np.cos(np.pi * ep / task.epochs)) / 2.0
         idx = torch.tensor(order_rng.permutation(len(ytr)))
         net.train()
         for i in range(0, len(idx), task.batch):
@@ -718,9 +761,13 @@ def run_fp32(task: Task, lr: float) -> Fp32Run:
             loss.backward()
             opt.step()
         net.eval()
-        curve.append(_fp32_acc(net, xva, task.val.y))
-    ok = all(np.isfinite(p.detach().numpy()).all() for p in net.parameters())
-    return Fp32Run(lr, curve, curve[-1] if ok else 0.0, None, time.time() - t0, net)
+        ok = all(np.isfinite(p.detach().numpy()).all() for p in params)
+        curve.append(_fp32_acc(net, xva, task.val.y) if ok else 0.0)
+        if curve[-1] > max(curve[:-1], default=-1.0):
+            best_state = copy.deepcopy(net.state_dict())
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return Fp32Run(lr, curve, max(curve), None, time.time() - t0, net, optimizer)
 
 
 def fp32_test(run: Fp32Run, task: Task) -> float:
@@ -809,118 +856,222 @@ def mark(ok: bool) -> str:
 
 
 @dataclass
+class Method:
+    """One training method on one task: the lr grid (first seed, validation), then every
+    seed at the picked lr; test accuracies per seed."""
+
+    name: str
+    lr: float
+    grid: list[tuple[str, float]]  # (label, best val accuracy) on the first seed
+    test: list[float]  # per seed
+    val: list[float]  # per seed (best epoch)
+    optimizer: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.test))
+
+    @property
+    def se(self) -> float:
+        n = len(self.test)
+        return float(np.std(self.test, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {"mean": self.mean, "se": self.se, "seeds": self.test, "lr": self.lr,
+                "optimizer": self.optimizer, "val": self.val}  # fmt: skip
+
+
+@dataclass
 class TaskResult:
     task: Task
-    fqt: FqtRun
-    fp32: Fp32Run
-    fqt_grid: list[FqtRun]
-    fp32_grid: list[Fp32Run]
+    seeds: tuple[int, ...]
+    methods: dict[str, Method]
     mem_fqt: Memory
     mem_fp32: Memory
+    fwd_macs: float
+    bw_macs_full: float
     partial: dict[float, FqtRun] = field(default_factory=dict)
     ablation: dict[str, FqtRun] = field(default_factory=dict)
 
 
 ABLATIONS: dict[str, dict[str, Any]] = {
-    "default (SR on, dynamic errors, centered, RELU clip mask)": {},
     "stochastic rounding off (nearest)": {"stochastic_rounding": False},
     "error scaling fixed 2^-7 (paper)": {"error_scaling": "fixed"},
-    "gradient centering off": {"center": False},
     "RELU clip mask off (errors pass y == act_max)": {"clip_mask": False},
+    "constant lr (no cosine)": {"schedule": "constant"},
+}
+STD_ABLATIONS: dict[str, dict[str, Any]] = {  # at the standardized rule's lr
+    "standardized, gradient centering off": {**INT8_STANDARDIZED, "center": False},
 }
 
 
-def run_task(task: Task, log: Callable[[str], None]) -> TaskResult:
+def _fqt_method(
+    name: str, task: Task, data: FqtData, lrs: tuple[float, ...], seeds: tuple[int, ...],
+    log: Callable[[str], None], **opts: Any,
+) -> tuple[Method, FqtRun]:  # fmt: skip
+    grid = []
+    for lr in lrs:
+        r = run_fqt(task, data, lr, seeds[0], **opts)
+        log(f"  {name} lr={lr:<7g} seed {seeds[0]} val {pct(r.val_acc)} %  ({r.seconds:.0f} s)")
+        grid.append(r)
+    best = max(grid, key=lambda r: r.val_acc)  # ties: the first (smaller) lr
+    for r in grid:
+        if r is not best:
+            r.trainer = None
+    tests, vals = [fqt_test(best, task, data)], [best.val_acc]
+    for seed in seeds[1:]:
+        r = run_fqt(task, data, best.lr, seed, **opts)
+        tests.append(fqt_test(r, task, data))
+        vals.append(r.val_acc)
+        log(f"  {name} lr={best.lr:<7g} seed {seed} test {pct(tests[-1])} %  ({r.seconds:.0f} s)")
+    grid_labels = [(f"{r.lr:g}", r.val_acc) for r in grid]
+    return Method(name, best.lr, grid_labels, tests, vals), best
+
+
+def _fp32_method(
+    name: str, task: Task, grids: dict[str, tuple[float, ...]], seeds: tuple[int, ...],
+    log: Callable[[str], None],
+) -> Method:  # fmt: skip
+    runs = []
+    for optimizer, lrs in grids.items():
+        for lr in lrs:
+            r = run_fp32(task, lr, seeds[0], optimizer)
+            runs.append(r)
+            log(f"  {name} {optimizer} lr={lr:<7g} val {pct(r.val_acc)} %  ({r.seconds:.0f} s)")
+    best = max(runs, key=lambda r: r.val_acc)
+    tests, vals = [fp32_test(best, task)], [best.val_acc]
+    for r in runs:
+        r.net = None
+    for seed in seeds[1:]:
+        r = run_fp32(task, best.lr, seed, best.optimizer)
+        tests.append(fp32_test(r, task))
+        vals.append(r.val_acc)
+    label = [(f"{r.optimizer}:{r.lr:g}", r.val_acc) for r in runs]
+    return Method(name, best.lr, label, tests, vals, best.optimizer)
+
+
+def run_task(
+    task: Task, log: Callable[[str], None], seeds: tuple[int, ...], partial: bool
+) -> TaskResult:
     data = FqtData(task)
-    fqt_grid = []
-    for lr in task.fqt_lrs:
-        r = run_fqt(task, data, lr)
-        log(f"  fqt  lr={lr:<7g} val {pct(r.val_acc)} %  ({r.seconds:.0f} s)")
-        fqt_grid.append(r)
-    best = max(fqt_grid, key=lambda r: r.val_acc)  # ties: the first (smaller) lr
-    fqt_test(best, task, data)
-    for r in fqt_grid:
-        r.trainer = None
-    fp32_grid = []
-    for lr in task.fp32_lrs:
-        r32 = run_fp32(task, lr)
-        log(f"  fp32 lr={lr:<7g} val {pct(r32.val_acc)} %  ({r32.seconds:.0f} s)")
-        fp32_grid.append(r32)
-    best32 = max(fp32_grid, key=lambda r: r.val_acc)
-    fp32_test(best32, task)
-    for r32 in fp32_grid:
-        r32.net = None
+    methods: dict[str, Method] = {}
+    methods["int8"], best = _fqt_method("int8", task, data, task.fp32_lrs, seeds, log)
+    methods["int8_standardized"], best_std = _fqt_method(
+        "int8_standardized", task, data, task.fqt_lrs, seeds, log, **INT8_STANDARDIZED
+    )
+    methods["fp32_sgd"] = _fp32_method("fp32_sgd", task, {"sgd": task.fp32_lrs}, seeds, log)
+    tuned = {
+        "momentum": tuple(lr / 10 for lr in task.fp32_lrs),
+        "adam": (0.001, 0.003, 0.01),
+    }
+    methods["fp32_tuned"] = _fp32_method("fp32_tuned", task, tuned, seeds, log)
     m = task.fresh_model()
+    mem32 = fp32_training_memory(m, task.trainable)
+    for meth in methods.values():
+        if meth.optimizer:
+            meth.extra["state_bytes"] = fp32_state_bytes(m, task.trainable, meth.optimizer)
     res = TaskResult(
-        task, best, best32, fqt_grid, fp32_grid,
-        fqt_training_memory(m, task.trainable), fp32_training_memory(m, task.trainable),
+        task, seeds, methods, fqt_training_memory(m, task.trainable), mem32,
+        best.fwd_macs, best.bw_macs_full,
     )  # fmt: skip
-    res.partial[1.0] = best
-    for lam in LAMBDAS[1:]:
-        r = run_fqt(task, data, best.lr, lambda_min=lam)
-        fqt_test(r, task, data)
-        log(f"  fqt  lambda_min={lam} test {pct(r.test_acc)} %  ({r.seconds:.0f} s)")
-        res.partial[lam] = r
-    if task.ablate:
-        for name, opts in ABLATIONS.items():
-            if not opts:
-                res.ablation[name] = best
-                continue
-            r = run_fqt(task, data, best.lr, **opts)
+    if partial:
+        res.partial[1.0] = best
+        for lam in LAMBDAS[1:]:
+            r = run_fqt(task, data, best.lr, seeds[0], lambda_min=lam)
             fqt_test(r, task, data)
-            log(f"  fqt  {name}: test {pct(r.test_acc)} %  ({r.seconds:.0f} s)")
+            log(f"  int8 lambda_min={lam} test {pct(r.test_acc)} %  ({r.seconds:.0f} s)")
+            res.partial[lam] = r
+    if task.ablate:
+        res.ablation["default (sgd, cosine, SR, dynamic errors, clip mask)"] = best
+        res.ablation["standardized update (paper), constant lr"] = best_std
+        for name, opts in [*ABLATIONS.items(), *STD_ABLATIONS.items()]:
+            lr = best_std.lr if name in STD_ABLATIONS else best.lr
+            r = run_fqt(task, data, lr, seeds[0], **opts)
+            fqt_test(r, task, data)
+            log(f"  int8 {name}: test {pct(r.test_acc)} %  ({r.seconds:.0f} s)")
             res.ablation[name] = r
     return res
+
+
+def _pm(mean: float, se: float) -> str:
+    return f"{100 * mean:.1f} ± {100 * se:.1f}" if np.isfinite(se) else f"{100 * mean:.1f}"
+
+
+def paired_gap(a: Method, b: Method) -> tuple[float, float]:
+    """(mean, se) over seeds of b - a in points (a and b ran the same seeds)."""
+    d = 100 * (np.array(b.test) - np.array(a.test))
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(d.mean()), se
 
 
 def report(results: list[TaskResult], skipped: list[str]) -> str:
     out = []
     rows = []
     for r in results:
-        gap = 100 * ((r.fp32.test_acc or 0) - (r.fqt.test_acc or 0))
+        me = r.methods
+        g_sgd, se_sgd = paired_gap(me["int8"], me["fp32_sgd"])
+        g_tun, se_tun = paired_gap(me["int8"], me["fp32_tuned"])
         rows.append([
-            r.task.name, pct(r.fqt.test_acc), pct(r.fp32.test_acc), f"{gap:+.1f}",
-            f"<= {TARGET_GAP_POINTS:.1f}", mark(gap <= TARGET_GAP_POINTS),
-            f"{r.fqt.lr:g}", f"{r.fp32.lr:g}", str(r.task.epochs), str(r.task.batch),
-            str(len(r.task.train.y)), str(len(r.task.val.y)), str(len(r.task.test.y)),
+            r.task.name, str(len(r.seeds)), _pm(me["int8"].mean, me["int8"].se),
+            _pm(me["int8_standardized"].mean, me["int8_standardized"].se),
+            _pm(me["fp32_sgd"].mean, me["fp32_sgd"].se),
+            _pm(me["fp32_tuned"].mean, me["fp32_tuned"].se),
+            f"{g_sgd:+.1f} ± {se_sgd:.1f}", mark(g_sgd <= TARGET_GAP_POINTS),
+            f"{g_tun:+.1f} ± {se_tun:.1f}", mark(g_tun <= TARGET_TUNED_GAP_POINTS),
         ])  # fmt: skip
     out.append(table(
-        "Accuracy on the test split (%), lr chosen on the validation split",
-        ["task", "int8 fqt", "fp32", "gap pts", "target", "", "fqt lr", "fp32 lr", "epochs",
-         "batch", "n train", "n val", "n test"], rows,
+        "Test accuracy %, mean ± standard error over seeds (lr picked on the first seed's "
+        f"validation); gap = fp32 - int8 (paired per seed); targets: <= {TARGET_GAP_POINTS} "
+        f"vs fp32 SGD, <= {TARGET_TUNED_GAP_POINTS} vs tuned fp32",
+        ["task", "seeds", "int8 (sgd+cos)", "int8 standardized", "fp32 SGD", "fp32 tuned",
+         "gap SGD", "", "gap tuned", ""], rows,
     ))  # fmt: skip
     rows = []
     for r in results:
-        grid = " ".join(f"{g.lr:g}:{pct(g.val_acc)}" for g in r.fqt_grid)
-        grid32 = " ".join(f"{g.lr:g}:{pct(g.val_acc)}" for g in r.fp32_grid)
-        rows.append([r.task.name, grid, grid32])
-    out.append(table("Learning-rate grids (lr:val accuracy %)", ["task", "fqt", "fp32 SGD"],
-                     rows))  # fmt: skip
+        n_test = len(r.task.test.y)
+        for name, meth in r.methods.items():
+            p = meth.mean
+            rows.append([
+                r.task.name, name, meth.optimizer or "-", f"{meth.lr:g}",
+                " ".join(f"{100 * t:.1f}" for t in meth.test),
+                f"{100 * np.sqrt(p * (1 - p) / n_test):.1f}",
+                " ".join(f"{k}:{pct(v)}" for k, v in meth.grid),
+            ])  # fmt: skip
+    out.append(table(
+        "Per method: picked lr, test % per seed, the test split's binomial SE, and the lr "
+        "grid (lr:best val %, first seed)",
+        ["task", "method", "optimizer", "lr", "test per seed", "test SE", "grid"], rows,
+    ))  # fmt: skip
+    rows = []
+    for r in results:
+        t = r.task
+        rows.append([t.name, str(t.epochs), str(t.batch), str(len(t.train.y)),
+                     str(len(t.val.y)), str(len(t.test.y))])  # fmt: skip
+    out.append(table("Splits", ["task", "epochs", "batch", "n train", "n val", "n test"], rows))
     rows = []
     for r in results:
         ratio = r.mem_fqt.total / r.mem_fp32.total
+        tuned = r.methods["fp32_tuned"]
+        st = int(tuned.extra.get("state_bytes", 0))
         rows.append([
             r.task.name, ",".join(map(str, sorted(r.task.trainable))),
             kb(r.mem_fqt.arena), kb(r.mem_fqt.params), kb(r.mem_fqt.total),
             kb(r.mem_fp32.arena), kb(r.mem_fp32.params), kb(r.mem_fp32.total),
             f"{100 * ratio:.1f}", f"<= {100 * TARGET_RAM_RATIO:.0f}",
-            mark(ratio <= TARGET_RAM_RATIO),
+            mark(ratio <= TARGET_RAM_RATIO), f"{tuned.optimizer} +{kb(st)}",
         ])  # fmt: skip
     out.append(table(
-        "Peak training RAM (KiB): fqt plan_memory vs its fp32 analogue",
+        "Peak training RAM (KiB): fqt plan_memory vs its fp32 analogue (plain SGD); the tuned "
+        "fp32 optimizer adds its state",
         ["task", "trainable", "fqt arena", "fqt params", "fqt total", "fp32 arena",
-         "fp32 params", "fp32 total", "fqt/fp32 %", "target %", ""], rows,
+         "fp32 params", "fp32 total", "fqt/fp32 %", "target %", "", "tuned state"], rows,
     ))  # fmt: skip
     rows = []
     for r in results:
-        rows.append([
-            r.task.name, f"{r.fqt.fwd_macs:,.0f}", f"{r.fqt.bw_macs_full:,.0f}",
-            f"{r.fqt.fwd_macs:,.0f}", f"{r.fqt.bw_macs_full:,.0f}",
-        ])  # fmt: skip
-    out.append(table(
-        "MACs per sample (fp32 backward = the same full backward)",
-        ["task", "fqt forward", "fqt backward", "fp32 forward", "fp32 backward"], rows,
-    ))  # fmt: skip
+        rows.append([r.task.name, f"{r.fwd_macs:,.0f}", f"{r.bw_macs_full:,.0f}"])
+    out.append(table("MACs per sample (fp32: the same counts)",
+                     ["task", "forward", "backward (full)"], rows))  # fmt: skip
     rows = []
     for r in results:
         for lam, p in r.partial.items():
@@ -931,74 +1082,47 @@ def report(results: list[TaskResult], skipped: list[str]) -> str:
                 f"{p.bw_macs:,.0f}", f"{speed:.2f}", tgt,
                 mark(speed >= TARGET_BW_SPEEDUP) if lam == 0.1 else "",
             ])  # fmt: skip
-    out.append(table(
-        "Partial updates (fqt, lr as chosen at lambda_min 1.0)",
-        ["task", "lambda_min", "test %", "val %", "backward MACs/sample", "full/partial",
-         "target", ""], rows,
-    ))  # fmt: skip
-    rows = []
-    for r in results:
-        base = r.fqt.test_acc or 0.0
-        for name, a in r.ablation.items():
-            d = 100 * ((a.test_acc or 0.0) - base)
-            rows.append([r.task.name, name, pct(a.test_acc), pct(a.val_acc), f"{d:+.1f}"])
     if rows:
         out.append(table(
-            "Ablation (fqt, one option switched at a time, lr as chosen)",
-            ["task", "variant", "test %", "val %", "vs default pts"], rows,
+            "Partial updates (int8, first seed, lr as picked at lambda_min 1.0)",
+            ["task", "lambda_min", "test %", "val %", "backward MACs/sample", "full/partial",
+             "target", ""], rows,
+        ))  # fmt: skip
+    rows = []
+    for r in results:
+        base = r.methods["int8"].test[0]
+        for name, a in r.ablation.items():
+            d = 100 * ((a.test_acc or 0.0) - base)
+            rows.append([r.task.name, name, f"{a.lr:g}", pct(a.test_acc), pct(a.val_acc),
+                         f"{d:+.1f}"])  # fmt: skip
+    if rows:
+        out.append(table(
+            "Ablation (int8, first seed, one option switched at a time)",
+            ["task", "variant", "lr", "test %", "val %", "vs default pts"], rows,
         ))  # fmt: skip
     for s in skipped:
         out.append(f"skipped: {s}")
     return "\n\n".join(out)
 
 
-def plot(results: list[TaskResult]) -> list[Path]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no plots")
-        return []
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    paths = []
-    n = len(results)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
-    for ax, r in zip(axes[0], results, strict=True):
-        ep = np.arange(1, r.task.epochs + 1)
-        ax.plot(ep, 100 * np.array(r.fp32.val_curve), "k-", label=f"fp32 (lr {r.fp32.lr:g})")
-        for lam, p in r.partial.items():
-            ax.plot(ep, 100 * np.array(p.val_curve), label=f"int8 fqt λmin {lam:g}")
-        ax.set_title(r.task.name)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("val accuracy %")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = OUT_DIR / "train_vs_fp32_curves.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    x = np.arange(n)
-    names = [r.task.name for r in results]
-    axes[0].bar(x - 0.2, [100 * (r.fqt.test_acc or 0) for r in results], 0.4, label="int8 fqt")
-    axes[0].bar(x + 0.2, [100 * (r.fp32.test_acc or 0) for r in results], 0.4, label="fp32")
-    axes[0].set_ylabel("test accuracy %")
-    axes[1].bar(x - 0.2, [r.mem_fqt.total / 1024 for r in results], 0.4, label="int8 fqt")
-    axes[1].bar(x + 0.2, [r.mem_fp32.total / 1024 for r in results], 0.4, label="fp32")
-    axes[1].set_ylabel("peak training RAM KiB")
-    for ax in axes:
-        ax.set_xticks(x, names)
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    p = OUT_DIR / "train_vs_fp32_summary.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
-    return paths
+def json_summary(results: list[TaskResult]) -> dict[str, Any]:
+    tasks: dict[str, Any] = {}
+    for r in results:
+        d: dict[str, Any] = {k: m.summary() for k, m in r.methods.items()}
+        d["ram_ratio"] = r.mem_fqt.total / r.mem_fp32.total
+        d["ram"] = {
+            "fqt": r.mem_fqt.total,
+            "fp32_sgd": r.mem_fp32.total,
+            "fp32_tuned_state": r.methods["fp32_tuned"].extra.get("state_bytes", 0),
+        }
+        d["partial"] = {f"{k:g}": {"test": v.test_acc, "bw_macs": v.bw_macs,
+                                   "bw_macs_full": v.bw_macs_full}
+                        for k, v in r.partial.items()}  # fmt: skip
+        d["ablation"] = {k: {"test": v.test_acc, "lr": v.lr} for k, v in r.ablation.items()}
+        d["gap_fp32_sgd"] = paired_gap(r.methods["int8"], r.methods["fp32_sgd"])
+        d["gap_fp32_tuned"] = paired_gap(r.methods["int8"], r.methods["fp32_tuned"])
+        tasks[r.task.name] = d
+    return {"tasks": tasks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1007,6 +1131,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tasks", default=",".join(TASKS), help=f"comma-separated subset of {list(TASKS)}"
     )
+    ap.add_argument("--seeds", type=int, default=len(SEEDS), help=f"first N of {SEEDS}")
+    ap.add_argument("--partial", action="store_true", help="also lambda_min 0.5 / 0.1 runs")
+    ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -1018,10 +1145,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    seeds = SEEDS[: max(1, args.seeds)]
     mode = "quick" if args.quick else "full"
     print(f"fqt train_vs_fp32 ({mode} mode); seeds: split {SPLIT_SEED}, model {MODEL_SEED}, "
-          f"train {TRAIN_SEED}; torch {torch.__version__}")  # fmt: skip
-    print(f"targets: int8 within {TARGET_GAP_POINTS} point of fp32; training RAM <= "
+          f"train {seeds}; torch {torch.__version__}")  # fmt: skip
+    print(f"targets: int8 within {TARGET_GAP_POINTS} point of plain-SGD fp32 and "
+          f"{TARGET_TUNED_GAP_POINTS} of tuned fp32 (mean of the seeds); training RAM <= "
           f"{100 * TARGET_RAM_RATIO:.0f} % of fp32; backward MACs at lambda_min 0.1 <= "
           f"1/{TARGET_BW_SPEEDUP} of full")  # fmt: skip
     t_start = time.time()
@@ -1042,29 +1171,19 @@ def main(argv: list[str] | None = None) -> int:
               f"train/val/test {len(task.train.y)}/{len(task.val.y)}/{len(task.test.y)}, "
               f"epochs {task.epochs}, batch {task.batch}, "
               f"trainable layers {sorted(task.trainable)}")  # fmt: skip
-        results.append(run_task(task, lambda s: print(s, flush=True)))
+        results.append(run_task(task, lambda s: print(s, flush=True), seeds, args.partial))
         print(f"  [{task.name}] {time.time() - t0:.0f} s", flush=True)
+        text = report(results, skipped)  # after every task, so a long run leaves figures
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        (OUT_DIR / f"train_vs_fp32_{mode}.txt").write_text(text + "\n")
+        summary = json.dumps(json_summary(results), indent=1) + "\n"
+        (OUT_DIR / f"train_vs_fp32_{mode}.json").write_text(summary)
+        if args.json:
+            Path(args.json).write_text(summary)
     if not results:
         print("no task ran")
         return 0
-    text = report(results, skipped)
-    print("\n" + text)
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / f"train_vs_fp32_{mode}.txt").write_text(text + "\n")
-    summary = [
-        {
-            "task": r.task.name, "int8_test": r.fqt.test_acc, "fp32_test": r.fp32.test_acc,
-            "fqt_lr": r.fqt.lr, "fp32_lr": r.fp32.lr, "ram_fqt": r.mem_fqt.total,
-            "ram_fp32": r.mem_fp32.total,
-            "partial": {str(k): [v.test_acc, v.bw_macs, v.bw_macs_full]
-                        for k, v in r.partial.items()},
-            "ablation": {k: v.test_acc for k, v in r.ablation.items()},
-        }
-        for r in results
-    ]  # fmt: skip
-    (OUT_DIR / f"train_vs_fp32_{mode}.json").write_text(json.dumps(summary, indent=1) + "\n")
-    for p in plot(results):
-        print(f"plot: {p}")
+    print("\n" + report(results, skipped))
     print(f"total {time.time() - t_start:.0f} s ({mode} mode)")
     return 0
 

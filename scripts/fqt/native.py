@@ -365,6 +365,8 @@ class _TrainOptions(ctypes.Structure):
         ("fixed_error_scaling", ctypes.c_uint8),
         ("center", ctypes.c_uint8),
         ("clip_mask", ctypes.c_uint8),
+        ("update_rule", ctypes.c_uint8),
+        ("loss", ctypes.c_uint8),
     ]
 
 
@@ -390,6 +392,8 @@ _TRAIN_SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "fqt_trainer_attach_blob": (ctypes.c_int, [_P, _P, _P]),
     "fqt_trainer_step": (ctypes.c_int, [_P, _P, ctypes.c_uint32, _U32, _U32]),
     "fqt_trainer_flush": (ctypes.c_int, [_P]),
+    "fqt_trainer_set_lr": (ctypes.c_int, [_P, ctypes.c_double]),
+    "fqt_trainer_step_target": (ctypes.c_int, [_P, _P, _P, _U32]),
     "fqt_trainer_counters": (None, [_P, ctypes.POINTER(_TrainCounters)]),
 }
 
@@ -430,7 +434,11 @@ class NativeTrainer:
         from .golden.trainer import Counters, TrainConfig, resolve_trainable
 
         self.config = config or TrainConfig()
+        self.config.check()
         self.trainable = resolve_trainable(model, trainable)
+        self.mse = self.config.loss == "mse"
+        if self.mse and model.layers[-1].op.name == "SOFTMAX":
+            raise ValueError("the mse loss needs a model without a final SOFTMAX")
         if self.config.error_scaling not in ("dynamic", "fixed"):
             raise ValueError(f"unknown error scaling {self.config.error_scaling!r}")
         self._lib = _train_library(library)
@@ -455,6 +463,8 @@ class NativeTrainer:
             fixed_error_scaling=int(c.error_scaling == "fixed"),
             center=int(bool(c.center)),
             clip_mask=int(bool(c.clip_mask)),
+            update_rule=int(c.update_rule == "sgd"),
+            loss=int(self.mse),
         )
         self._mask = sum(1 << li for li in self.trainable)
         eng = self.engine
@@ -508,10 +518,19 @@ class NativeTrainer:
         xs = np.asarray(x)
         n_in = int(self.engine._tensors[self.engine.input_index].byte_size)
         xs = np.ascontiguousarray(xs.reshape(-1, n_in), dtype=np.int8)
-        ys = np.asarray(y, np.int64).reshape(-1)
         losses = np.zeros(len(xs))
         preds = np.zeros(len(xs), np.int64)
         loss, pred = ctypes.c_uint32(), ctypes.c_uint32()
+        if self.mse:
+            ts = np.ascontiguousarray(np.asarray(y).astype(np.int8).reshape(len(xs), -1))
+            for i in range(len(xs)):
+                status = self._lib.fqt_trainer_step_target(
+                    self._trainer_ptr, xs[i].ctypes.data, ts[i].ctypes.data, ctypes.byref(loss)
+                )
+                self.engine._check(status, "fqt_trainer_step_target")
+                losses[i] = loss.value / 1e6
+            return losses, preds
+        ys = np.asarray(y, np.int64).reshape(-1)
         for i in range(len(xs)):
             status = self._lib.fqt_trainer_step(
                 self._trainer_ptr, xs[i].ctypes.data, int(ys[i]), ctypes.byref(loss),
@@ -525,6 +544,18 @@ class NativeTrainer:
     def flush(self) -> None:
         self.engine._check(self._lib.fqt_trainer_flush(self._trainer_ptr), "fqt_trainer_flush")
 
+    def set_lr(self, lr: float) -> None:
+        self.engine._check(self._lib.fqt_trainer_set_lr(self._trainer_ptr, float(lr)), "set_lr")
+
+    def snapshot(self) -> object:
+        """The blob as it is now (trained tensors, scales, multipliers, CRC)."""
+        return self.engine._blob[: self._blob_len].copy()
+
+    def restore(self, snap: object) -> None:
+        """Put a snapshot's blob back: inference, `blob` and `model` see it (the trainer's
+        own copies are not rewound: call at the end of training)."""
+        self.engine._blob[: self._blob_len] = snap  # type: ignore[index]
+
     def probabilities(self, xs: np.ndarray) -> np.ndarray:
         out = self.engine.infer_batch(np.asarray(xs, np.int8))
         out = out.reshape(len(out), -1)
@@ -535,17 +566,31 @@ class NativeTrainer:
         m, s, dmin = self._sm
         return softmax_forward(out, input_multiplier=m, input_left_shift=s, diff_min=dmin)
 
+    def reconstruction_error(self, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        from .golden.loss import squared_error
+
+        out = self.engine.infer_batch(np.asarray(xs, np.int8)).reshape(len(xs), -1)
+        t = np.asarray(ts).astype(np.int8).reshape(len(out), -1)
+        return squared_error(out, t, float(self.model.output_tensor.quant.scale[0]))
+
     def evaluate(self, xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
         from .golden.loss import cross_entropy
+
+        if self.mse:
+            return float("nan"), float(np.mean(self.reconstruction_error(xs, ys)))
 
         p = self.probabilities(xs)
         ys = np.asarray(ys, np.int64).reshape(-1)
         return float(np.mean(p.argmax(axis=1) == ys)), float(np.mean(cross_entropy(p, ys)))
 
-    def run_epochs(self, xs, ys, epochs, *, val=None, shuffle=True, callback=None):
-        from .golden.trainer import Trainer
+    def run_epochs(
+        self, xs, ys, epochs, *, val=None, shuffle=True, callback=None, keep_best=False,
+        patience=0,
+    ):  # fmt: skip
+        from .golden.trainer import run_epochs
 
-        return Trainer.run_epochs(self, xs, ys, epochs, val=val, shuffle=shuffle, callback=callback)  # type: ignore[arg-type]
+        return run_epochs(self, xs, ys, epochs, val=val, shuffle=shuffle, callback=callback,
+                          keep_best=keep_best, patience=patience)  # fmt: skip
 
 
 def train(model, xs, ys, *, epochs, trainable=None, config=None, val=None):

@@ -179,7 +179,7 @@ def test_closed_pipe_is_one_line(files) -> None:
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     out = r.stdout.splitlines()
-    assert len(out) == 2 and out[0].startswith("before:"), r.stdout
+    assert len(out) == 2 and out[0].startswith("loss:"), r.stdout
     err = (files["dir"] / "err.txt").read_text()
     assert out[1] == "1", (out, err)
     assert err.splitlines() == ["error: output closed (broken pipe)"], err

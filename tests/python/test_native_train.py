@@ -43,6 +43,27 @@ CONFIGS = {
     "sr-dyn-b5-lam01": dict(batch=5, lambda_min=0.1, seed=11, lr=0.05),
     "sr-dyn-b2-lam05-nocenter": dict(batch=2, lambda_min=0.5, center=False, seed=3),
     "sr-dyn-b3-noclipmask": dict(batch=3, seed=5, lr=0.05, clip_mask=False),
+    # plain SGD on the batch-mean gradient (section 7.1); 13 samples = partial last batch
+    "sgd-sr-dyn-b4": dict(batch=4, seed=4, lr=0.5, update_rule="sgd"),
+    "sgd-nearest-fixed-b1-lam05": dict(
+        batch=1,
+        stochastic_rounding=False,
+        error_scaling="fixed",
+        lambda_min=0.5,
+        lr=0.3,
+        update_rule="sgd",
+    ),
+    "sgd-sr-dyn-b5-lam01": dict(batch=5, lambda_min=0.1, seed=8, lr=2.0, update_rule="sgd"),
+}
+# Models ending without SOFTMAX: trained with the squared error against int8 targets of the
+# output's shape (section 3.1).
+MSE_MODELS = [n for n in MODELS if n not in ("digits_cnn", "dscnn_tiny")]
+MSE_CONFIGS = {
+    "mse-sgd-sr-b3": dict(batch=3, seed=6, lr=0.2, update_rule="sgd", loss="mse"),
+    "mse-std-nearest-fixed-b2": dict(
+        batch=2, stochastic_rounding=False, error_scaling="fixed", loss="mse"
+    ),
+    "mse-sgd-sr-b4-lam05": dict(batch=4, lambda_min=0.5, lr=0.2, update_rule="sgd", loss="mse"),
 }
 
 
@@ -112,6 +133,93 @@ def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # n
     # The memory plan of the import is what the C trainer asks for.
     plan = plan_memory(m, trainable)
     assert (native.arena_bytes, native.params_bytes) == (plan.training_arena, plan.training_params)
+
+
+@pytest.mark.parametrize("cfg", list(MSE_CONFIGS), ids=list(MSE_CONFIGS))
+@pytest.mark.parametrize("name", MSE_MODELS)
+def test_bit_exact_mse(name: str, cfg: str, native_lib) -> None:  # noqa: F811
+    """The squared-error loss: golden and C equal after steps and the flush, and the
+    reconstruction error of the trained model is the same on both."""
+    from fqt.native import NativeTrainer
+
+    m = _load(name)
+    trainable = _all_weighted(m)
+    config = TrainConfig(**MSE_CONFIGS[cfg])
+    golden = Trainer(copy.deepcopy(m), trainable, config)
+    native = NativeTrainer(copy.deepcopy(m), trainable, config, library=native_lib)
+    rng = np.random.default_rng(len(name) + 3 * len(cfg))
+    n = 11
+    xs = rng.integers(-128, 128, (n, *m.input_tensor.shape[1:]), dtype=np.int8)
+    ts = rng.integers(-128, 128, (n, m.output_tensor.num_elements), dtype=np.int8)
+    for part in (slice(0, 5), slice(5, n)):
+        gl, _ = golden.train_step(xs[part], ts[part])
+        nl, _ = native.train_step(xs[part], ts[part])
+        np.testing.assert_allclose(nl, np.minimum(gl, 4294.967295), rtol=1e-6, atol=2e-6)
+        _assert_same(golden, native, f"{name} {cfg} after {part.stop} samples")
+    golden.flush()
+    native.flush()
+    _assert_same(golden, native, f"{name} {cfg} after flush")
+    assert golden.counters.updates > 0
+    np.testing.assert_array_equal(
+        native.reconstruction_error(xs, ts), golden.reconstruction_error(xs, ts)
+    )
+
+
+def test_mse_refused_with_softmax(native_lib) -> None:  # noqa: F811
+    from fqt.native import NativeTrainer
+
+    m = _load("digits_cnn")
+    for cls in (Trainer, lambda *a: NativeTrainer(*a, library=native_lib)):
+        with pytest.raises(ValueError, match="without a final SOFTMAX"):
+            cls(copy.deepcopy(m), None, TrainConfig(loss="mse"))
+
+
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), 1e9, 0.0, -1.0])
+def test_bad_lr_refused(lr: float, native_lib) -> None:  # noqa: F811
+    from fqt.native import NativeTrainer
+
+    m = _load("digits_cnn")
+    for cls in (Trainer, lambda *a: NativeTrainer(*a, library=native_lib)):
+        with pytest.raises(ValueError, match="lr must be"):
+            cls(copy.deepcopy(m), None, TrainConfig(lr=lr))
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(update_rule="sgd", lr=0.3, schedule="cosine", warmup_epochs=1),
+        dict(lr=0.01, schedule="step", step_epochs=1, step_gamma=0.5),
+    ],
+    ids=["sgd-cosine-warmup", "std-step"],
+)
+def test_schedule_and_best_epoch(opts, native_lib) -> None:  # noqa: F811
+    """Per-epoch lr schedules reach both engines alike; keep_best restores the model of the
+    best validation epoch on both (the blobs are equal and score that epoch's accuracy)."""
+    from fqt.native import NativeTrainer
+
+    m = _load("dscnn_tiny")
+    config = TrainConfig(batch=4, seed=3, **opts)
+    golden = Trainer(copy.deepcopy(m), None, config)
+    native = NativeTrainer(copy.deepcopy(m), None, config, library=native_lib)
+    rng = np.random.default_rng(12)
+    xs = rng.integers(-128, 128, (24, *m.input_tensor.shape[1:]), dtype=np.int8)
+    ys = rng.integers(0, 4, 24)
+    val = (xs[:12], ys[:12])
+    gh = golden.run_epochs(xs[12:], ys[12:], 4, val=val, keep_best=True)
+    nh = native.run_epochs(xs[12:], ys[12:], 4, val=val, keep_best=True)
+    assert [r.lr for r in gh] == [r.lr for r in nh]
+    assert len({r.lr for r in gh}) > 1  # the schedule changed the lr
+    assert [r.val_accuracy for r in gh] == [r.val_accuracy for r in nh]
+    _assert_same(golden, native, f"best epoch {opts}")
+    best = max(r.val_accuracy for r in gh)
+    assert golden.evaluate(*val)[0] == best == native.evaluate(*val)[0]
+
+
+def test_empty_dataset_refused() -> None:
+    m = _load("digits_cnn")
+    t = Trainer(m, None, TrainConfig())
+    with pytest.raises(ValueError, match="no training samples"):
+        t.run_epochs(np.zeros((0, 1, 8, 8, 1), np.int8), np.zeros(0, np.int64), 1)
 
 
 @pytest.mark.parametrize("cfg", ["nearest-dyn-b1", "sr-dyn-b3"])

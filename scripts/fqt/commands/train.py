@@ -11,8 +11,9 @@ import numpy as np
 
 from ..errors import FqtError
 from ..export import check_exportable, write_tflite
-from ..golden.trainer import TrainConfig, Trainer
-from ..ir import Model
+from ..golden.trainer import LOSSES, SCHEDULES, TrainConfig, Trainer
+from ..golden.update import UPDATE_RULES
+from ..ir import Model, OpType
 from ..native import NativeTrainer
 from ..plan import parse_trainable
 from .checks import float_range, input_file, int_range, output_file
@@ -26,7 +27,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int_range(1, 100000), default=5)
     p.add_argument(
         "--lr",
-        type=float_range(0.0, 1e3, lo_open=True),
+        type=float_range(0.0, 100.0, lo_open=True),
         default=0.003,
         help="learning rate (real weight units)",
     )
@@ -39,6 +40,47 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--alpha-norm", type=float_range(0.0, 1.0), default=0.85, help="EMA of the gradient stats"
+    )
+    p.add_argument(
+        "--update",
+        choices=UPDATE_RULES,
+        default="standardized",
+        help="weight update: the paper's per-channel gradient standardization, or plain SGD "
+        "on the batch-mean gradient (its lr is an fp32-like lr, e.g. 0.1)",
+    )
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="lr per epoch")
+    p.add_argument(
+        "--warmup", type=int_range(0, 100000), default=0, help="linear lr warm-up epochs"
+    )
+    p.add_argument(
+        "--step-epochs",
+        type=int_range(0, 100000),
+        default=0,
+        help="step schedule: epochs per step",
+    )
+    p.add_argument(
+        "--step-gamma",
+        type=float_range(0.0, 1.0, lo_open=True),
+        default=0.1,
+        help="step schedule: lr factor",
+    )
+    p.add_argument(
+        "--loss",
+        choices=("auto", *LOSSES),
+        default="auto",
+        help="auto: cross_entropy for integer labels, mse when y has the output's shape "
+        "(float in real units, or int8 in the output's quantization)",
+    )
+    p.add_argument(
+        "--last",
+        action="store_true",
+        help="save the last epoch's model (default with validation data: the best epoch)",
+    )
+    p.add_argument(
+        "--patience",
+        type=int_range(0, 100000),
+        default=0,
+        help="early stop after N epochs without a better validation score (0: never)",
     )
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
     p.add_argument(
@@ -70,8 +112,31 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
-def read_dataset(path: str, model: Model) -> tuple[np.ndarray, np.ndarray]:
-    """An .npz with x (int8, or float quantized with the input parameters) and y labels."""
+def pick_loss(model: Model, y: np.ndarray, n: int, asked: str) -> str:
+    """The loss the labels fit: cross_entropy for 1-D integer labels within the classes,
+    mse for targets of the output's shape on a model without a final SOFTMAX."""
+    out = model.output_tensor
+    softmax = model.layers[-1].op == OpType.SOFTMAX
+    fits_mse = not softmax and y.size == n * out.num_elements and (y.ndim > 1 or n == 0)
+    fits_ce = y.ndim == 1 and y.dtype.kind in "iu"
+    loss = asked
+    if asked == "auto":
+        loss = "mse" if fits_mse else "cross_entropy"
+    if loss == "mse" and not fits_mse:
+        why = "the model ends in SOFTMAX" if softmax else f"y {y.shape} is not {n} targets"
+        raise FqtError(f"mse loss: {why} of the output shape {out.shape}")
+    if loss == "cross_entropy" and not fits_ce:
+        hint = "" if softmax else "; targets of the output's shape train with the mse loss"
+        raise FqtError(
+            f"y {y.shape} {y.dtype} fits no loss: cross_entropy needs 1-D integer labels{hint}"
+        )
+    return loss
+
+
+def read_dataset(path: str, model: Model, loss: str = "auto") -> tuple[np.ndarray, np.ndarray, str]:
+    """An .npz with x (int8, or float quantized with the input parameters) and y: integer
+    labels, or regression targets of the output's shape (float: quantized with the output
+    parameters; int8: taken as they are). Returns (x, y, loss)."""
     try:
         with np.load(path, allow_pickle=False) as d:
             x, y = d["x"], d["y"]
@@ -80,17 +145,31 @@ def read_dataset(path: str, model: Model) -> tuple[np.ndarray, np.ndarray]:
     t = model.input_tensor
     if x.size % t.num_elements or x.size // t.num_elements != len(y):
         raise FqtError(f"{path}: x {x.shape} is not {len(y)} inputs of shape {t.shape}")
+    n = x.size // t.num_elements
+    if n == 0:
+        raise FqtError(f"{path}: the dataset is empty")
     if x.dtype.kind == "f":
         q = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
         x = np.clip(q, -128, 127).astype(np.int8)
     elif x.dtype != np.int8:
         raise FqtError(f"{path}: x dtype {x.dtype}; give int8 samples or float ones")
-    if y.dtype.kind not in "iu":
-        raise FqtError(f"{path}: y must hold integer labels, not {y.dtype}")
+    try:
+        loss = pick_loss(model, y, n, loss)
+    except FqtError as e:
+        raise FqtError(f"{path}: {e}") from None
+    xs = x.reshape((-1, *t.shape))
+    if loss == "mse":
+        o = model.output_tensor
+        if y.dtype.kind == "f":
+            q = np.round(y / o.quant.scale[0]) + o.quant.zero_point[0]
+            y = np.clip(q, -128, 127)
+        elif y.dtype != np.int8:
+            raise FqtError(f"{path}: mse targets must be float or int8, not {y.dtype}")
+        return xs, y.astype(np.int8).reshape(n, -1), loss
     n_classes = model.output_tensor.num_elements
-    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+    if y.min() < 0 or y.max() >= n_classes:
         raise FqtError(f"{path}: labels must lie in [0, {n_classes})")
-    return x.reshape((-1, *t.shape)), y.astype(np.int64)
+    return xs, y.astype(np.int64), loss
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -103,23 +182,26 @@ def run_train(args: argparse.Namespace) -> int:
     output_file(args.output)
     model = load_model(args.model)
     check_exportable(model, args.model)
-    xs, ys = read_dataset(args.data, model)
+    xs, ys, loss = read_dataset(args.data, model, args.loss)
     val = None
     if args.val:
-        val = read_dataset(args.val, model)
+        vx, vy, _ = read_dataset(args.val, model, loss)
+        val = (vx, vy)
     elif args.val_split:
         if args.val_split >= 1.0:
             raise FqtError("--val-split must lie in (0, 1)")
         idx = np.random.default_rng(args.seed).permutation(len(xs))
         n_val = max(1, round(len(xs) * args.val_split))
+        if n_val >= len(xs):
+            raise FqtError("--val-split leaves no training samples")
         val = (xs[idx[:n_val]], ys[idx[:n_val]])
         xs, ys = xs[idx[n_val:]], ys[idx[n_val:]]
     try:
         trainable = parse_trainable(model, args.trainable)
     except ValueError as e:
         raise FqtError(str(e)) from None
-    if args.epochs < 0 or args.batch < 1 or args.lr <= 0 or not 0 <= args.lambda_min <= 1:
-        raise FqtError("need epochs >= 0, batch >= 1, lr > 0 and 0 <= lambda-min <= 1")
+    if args.epochs < 0 or args.patience < 0:
+        raise FqtError("need epochs >= 0 and patience >= 0")
     config = TrainConfig(
         lr=args.lr,
         batch=args.batch,
@@ -128,7 +210,17 @@ def run_train(args: argparse.Namespace) -> int:
         stochastic_rounding=args.rounding == "stochastic",
         error_scaling=args.error_scaling,
         seed=args.seed,
+        update_rule=args.update,
+        loss=loss,
+        schedule=args.schedule,
+        warmup_epochs=args.warmup,
+        step_epochs=args.step_epochs,
+        step_gamma=args.step_gamma,
     )
+    try:
+        config.check()
+    except ValueError as e:
+        raise FqtError(str(e)) from None
     trainer: Trainer | NativeTrainer
     try:
         if args.engine == "native":
@@ -137,16 +229,33 @@ def run_train(args: argparse.Namespace) -> int:
             trainer = Trainer(model, trainable, config)
     except ValueError as e:
         raise FqtError(str(e)) from None
-    before = trainer.evaluate(*val)[0] if val else None
-    if not args.json and before is not None:
-        print(f"before: val accuracy {before:.2%}")
+    mse = loss == "mse"
+    score = 1 if mse else 0  # evaluate(): (accuracy, loss)
+    before = trainer.evaluate(*val)[score] if val else None
+    if not args.json:
+        print(f"loss: {loss}, update: {args.update}, schedule: {args.schedule}")
+        if before is not None:
+            print(f"before: val {'loss' if mse else 'accuracy'} {_fmt(before, mse)}")
 
     def report(r) -> None:
         if not args.json:
-            v = f", val accuracy {r.val_accuracy:.2%}" if r.val_accuracy is not None else ""
-            print(f"epoch {r.epoch}: loss {r.loss:.4f}, train accuracy {r.train_accuracy:.2%}{v}")
+            v = ""
+            if r.val_accuracy is not None:
+                val_score = r.val_loss if mse else r.val_accuracy
+                v = f", val {'loss' if mse else 'accuracy'} {_fmt(val_score, mse)}"
+            acc = "" if mse else f", train accuracy {r.train_accuracy:.2%}"
+            print(f"epoch {r.epoch} (lr {r.lr:.4g}): loss {r.loss:.4f}{acc}{v}")
 
-    history = trainer.run_epochs(xs, ys, args.epochs, val=val, callback=report)
+    keep_best = val is not None and not args.last
+    history = trainer.run_epochs(
+        xs, ys, args.epochs, val=val, callback=report, keep_best=keep_best,
+        patience=args.patience,
+    )  # fmt: skip
+    after = trainer.evaluate(*val)[score] if val else None
+    best_epoch = None
+    if history and val is not None:
+        key = [(r.val_loss if mse else -(r.val_accuracy or 0.0)) for r in history]
+        best_epoch = history[int(np.argmin(key))].epoch if keep_best else history[-1].epoch
     write_tflite(trainer.model, args.model, args.output)
     c = trainer.counters
     summary = {
@@ -156,8 +265,12 @@ def run_train(args: argparse.Namespace) -> int:
         "trainable": trainer.trainable,
         "samples": len(xs),
         "val_samples": 0 if val is None else len(val[1]),
-        "val_accuracy_before": before,
-        "val_accuracy_after": history[-1].val_accuracy if history else before,
+        "val_accuracy_before": None if mse else before,
+        "val_loss_before": before if mse else None,
+        "val_accuracy_after": None if mse else after,
+        "val_loss_after": after if mse else None,
+        "saved_epoch": best_epoch,
+        "loss": loss,
         "epochs": [vars(r) for r in history],
         "forward_macs": c.forward_macs,
         "backward_macs": c.backward_macs,
@@ -172,5 +285,14 @@ def run_train(args: argparse.Namespace) -> int:
             f"{c.samples} samples, {c.updates} updates; MACs forward {c.forward_macs:,}, "
             f"backward {c.backward_macs:,} (full updates: {c.backward_macs_full:,})"
         )
+        if best_epoch is not None:
+            which = "best" if keep_best else "last"
+            print(f"saved the {which} epoch {best_epoch}: val {_fmt(after, mse)}")
         print(f"trained model -> {args.output}")
     return 0
+
+
+def _fmt(v: float | None, mse: bool) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.5g}" if mse else f"{v:.2%}"

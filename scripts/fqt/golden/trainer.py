@@ -13,6 +13,8 @@ the random draws) is done sample by sample in the same order.
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,11 +25,18 @@ from ..prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS, prepare, prepare_layer
 from ..quant import calculate_input_radius, preprocess_softmax_scaling
 from .backward import Backward
 from .interpreter import _as_batch, _run_batched, infer_batch
-from .loss import cross_entropy, softmax_cross_entropy_backward
+from .loss import (
+    cross_entropy,
+    mse_backward,
+    mse_multiplier,
+    softmax_cross_entropy_backward,
+    squared_error,
+)
 from .partial import keep_fractions, lambda_q15
 from .prng import Xorshift32
 from .softmax import softmax_forward
 from .update import (
+    UPDATE_RULES,
     ChannelStats,
     GradientAccumulator,
     rows_to_weight,
@@ -47,6 +56,53 @@ class TrainConfig:
     seed: int = 0
     center: bool = True  # subtract the EMA mean in the standardization (the paper's rule)
     clip_mask: bool = True  # fused RELU: also drop the error where y == act_max (clamped)
+    update_rule: str = "standardized"  # or "sgd": plain SGD on the batch-mean gradient (7.1)
+    loss: str = "cross_entropy"  # or "mse": squared error against int8 targets (3.1)
+    schedule: str = "constant"  # lr per epoch: "constant", "cosine", "step" (host side)
+    warmup_epochs: int = 0  # linear warm-up epochs before the schedule
+    step_epochs: int = 0  # "step": multiply lr by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1
+
+    def check(self) -> None:
+        """One-line ValueErrors for options no engine can train with."""
+        if not math.isfinite(self.lr) or not 0.0 < self.lr <= MAX_LR:
+            raise ValueError(f"lr must be a finite number in (0, {MAX_LR:g}], not {self.lr}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be >= 1, not {self.batch}")
+        if not 0.0 <= self.lambda_min <= 1.0:
+            raise ValueError(f"lambda_min must lie in [0, 1], not {self.lambda_min}")
+        if self.update_rule not in UPDATE_RULES:
+            raise ValueError(f"update rule {self.update_rule!r}: choose from {UPDATE_RULES}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r}: choose from {LOSSES}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r}: choose from {SCHEDULES}")
+        if self.schedule == "step" and self.step_epochs < 1:
+            raise ValueError("the step schedule needs step_epochs >= 1")
+        if self.warmup_epochs < 0 or not 0.0 < self.step_gamma <= 1.0:
+            raise ValueError("need warmup_epochs >= 0 and 0 < step_gamma <= 1")
+
+
+MAX_LR = 100.0  # larger learning rates are refused as absurd (the sgd rule uses ~0.01-1)
+LOSSES = ("cross_entropy", "mse")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+def scheduled_lr(cfg: TrainConfig, epoch: int, epochs: int) -> float:
+    """The learning rate of epoch `epoch` (1-based) of `epochs`, computed on the host and
+    handed to either engine before the epoch:
+        warm-up (epoch <= W): lr * epoch / (W + 1)
+        constant: lr;  step: lr * gamma^floor((epoch - W - 1) / step_epochs)
+        cosine:   lr * (1 + cos(pi * (epoch - W - 1) / (epochs - W))) / 2"""
+    w = cfg.warmup_epochs
+    if epoch <= w:
+        return cfg.lr * epoch / (w + 1)
+    i = epoch - w - 1
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.step_gamma ** (i // cfg.step_epochs)
+    if cfg.schedule == "cosine":
+        return cfg.lr * (1.0 + math.cos(math.pi * i / max(epochs - w, 1))) / 2.0
+    return cfg.lr
 
 
 @dataclass
@@ -71,8 +127,10 @@ class _LayerState:
 class EpochResult:
     epoch: int
     loss: float
-    train_accuracy: float
-    val_accuracy: float | None = None
+    train_accuracy: float  # nan for the mse loss
+    val_accuracy: float | None = None  # nan for the mse loss
+    val_loss: float | None = None
+    lr: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -100,6 +158,7 @@ class Trainer:
     ):
         self.model = model
         self.config = config or TrainConfig()
+        self.config.check()
         self.trainable = resolve_trainable(model, trainable)
         self.state: dict[int, _LayerState] = {}
         for li in self.trainable:
@@ -117,10 +176,15 @@ class Trainer:
             clip_mask=self.config.clip_mask,
             skip_layer=len(model.layers) - 1 if self.softmax_at_end else -1,
         )
+        self.lr = float(self.config.lr)
+        self.mse = self.config.loss == "mse"
+        if self.mse and self.softmax_at_end:
+            raise ValueError("the mse loss needs a model without a final SOFTMAX")
         if not self.softmax_at_end:
             s_out = float(model.output_tensor.quant.scale[0])
             m, s = preprocess_softmax_scaling(1.0, s_out, SOFTMAX_SCALED_DIFF_INTEGER_BITS)
             self._sm = (m, s, -calculate_input_radius(SOFTMAX_SCALED_DIFF_INTEGER_BITS, s))
+            self._mse = mse_multiplier(s_out)
         self.rng = Xorshift32(self.config.seed) if self.config.stochastic_rounding else None
         self.l_max = 0
         self.counters = Counters()
@@ -143,8 +207,16 @@ class Trainer:
         n = len(xb)
         values = _run_batched(m, xb, True)
         self.counters.forward_macs += n * self._fwd_macs
-        p, start = self._probabilities(values)
-        e, ex, mag = softmax_cross_entropy_backward(p, yb, mode)
+        if self.mse:
+            start = m.output
+            out = values[start].reshape(n, -1)
+            e, ex, mag = mse_backward(out, yb, *self._mse, mode)
+            loss = squared_error(out, yb, float(m.output_tensor.quant.scale[0]))
+            pred = np.zeros(n, np.int64)
+        else:
+            p, start = self._probabilities(values)
+            e, ex, mag = softmax_cross_entropy_backward(p, yb, mode)
+            loss, pred = cross_entropy(p, yb), p.argmax(axis=1)
         lam = lambda_q15(cfg.lambda_min)
         fracs, self.l_max = keep_fractions(mag, self.l_max, lam)
         macs, macs_full = self.backward.run(
@@ -153,7 +225,7 @@ class Trainer:
         self.counters.backward_macs += macs
         self.counters.backward_macs_full += macs_full
         self.counters.samples += n
-        return cross_entropy(p, yb), p.argmax(axis=1)
+        return loss, pred
 
     # --- the update ---------------------------------------------------------------------
     def update(self) -> None:
@@ -173,7 +245,8 @@ class Trainer:
             res = standardized_update(
                 weight_rows(w_t.data, dw), w_t.quant.scale,
                 None if b_t is None else b_t.data, s_in, st.grad, st.stats,
-                lr=cfg.lr, alpha_norm=cfg.alpha_norm, rng=self.rng, center=cfg.center,
+                lr=self.lr, alpha_norm=cfg.alpha_norm, rng=self.rng, center=cfg.center,
+                rule=cfg.update_rule,
             )  # fmt: skip
             w_t.data = rows_to_weight(res.rows.astype(np.int8), w_t.shape, dw)
             w_t.quant.scale = res.scale
@@ -190,7 +263,7 @@ class Trainer:
         """Samples in order; the update runs each time `batch` samples have accumulated.
         Returns (per-sample reported loss, per-sample predicted class)."""
         xb = _as_batch(self.model, np.asarray(x))
-        yb = np.asarray(y, np.int64).reshape(-1)
+        yb = self._targets(y, len(xb))
         losses, preds = [], []
         i = 0
         batch = self.config.batch
@@ -205,12 +278,51 @@ class Trainer:
                 self.update()
         return np.concatenate(losses), np.concatenate(preds)
 
+    def _targets(self, y: np.ndarray, n: int) -> np.ndarray:
+        """Labels int64 [N] (cross-entropy) or int8 targets [N, D] (mse)."""
+        if self.mse:
+            d = self.model.output_tensor.num_elements
+            return np.asarray(y).astype(np.int8).reshape(n, d)
+        return np.asarray(y, np.int64).reshape(-1)
+
     def flush(self) -> None:
         """Apply a partial mini-batch (end of epoch)."""
         self.update()
 
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next updates (fqt_trainer_set_lr)."""
+        if not math.isfinite(lr) or lr <= 0.0:
+            raise ValueError(f"lr must be finite and > 0, not {lr}")
+        self.lr = float(lr)
+
+    def snapshot(self) -> object:
+        """The trained tensors and layer parameters (for keeping the best epoch)."""
+        m = self.model
+        ids = {t for li in self.trainable for t in m.layers[li].inputs[1:3] if t >= 0}
+        return (
+            {t: copy.deepcopy(m.tensors[t]) for t in ids},
+            {li: copy.deepcopy(m.params[li]) for li in self.trainable},
+        )
+
+    def restore(self, snap: object) -> None:
+        tensors, params = snap  # type: ignore[misc]
+        for t, v in tensors.items():
+            self.model.tensors[t] = copy.deepcopy(v)
+        for li, v in params.items():
+            self.model.params[li] = copy.deepcopy(v)
+
+    def reconstruction_error(self, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Per-sample 1/2 sum (s_out (y - t))^2: the anomaly score of an autoencoder."""
+        out = infer_batch(self.model, np.asarray(xs))
+        out = out.reshape(len(out), -1)
+        t = np.asarray(ts).astype(np.int8).reshape(len(out), -1)
+        return squared_error(out, t, float(self.model.output_tensor.quant.scale[0]))
+
     def evaluate(self, xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
-        """(accuracy, mean reported loss) of the current int8 model."""
+        """(accuracy, mean reported loss) of the current int8 model; for the mse loss
+        (nan, mean squared error)."""
+        if self.mse:
+            return float("nan"), float(np.mean(self.reconstruction_error(xs, ys)))
         out = infer_batch(self.model, np.asarray(xs))
         out = out.reshape(len(out), -1)
         ys = np.asarray(ys, np.int64).reshape(-1)
@@ -230,22 +342,62 @@ class Trainer:
         val: tuple[np.ndarray, np.ndarray] | None = None,
         shuffle: bool = True,
         callback=None,
+        keep_best: bool = False,
+        patience: int = 0,
     ) -> list[EpochResult]:
         """Epochs over (xs, ys); the order is a host-side permutation from
-        numpy.random.default_rng(seed) per epoch (the device just sees the samples)."""
-        order_rng = np.random.default_rng(self.config.seed)
-        history = []
-        for ep in range(1, epochs + 1):
-            idx = order_rng.permutation(len(xs)) if shuffle else np.arange(len(xs))
-            loss, pred = self.train_step(np.asarray(xs)[idx], np.asarray(ys)[idx])
-            self.flush()
-            r = EpochResult(ep, float(loss.mean()), float(np.mean(pred == np.asarray(ys)[idx])))
-            if val is not None:
-                r.val_accuracy = self.evaluate(*val)[0]
-            history.append(r)
-            if callback is not None:
-                callback(r)
-        return history
+        numpy.random.default_rng(seed) per epoch (the device just sees the samples), the
+        lr of each epoch from scheduled_lr. With `val` and keep_best the model of the best
+        validation epoch (accuracy; the mse loss: lowest loss; ties: the earlier) is
+        restored at the end; patience > 0 stops after that many epochs without one."""
+        return run_epochs(self, xs, ys, epochs, val=val, shuffle=shuffle, callback=callback,
+                          keep_best=keep_best, patience=patience)  # fmt: skip
+
+
+def _score(r: EpochResult, mse: bool) -> float:
+    if mse:
+        return -float(r.val_loss if r.val_loss is not None else math.inf)
+    return float(r.val_accuracy or 0.0)
+
+
+def run_epochs(
+    t, xs, ys, epochs: int, *, val=None, shuffle=True, callback=None, keep_best=False,
+    patience=0,
+) -> list[EpochResult]:  # fmt: skip
+    """Trainer.run_epochs for either engine (`t`: Trainer or native.NativeTrainer)."""
+    if len(xs) == 0:
+        raise ValueError("no training samples")
+    cfg = t.config
+    mse = cfg.loss == "mse"
+    order_rng = np.random.default_rng(cfg.seed)
+    history: list[EpochResult] = []
+    best: tuple[float, object] | None = None
+    since_best = 0
+    ys_arr = np.asarray(ys)
+    for ep in range(1, epochs + 1):
+        lr = scheduled_lr(cfg, ep, epochs)
+        t.set_lr(lr)
+        idx = order_rng.permutation(len(xs)) if shuffle else np.arange(len(xs))
+        loss, pred = t.train_step(np.asarray(xs)[idx], ys_arr[idx])
+        t.flush()
+        acc = float("nan") if mse else float(np.mean(pred == ys_arr[idx]))
+        r = EpochResult(ep, float(loss.mean()), acc, lr=lr)
+        if val is not None:
+            r.val_accuracy, r.val_loss = t.evaluate(*val)
+        history.append(r)
+        if callback is not None:
+            callback(r)
+        if val is not None and keep_best:
+            if best is None or _score(r, mse) > best[0]:
+                best = (_score(r, mse), t.snapshot())
+                since_best = 0
+            else:
+                since_best += 1
+            if patience > 0 and since_best >= patience:
+                break
+    if best is not None:
+        t.restore(best[1])
+    return history
 
 
 def train(

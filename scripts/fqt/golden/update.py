@@ -20,6 +20,7 @@ FRAC_BITS = 16  # fixed-point fraction of the updated weights, in units of the o
 U_LIMIT = 1 << 40  # |u| clamp (weights may move at most 2^24 steps in one update)
 STAT_BITS = 15  # gradients are cut to 15 bits before the sums of squares
 MAX_UPDATE_MULTIPLIER = float(1 << 30)  # keeps QuantizeMultiplier's shift <= 31
+UPDATE_RULES = ("standardized", "sgd")
 
 
 def weight_rows(w: np.ndarray, depthwise: bool) -> np.ndarray:
@@ -150,8 +151,15 @@ def standardized_update(
     alpha_norm: float,
     rng: Xorshift32 | None,
     center: bool = True,
+    rule: str = "standardized",
 ) -> UpdateResult:
-    """The update at the end of a mini-batch (docs/training-semantics.md section 7)."""
+    """The update at the end of a mini-batch (docs/training-semantics.md section 7).
+
+    rule "standardized": the paper's per-channel gradient standardization (EMA mean/std);
+    rule "sgd": plain SGD on the real-unit gradient averaged over the grad.count samples
+    of the batch (section 7.1), no per-channel state."""
+    if rule not in UPDATE_RULES:
+        raise ValueError(f"unknown update rule {rule!r}; choose from {UPDATE_RULES}")
     n_ch, _ = rows.shape
     per_channel = len(scale) > 1
     s_in = float(np.float32(input_scale))
@@ -164,6 +172,15 @@ def standardized_update(
         acc = grad.acc_w[c]
         if not acc.any() and not grad.acc_b[c]:
             continue  # no gradient reached this channel in the batch: untouched
+        s_w = float(scale[c] if per_channel else scale[0])
+        if rule == "sgd":
+            step = float(lr) / float(max(grad.count, 1))
+            u[c] = np.clip(u[c] - mul_fixed(acc, step * unit / s_w * 65536.0), -U_LIMIT, U_LIMIT)
+            if v is not None:
+                d_b = step * unit_b / (s_in * s_w) * 65536.0
+                v[c] = v[c] - int(mul_fixed(np.array([grad.acc_b[c]]), d_b)[0])
+            updated[c] = True
+            continue
         mean, std = channel_moments(acc)
         mean_r, std_r = mean * unit, std * unit
         if not stats.valid[c]:
@@ -175,7 +192,6 @@ def standardized_update(
         sd = float(stats.std[c])
         if sd <= 0.0:
             continue
-        s_w = float(scale[c] if per_channel else scale[0])
         lr_sd = float(lr) / sd
         # u = w 2^16 - A acc + B, in units of s_w[c] / 2^16
         mu = float(stats.mean[c]) if center else 0.0

@@ -42,7 +42,16 @@ typedef struct fqt_train_options {
 	uint8_t fixed_error_scaling; /* 0: dynamic, 1: fixed 2^-7 */
 	uint8_t center;              /* subtract the EMA mean (default 1) */
 	uint8_t clip_mask;           /* RELU: drop errors where y == act_max (default 1) */
+	uint8_t update_rule;         /* FQT_UPDATE_STANDARDIZED (default) or FQT_UPDATE_SGD */
+	uint8_t loss;                /* FQT_LOSS_CROSS_ENTROPY (default) or FQT_LOSS_MSE */
 } fqt_train_options;
+
+/* fqt_train_options.update_rule (docs/training-semantics.md section 7) */
+#define FQT_UPDATE_STANDARDIZED 0u /* the paper's per-channel gradient standardization */
+#define FQT_UPDATE_SGD 1u          /* plain SGD on the batch-mean real-unit gradient (7.1) */
+/* fqt_train_options.loss (section 3) */
+#define FQT_LOSS_CROSS_ENTROPY 0u
+#define FQT_LOSS_MSE 1u /* squared error against an int8 target of the output's shape */
 
 /* Per trainable layer: pointers into the params buffer plus the accumulator header. */
 typedef struct fqt_train_layer {
@@ -105,6 +114,8 @@ typedef struct fqt_trainer {
 	fqt_train_counters counters;
 	int softmax_at_end;
 	int32_t sm_mult, sm_shift, sm_diff_min; /* when the model does not end in SOFTMAX */
+	int32_t mse_mult, mse_shift;            /* QuantizeMultiplier(s_out), loss MSE */
+	float out_scale;
 	fqt_model *blob_model;
 	uint8_t *blob; /* writable blob: updates are written back, CRC refreshed */
 } fqt_trainer;
@@ -133,6 +144,16 @@ fqt_status fqt_trainer_attach_blob(fqt_trainer *t, fqt_model *model, uint8_t *bl
 fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
 			    uint32_t *loss_micro, uint32_t *predicted);
 
+/* Set the learning rate of the next updates (schedules: the host computes lr per epoch).
+ * lr must be finite and > 0. */
+fqt_status fqt_trainer_set_lr(fqt_trainer *t, double lr);
+
+/* One sample with the squared-error loss (options.loss FQT_LOSS_MSE): `target` holds the
+ * int8 target of the model output's shape and quantization. loss_micro: reported loss
+ * x 1e6 (saturated). */
+fqt_status fqt_trainer_step_target(fqt_trainer *t, const int8_t *input, const int8_t *target,
+				   uint32_t *loss_micro);
+
 /* Apply a partial mini-batch (end of an epoch). */
 fqt_status fqt_trainer_flush(fqt_trainer *t);
 
@@ -155,6 +176,13 @@ void fqt_loss_backward(const int8_t *p, int32_t depth, uint32_t label, int fixed
 		       int8_t *e, int32_t *exponent, uint32_t *magnitude);
 /* -ln(max(p[label] + 128, 1) / 256) x 1e6, rounded. */
 uint32_t fqt_loss_micro(const int8_t *p, uint32_t label);
+/* Squared-error backward (section 3.1): int8 output y and target (the output's
+ * quantization), (mult, shift) = QuantizeMultiplier(s_out). */
+void fqt_loss_mse_backward(const int8_t *y, const int8_t *target, int32_t depth, int32_t mult,
+			   int32_t shift, int fixed_scaling, int8_t *e, int32_t *exponent,
+			   uint32_t *magnitude);
+/* 1/2 sum (s_out (y - t))^2 x 1e6, rounded, saturated. */
+uint32_t fqt_loss_mse_micro(const int8_t *y, const int8_t *target, int32_t depth, float s_out);
 
 /* Partial updates: fraction (Q15) of channels kept for a sample of loss magnitude l
  * (updates *l_max), and the kept-channel selection (ascending list, returns its length). */

@@ -35,3 +35,39 @@ uint32_t fqt_loss_micro(const int8_t *p, uint32_t label)
 	const double loss = -log((double)py / 256.0);
 	return (uint32_t)(loss * 1e6 + 0.5);
 }
+
+/* Squared error against an int8 target in the output's quantization (section 3.1):
+ * d = y - t, acc = d * M with (M, shift) = QuantizeMultiplier(s_out), so that
+ * real(acc) = acc * 2^(shift - 31) = s_out * d = dL/dy of L = 1/2 sum (y_real - t_real)^2. */
+void fqt_loss_mse_backward(const int8_t *y, const int8_t *target, int32_t depth, int32_t mult,
+			   int32_t shift, int fixed_scaling, int8_t *e, int32_t *exponent,
+			   uint32_t *magnitude)
+{
+	uint64_t m = 0;
+	uint32_t l = 0;
+	for (int32_t c = 0; c < depth; ++c) {
+		const int64_t acc = (int64_t)((int32_t)y[c] - (int32_t)target[c]) * (int64_t)mult;
+		const int32_t d = (int32_t)y[c] - (int32_t)target[c];
+		l += (uint32_t)(d < 0 ? -d : d);
+		const uint64_t a = (uint64_t)(acc < 0 ? -acc : acc);
+		m = a > m ? a : m;
+	}
+	const int r = fqt_error_shift(m, shift - 31, fixed_scaling, exponent);
+	for (int32_t c = 0; c < depth; ++c) {
+		const int64_t acc = (int64_t)((int32_t)y[c] - (int32_t)target[c]) * (int64_t)mult;
+		e[c] = fqt_error_quantize_one(acc, fixed_scaling, r);
+	}
+	*magnitude = l;
+}
+
+/* 1/2 sum (s_out (y - t))^2 x 1e6, rounded, saturated to UINT32_MAX. */
+uint32_t fqt_loss_mse_micro(const int8_t *y, const int8_t *target, int32_t depth, float s_out)
+{
+	uint64_t s2 = 0;
+	for (int32_t c = 0; c < depth; ++c) {
+		const int64_t d = (int64_t)y[c] - (int64_t)target[c];
+		s2 += (uint64_t)(d * d);
+	}
+	const double loss = 0.5 * (double)s2 * (double)s_out * (double)s_out * 1e6 + 0.5;
+	return loss >= 4294967295.0 ? 4294967295u : (uint32_t)loss;
+}

@@ -138,7 +138,8 @@ fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
 {
 	if (t == NULL || session == NULL || session->model == NULL || opt == NULL ||
 	    (params == NULL && params_size > 0u) || opt->batch < 1u || opt->lambda_q15 < 0 ||
-	    opt->lambda_q15 > FQT_Q15_ONE || !(opt->lr > 0.0)) {
+	    opt->lambda_q15 > FQT_Q15_ONE || !(opt->lr > 0.0) || !isfinite(opt->lr) ||
+	    opt->update_rule > FQT_UPDATE_SGD || opt->loss > FQT_LOSS_MSE) {
 		return FQT_ERR_ARGUMENT;
 	}
 	memset(t, 0, sizeof(*t));
@@ -175,6 +176,18 @@ fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
 		t->loss_buffer = t->output_buffer;
 		init_loss_softmax(t);
 	}
+	if (opt->loss == FQT_LOSS_MSE) {
+		if (t->softmax_at_end) {
+			t->model = NULL; /* MSE needs a model without a final SOFTMAX */
+			return FQT_ERR_ARGUMENT;
+		}
+		fqt_tensor out;
+		fqt_decode_tensor(m, m->output_tensor, &out);
+		t->out_scale = fqt_read_f32(out.scales, 0);
+		int sh;
+		fqt_quantize_multiplier((double)t->out_scale, &t->mse_mult, &sh);
+		t->mse_shift = sh;
+	}
 	return FQT_OK;
 }
 
@@ -208,6 +221,15 @@ static uint32_t pending(const fqt_trainer *t)
 	return t->layers[0].count;
 }
 
+fqt_status fqt_trainer_set_lr(fqt_trainer *t, double lr)
+{
+	if (t == NULL || t->model == NULL || !(lr > 0.0) || !isfinite(lr)) {
+		return FQT_ERR_ARGUMENT;
+	}
+	t->opt.lr = lr;
+	return FQT_OK;
+}
+
 fqt_status fqt_trainer_flush(fqt_trainer *t)
 {
 	if (t == NULL || t->model == NULL) {
@@ -216,27 +238,81 @@ fqt_status fqt_trainer_flush(fqt_trainer *t)
 	return fqt_train_update(t);
 }
 
-fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
-			    uint32_t *loss_micro, uint32_t *predicted)
+static fqt_status forward_all(fqt_trainer *t, const int8_t *input)
 {
-	if (t == NULL || t->model == NULL || input == NULL) {
-		return FQT_ERR_ARGUMENT;
-	}
-	const uint32_t n = t->model->layer_count;
 	memcpy(fqt_train_buffer(t, 0), input, t->buffers[0].size);
-	for (uint32_t li = 0; li < n; ++li) {
+	for (uint32_t li = 0; li < t->model->layer_count; ++li) {
 		const fqt_status st = forward_layer(t, li);
 		if (st != FQT_OK) {
 			return st;
 		}
 	}
 	t->counters.forward_macs += t->fwd_macs_per_sample;
-	/* loss */
+	memset(t->has_err, 0, sizeof(t->has_err));
+	return FQT_OK;
+}
+
+/* After the loss wrote the error of loss_buffer: partial fractions, backward, update. */
+static fqt_status backward_all(fqt_trainer *t, uint32_t mag)
+{
+	const uint32_t n = t->model->layer_count;
+	t->has_err[t->loss_buffer] = 1;
+	const int32_t frac = fqt_partial_fraction(mag, &t->l_max, t->opt.lambda_q15);
+	for (int32_t li = (int32_t)n - 1; li >= (int32_t)t->first_bw; --li) {
+		if (t->softmax_at_end && (uint32_t)li == n - 1u) {
+			continue;
+		}
+		const fqt_status st = fqt_train_backward_layer(t, (uint32_t)li, frac);
+		if (st != FQT_OK) {
+			return st;
+		}
+	}
+	t->counters.samples++;
+	if (pending(t) >= t->opt.batch) {
+		return fqt_train_update(t);
+	}
+	return FQT_OK;
+}
+
+fqt_status fqt_trainer_step_target(fqt_trainer *t, const int8_t *input, const int8_t *target,
+				   uint32_t *loss_micro)
+{
+	if (t == NULL || t->model == NULL || input == NULL || target == NULL ||
+	    t->opt.loss != FQT_LOSS_MSE) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const fqt_status st = forward_all(t, input);
+	if (st != FQT_OK) {
+		return st;
+	}
+	const int32_t depth = (int32_t)t->buffers[t->output_buffer].size;
+	const int8_t *y = (const int8_t *)fqt_train_buffer(t, t->output_buffer);
+	if (loss_micro != NULL) {
+		*loss_micro = fqt_loss_mse_micro(y, target, depth, t->out_scale);
+	}
+	uint32_t mag;
+	const int32_t b = t->loss_buffer;
+	fqt_loss_mse_backward(y, target, depth, t->mse_mult, t->mse_shift,
+			      t->opt.fixed_error_scaling,
+			      (int8_t *)fqt_train_buffer(t, t->err_buf[b]), &t->err_exp[b], &mag);
+	return backward_all(t, mag);
+}
+
+fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
+			    uint32_t *loss_micro, uint32_t *predicted)
+{
+	if (t == NULL || t->model == NULL || input == NULL ||
+	    t->opt.loss != FQT_LOSS_CROSS_ENTROPY) {
+		return FQT_ERR_ARGUMENT;
+	}
 	const int32_t depth = (int32_t)t->buffers[t->output_buffer].size;
 	if (label >= (uint32_t)depth) {
 		return FQT_ERR_ARGUMENT;
 	}
-	memset(t->has_err, 0, sizeof(t->has_err));
+	const fqt_status fst = forward_all(t, input);
+	if (fst != FQT_OK) {
+		return fst;
+	}
 	const int8_t *output = (const int8_t *)fqt_train_buffer(t, t->output_buffer);
 	const int8_t *p = output;
 	if (!t->softmax_at_end) {
@@ -263,20 +339,5 @@ fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
 	int8_t *e0 = (int8_t *)fqt_train_buffer(t, t->err_buf[target]);
 	fqt_loss_backward(p, depth, label, t->opt.fixed_error_scaling, e0, &t->err_exp[target],
 			  &mag);
-	t->has_err[target] = 1;
-	const int32_t frac = fqt_partial_fraction(mag, &t->l_max, t->opt.lambda_q15);
-	for (int32_t li = (int32_t)n - 1; li >= (int32_t)t->first_bw; --li) {
-		if (t->softmax_at_end && (uint32_t)li == n - 1u) {
-			continue;
-		}
-		const fqt_status st = fqt_train_backward_layer(t, (uint32_t)li, frac);
-		if (st != FQT_OK) {
-			return st;
-		}
-	}
-	t->counters.samples++;
-	if (pending(t) >= t->opt.batch) {
-		return fqt_train_update(t);
-	}
-	return FQT_OK;
+	return backward_all(t, mag);
 }

@@ -1,7 +1,7 @@
 /*
  * The update at the end of a mini-batch (docs/training-semantics.md section 7; the twin of
  * scripts/fqt/golden/update.py): per-channel gradient moments and their EMA, the
- * standardized step in 16-bit fixed point, the requantization to int8 with a new scale
+ * standardized step (or plain SGD on the batch-mean gradient) in 16-bit fixed point, the requantization to int8 with a new scale
  * (stochastic or nearest rounding), re-derived multipliers, and the write-back of the
  * trained tensors into the attached blob.
  */
@@ -87,16 +87,24 @@ static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, d
 	const int64_t bias = L->has_bias ? L->bias[c] : 0;
 	r->v = bias * ((int64_t)1 << FQT_FRAC_BITS);
 	r->updated = 0;
-	if (channel_zero(L, c) || !(L->sd[c] > 0.0f)) {
+	r->b_fx = 0;
+	const int sgd = t->opt.update_rule == FQT_UPDATE_SGD;
+	if (channel_zero(L, c) || (!sgd && !(L->sd[c] > 0.0f))) {
 		return;
 	}
 	const double unit = ldexp(s_in, L->grad_exp);
 	const double unit_b = ldexp(1.0, L->grad_exp);
-	const double sd = (double)L->sd[c];
 	const double s_w = (double)(L->per_channel ? L->scale[c] : L->scale[0]);
-	const double lr_sd = t->opt.lr / sd;
-	const double mu = t->opt.center ? (double)L->mu[c] : 0.0;
-	r->b_fx = round_clamp_fx(lr_sd * mu / s_w * 65536.0);
+	double lr_sd;
+	if (sgd) {
+		/* section 7.1: plain SGD on the batch-mean gradient */
+		lr_sd = t->opt.lr / (double)(L->count > 0u ? L->count : 1u);
+	} else {
+		const double sd = (double)L->sd[c];
+		lr_sd = t->opt.lr / sd;
+		const double mu = t->opt.center ? (double)L->mu[c] : 0.0;
+		r->b_fx = round_clamp_fx(lr_sd * mu / s_w * 65536.0);
+	}
 	const double d = lr_sd * unit / s_w * 65536.0;
 	fqt_quantize_multiplier(d < 1073741824.0 ? d : 1073741824.0, &r->wm, &r->wsh);
 	if (L->has_bias) {
@@ -201,7 +209,9 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 	const fqt_layer_view *v = &t->views[L->layer];
 	const int dw = v->op == FQT_OP_DEPTHWISE_CONV_2D;
 	const double s_in = (double)v->input_scale;
-	update_moments(t, L, ldexp(s_in, L->grad_exp));
+	if (t->opt.update_rule != FQT_UPDATE_SGD) {
+		update_moments(t, L, ldexp(s_in, L->grad_exp));
+	}
 	/* new weights, requantized */
 	channel_rule r;
 	if (L->per_channel) {
