@@ -365,6 +365,8 @@ class _TrainOptions(ctypes.Structure):
         ("fixed_error_scaling", ctypes.c_uint8),
         ("center", ctypes.c_uint8),
         ("clip_mask", ctypes.c_uint8),
+        ("phase_hook", ctypes.c_void_p),  # fqt_train_phase_hook, NULL here
+        ("phase_ctx", ctypes.c_void_p),
     ]
 
 

@@ -32,6 +32,23 @@ extern "C" {
 #define FQT_Q15_ONE 32768
 #define FQT_TRAIN_MAX_BUFFERS (3u * FQT_MAX_LAYERS + 1u)
 
+/* The phases of a training step a phase hook sees (benchmarks/cortex_m/ times them). */
+typedef enum fqt_train_phase {
+	FQT_PHASE_FORWARD = 0,      /* one layer's forward (the inference path) */
+	FQT_PHASE_LOSS,             /* softmax cross-entropy and the partial-update fraction */
+	FQT_PHASE_ACTIVATION,       /* fused-activation mask and clip mask of one layer's error */
+	FQT_PHASE_SELECT,           /* kept-channel selection of one weighted layer */
+	FQT_PHASE_WEIGHT_GRADIENT,  /* one layer's weight and bias gradient */
+	FQT_PHASE_INPUT_ERROR,      /* one layer's input-error sums (weighted layers and pools) */
+	FQT_PHASE_ERROR_QUANT,      /* quantize_error / combining of one delivered error */
+	FQT_PHASE_UPDATE,           /* one trainable layer's update and requantization */
+	FQT_PHASE_COUNT
+} fqt_train_phase;
+
+/* Called at the start (end = 0) and the end (end = 1) of each phase of a step, for layer
+ * `layer` (-1 for the loss). Never per element: a NULL check per phase is its whole cost. */
+typedef void (*fqt_train_phase_hook)(void *ctx, fqt_train_phase phase, int32_t layer, int end);
+
 typedef struct fqt_train_options {
 	double lr;
 	double alpha_norm;          /* EMA weight of the old mean/std (0.85) */
@@ -42,6 +59,8 @@ typedef struct fqt_train_options {
 	uint8_t fixed_error_scaling; /* 0: dynamic, 1: fixed 2^-7 */
 	uint8_t center;              /* subtract the EMA mean (default 1) */
 	uint8_t clip_mask;           /* RELU: drop errors where y == act_max (default 1) */
+	fqt_train_phase_hook phase_hook; /* optional phase timer (NULL: none) */
+	void *phase_ctx;                 /* its first argument */
 } fqt_train_options;
 
 /* Per trainable layer: pointers into the params buffer plus the accumulator header. */

@@ -225,13 +225,16 @@ fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
 	const uint32_t n = t->model->layer_count;
 	memcpy(fqt_train_buffer(t, 0), input, t->buffers[0].size);
 	for (uint32_t li = 0; li < n; ++li) {
+		fqt_train_mark(t, FQT_PHASE_FORWARD, (int32_t)li, 0);
 		const fqt_status st = forward_layer(t, li);
+		fqt_train_mark(t, FQT_PHASE_FORWARD, (int32_t)li, 1);
 		if (st != FQT_OK) {
 			return st;
 		}
 	}
 	t->counters.forward_macs += t->fwd_macs_per_sample;
 	/* loss */
+	fqt_train_mark(t, FQT_PHASE_LOSS, -1, 0);
 	const int32_t depth = (int32_t)t->buffers[t->output_buffer].size;
 	if (label >= (uint32_t)depth) {
 		return FQT_ERR_ARGUMENT;
@@ -265,6 +268,7 @@ fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
 			  &mag);
 	t->has_err[target] = 1;
 	const int32_t frac = fqt_partial_fraction(mag, &t->l_max, t->opt.lambda_q15);
+	fqt_train_mark(t, FQT_PHASE_LOSS, -1, 1);
 	for (int32_t li = (int32_t)n - 1; li >= (int32_t)t->first_bw; --li) {
 		if (t->softmax_at_end && (uint32_t)li == n - 1u) {
 			continue;
