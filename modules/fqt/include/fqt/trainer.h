@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define FQT_Q15_ONE 32768
-#define FQT_TRAIN_MAX_BUFFERS (3u * FQT_MAX_LAYERS + 1u)
+#define FQT_TRAIN_MAX_BUFFERS (4u * FQT_MAX_LAYERS + 1u)
 
 /* The phases of a training step a phase hook sees (benchmarks/cortex_m/ times them). */
 typedef enum fqt_train_phase {
@@ -115,6 +115,7 @@ typedef struct fqt_trainer {
 	int16_t err_buf[FQT_MAX_LAYERS + 1]; /* per activation buffer b: its error buffer */
 	int16_t acc_buf[FQT_MAX_LAYERS];     /* per layer: int32 input-error buffer */
 	int16_t sel_buf[FQT_MAX_LAYERS];     /* per layer: channel selection scratch */
+	int16_t wg_buf[FQT_MAX_LAYERS];      /* per trainable conv: weight-gradient scratch */
 	int32_t err_exp[FQT_MAX_LAYERS + 1];
 	uint8_t has_err[FQT_MAX_LAYERS + 1];
 	fqt_plan_buffer buffers[FQT_TRAIN_MAX_BUFFERS];

@@ -117,17 +117,20 @@ static fqt_status weight_gradient_kernel(fqt_trainer *t, const fqt_layer_view *v
 					 const uint16_t *kept, int32_t n_kept)
 {
 	const int8_t *x = (const int8_t *)fqt_train_buffer(t, v->input_buffer[0]);
+	const int32_t wb = t->wg_buf[L->layer];
+	void *scratch = wb >= 0 ? fqt_train_buffer(t, wb) : NULL;
+	const size_t scratch_size = wb >= 0 ? t->buffers[wb].size : 0u;
 	const fqt_grad_sink s = grad_sink(L, ex);
 	grad_skipped(L, &s, kept, n_kept);
 	switch (v->op) {
 	case FQT_OP_CONV_2D:
 		return fqt_conv2d_backward_weights(&v->params.conv, &v->input_dims, x,
 						   &v->filter_dims, &v->output_dims, e, kept,
-						   n_kept, &s);
+						   n_kept, &s, scratch, scratch_size);
 	case FQT_OP_DEPTHWISE_CONV_2D:
 		return fqt_depthwise_conv2d_backward_weights(&v->params.conv, &v->input_dims, x,
 							     &v->filter_dims, &v->output_dims, e,
-							     kept, n_kept, &s);
+							     kept, n_kept, &s, scratch, scratch_size);
 	default:
 		return fqt_fully_connected_backward_weights(
 			e, x, v->params.fully_connected.input_offset,
