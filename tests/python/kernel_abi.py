@@ -142,7 +142,7 @@ PROTOTYPES: dict[str, list] = {
     # backward
     "fqt_conv2d_backward_weights": [
         _PCONV, _PD, _P8, _PD, _PD, _P8, _PU16, c_int32, _PSINK, c_void_p, c_size_t,
-    ],  # fmt: skip
+    ],
     "fqt_conv2d_backward_input": [
         _PCONV,
         _PD,
@@ -159,7 +159,7 @@ PROTOTYPES: dict[str, list] = {
     ],
     "fqt_depthwise_conv2d_backward_weights": [
         _PCONV, _PD, _P8, _PD, _PD, _P8, _PU16, c_int32, _PSINK, c_void_p, c_size_t,
-    ],  # fmt: skip
+    ],
     "fqt_depthwise_conv2d_backward_input": [
         _PCONV,
         _PD,
