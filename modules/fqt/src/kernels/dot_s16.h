@@ -112,20 +112,33 @@ static inline void fqt_tap_row_s16(const fqt_conv_params *params, const fqt_dims
 {
 	const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
 	const int32_t out_w = output_dims->w;
+	const int32_t x0 = params->dilation_w * kx - params->pad_w; /* ix of ox = 0 */
+	/* The columns whose tap is inside the image, [lo, hi): the same on every row. */
+	int32_t lo = 0, hi = out_w;
+	while (lo < out_w && lo * params->stride_w + x0 < 0) {
+		++lo;
+	}
+	while (hi > lo && (hi - 1) * params->stride_w + x0 >= in_w) {
+		--hi;
+	}
+	const size_t step = (size_t)params->stride_w * (size_t)in_c;
+	const int16_t offset = (int16_t)params->input_offset;
 	row[p2 - 1] = 0;
 	for (int32_t oy = 0; oy < output_dims->h; ++oy) {
 		const int32_t iy = oy * params->stride_h - params->pad_h + params->dilation_h * ky;
 		int16_t *dst = row + (size_t)oy * (size_t)out_w;
-		if (iy < 0 || iy >= in_h) {
+		if (iy < 0 || iy >= in_h || lo == hi) {
 			memset(dst, 0, 2u * (size_t)out_w);
 			continue;
 		}
-		const int8_t *src = input + (size_t)iy * (size_t)in_w * (size_t)in_c + (size_t)i;
-		for (int32_t ox = 0; ox < out_w; ++ox) {
-			const int32_t ix = ox * params->stride_w - params->pad_w + params->dilation_w * kx;
-			dst[ox] = (ix < 0 || ix >= in_w)
-					  ? 0
-					  : (int16_t)(src[(size_t)ix * (size_t)in_c] + params->input_offset);
+		memset(dst, 0, 2u * (size_t)lo);
+		memset(dst + hi, 0, 2u * (size_t)(out_w - hi));
+		const int8_t *src = input + ((size_t)iy * (size_t)in_w +
+					     (size_t)(lo * params->stride_w + x0)) *
+						    (size_t)in_c +
+				    (size_t)i;
+		for (int32_t ox = lo; ox < hi; ++ox, src += step) {
+			dst[ox] = (int16_t)(*src + offset);
 		}
 	}
 }
