@@ -155,14 +155,16 @@ size_t fqt_conv2d_backward_weights_scratch_size(const fqt_dims *input_dims,
 	return 2u * (size_t)p2 * (size_t)(fqt_s16_pairs_len(output_dims->c) + tap_rows);
 }
 
-/* X rows k0 .. k0 + n - 1, k = (ky * KW + kx) * C + i. */
+/* X rows k0 .. k0 + real - 1 (k = (ky * KW + kx) * C + i) of a block of n rows, the rows
+ * past `real` (an odd tap count's pad row) zero. */
 static void im2col_rows(const fqt_conv_params *params, const fqt_dims *input_dims,
 			const int8_t *input, const fqt_dims *filter_dims,
-			const fqt_dims *output_dims, int32_t k0, int32_t n, int32_t p2,
-			int16_t *x_t)
+			const fqt_dims *output_dims, int32_t k0, int32_t n, int32_t real,
+			int32_t p2, int16_t *x_t)
 {
 	const int32_t in_c = input_dims->c;
-	for (int32_t r = 0; r < n; ++r) {
+	memset(x_t, 0, 2u * (size_t)n * (size_t)p2);
+	for (int32_t r = 0; r < real; ++r) {
 		const int32_t k = k0 + r;
 		fqt_tap_row_s16(params, input_dims, input, output_dims, (k / in_c) / filter_dims->w,
 				(k / in_c) % filter_dims->w, k % in_c, p2,
@@ -245,10 +247,8 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 		const int32_t n = fqt_s16_pairs_len(taps - k0 < FQT_WG_TAP_ROWS ? taps - k0
 										 : FQT_WG_TAP_ROWS);
 		const int32_t real = taps - k0 < n ? taps - k0 : n;
-		im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, real, p2, x_t);
-		if (real < n) {
-			memset(x_t + (size_t)real * (size_t)p2, 0, 2u * (size_t)p2);
-		}
+		im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, n, real, p2,
+			    x_t);
 		weight_gradient_rows(e_t, x_t, p2, kept, n_kept, k0, n, taps, sink);
 	}
 	return FQT_OK;

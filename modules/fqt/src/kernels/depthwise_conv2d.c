@@ -181,9 +181,8 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 	const int32_t rows = fqt_s16_pairs_len(taps);
 	int16_t *e_row = (int16_t *)scratch;
 	int16_t *x_t = e_row + p2;
-	if (rows > taps) {
-		memset(x_t + (size_t)taps * (size_t)p2, 0, 2u * (size_t)p2);
-	}
+	/* Zeroed once: every channel writes the same in-image entries of the tap rows. */
+	memset(x_t, 0, 2u * (size_t)rows * (size_t)p2);
 	int32_t built = -1; /* the input channel whose tap rows x_t holds */
 	for (int32_t j = 0; j < n_kept; ++j) {
 		const int32_t o = kept[j];

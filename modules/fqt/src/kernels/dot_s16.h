@@ -104,8 +104,9 @@ static inline void fqt_transpose_errors_s16(const int8_t *err, int32_t positions
 }
 
 /* One input tap (ky, kx) of channel i over the output positions, the offset folded in:
- * row[p] = x[iy][ix][i] + offset for output position p, 0 where the tap is padding and in
- * the pad column p2 - 1 of an odd position count. */
+ * row[p] = x[iy][ix][i] + offset for output position p. Only the in-image entries are
+ * written: the caller zeroes the rows once (padding taps and the pad column p2 - 1 of an
+ * odd position count stay 0), since which entries are padding depends on the tap alone. */
 static inline void fqt_tap_row_s16(const fqt_conv_params *params, const fqt_dims *input_dims,
 				   const int8_t *input, const fqt_dims *output_dims, int32_t ky,
 				   int32_t kx, int32_t i, int32_t p2, int16_t *row)
@@ -123,16 +124,13 @@ static inline void fqt_tap_row_s16(const fqt_conv_params *params, const fqt_dims
 	}
 	const size_t step = (size_t)params->stride_w * (size_t)in_c;
 	const int16_t offset = (int16_t)params->input_offset;
-	row[p2 - 1] = 0;
+	(void)p2;
 	for (int32_t oy = 0; oy < output_dims->h; ++oy) {
 		const int32_t iy = oy * params->stride_h - params->pad_h + params->dilation_h * ky;
 		int16_t *dst = row + (size_t)oy * (size_t)out_w;
 		if (iy < 0 || iy >= in_h || lo == hi) {
-			memset(dst, 0, 2u * (size_t)out_w);
 			continue;
 		}
-		memset(dst, 0, 2u * (size_t)lo);
-		memset(dst + hi, 0, 2u * (size_t)(out_w - hi));
 		const int8_t *src = input + ((size_t)iy * (size_t)in_w +
 					     (size_t)(lo * params->stride_w + x0)) *
 						    (size_t)in_c +
