@@ -367,6 +367,8 @@ class _TrainOptions(ctypes.Structure):
         ("clip_mask", ctypes.c_uint8),
         ("update_rule", ctypes.c_uint8),
         ("loss", ctypes.c_uint8),
+        ("phase_hook", ctypes.c_void_p),  # fqt_train_phase_hook, NULL here
+        ("phase_ctx", ctypes.c_void_p),
     ]
 
 

@@ -95,6 +95,31 @@ def out_channels(model: Model, li: int) -> int:
     return model.tensors[model.layers[li].output].shape[-1]
 
 
+WG_TAP_ROWS = 8  # kernels/conv2d.c FQT_WG_TAP_ROWS: im2col rows built per pass
+
+
+def _pairs(n: int) -> int:
+    return (n + 1) & ~1
+
+
+def weight_gradient_scratch(model: Model, li: int) -> int:
+    """Bytes of the weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D, the
+    twin of fqt_*_backward_weights_scratch_size(): int16 rows of even(positions) for the
+    transposed error (every channel; depthwise: one) and the input taps (conv: up to
+    WG_TAP_ROWS rows of tap x channel; depthwise: every tap of one channel)."""
+    layer = model.layers[li]
+    if layer.op not in (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D):
+        return 0
+    _n, oh, ow, oc = model.tensors[layer.output].shape
+    fh, fw = model.tensors[layer.inputs[1]].shape[1:3]
+    p2 = _pairs(oh * ow)
+    if layer.op == OpType.DEPTHWISE_CONV_2D:
+        return 2 * p2 * (1 + _pairs(fh * fw))
+    taps = fh * fw * model.tensors[layer.inputs[0]].shape[-1]
+    rows = _pairs(taps) if taps < WG_TAP_ROWS else WG_TAP_ROWS
+    return 2 * p2 * (_pairs(oc) + rows)
+
+
 def params_bytes(model: Model, li: int) -> int:
     """RAM a trainable layer takes in the params pool."""
     layer = model.layers[li]
@@ -187,6 +212,10 @@ def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
             s = bw_step(layer.index)
             n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, layer.index)
             bufs.append(Buffer(f"sel{layer.index}", n_sel, s, s))
+        if layer.index in trainable and (wg := weight_gradient_scratch(model, layer.index)):
+            # The weight gradient's transposed error and input rows (int16).
+            s = bw_step(layer.index)
+            bufs.append(Buffer(f"wg{layer.index}", wg, s, s))
     return bufs
 
 

@@ -140,7 +140,9 @@ PROTOTYPES: dict[str, list] = {
     "fqt_softmax_forward": [POINTER(SoftmaxParams), c_size_t, c_int32, _P8, _P8],
     "fqt_reshape_forward": [_P8, c_size_t, _P8],
     # backward
-    "fqt_conv2d_backward_weights": [_PCONV, _PD, _P8, _PD, _PD, _P8, _PU16, c_int32, _PSINK],
+    "fqt_conv2d_backward_weights": [
+        _PCONV, _PD, _P8, _PD, _PD, _P8, _PU16, c_int32, _PSINK, c_void_p, c_size_t,
+    ],
     "fqt_conv2d_backward_input": [
         _PCONV,
         _PD,
@@ -156,15 +158,7 @@ PROTOTYPES: dict[str, list] = {
         _P32,
     ],
     "fqt_depthwise_conv2d_backward_weights": [
-        _PCONV,
-        _PD,
-        _P8,
-        _PD,
-        _PD,
-        _P8,
-        _PU16,
-        c_int32,
-        _PSINK,
+        _PCONV, _PD, _P8, _PD, _PD, _P8, _PU16, c_int32, _PSINK, c_void_p, c_size_t,
     ],
     "fqt_depthwise_conv2d_backward_input": [
         _PCONV,
@@ -201,6 +195,11 @@ PROTOTYPES: dict[str, list] = {
 
 def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     """Set the prototypes of every public kernel on lib (idempotent)."""
+    # size_t fqt_*_backward_weights_scratch_size(dims...)
+    lib.fqt_conv2d_backward_weights_scratch_size.restype = c_size_t
+    lib.fqt_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD, _PD]
+    lib.fqt_depthwise_conv2d_backward_weights_scratch_size.restype = c_size_t
+    lib.fqt_depthwise_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD]
     for name, argtypes in PROTOTYPES.items():
         fn = getattr(lib, name)
         fn.restype = ctypes.c_int

@@ -463,21 +463,24 @@ def _conv_backward_weights(
     # golden trainer: channel-major rows (depthwise: 1HWC -> [C, KH*KW])
     rows = gw[0].reshape(-1, L.n_out).T if depthwise else gw[0].reshape(L.n_out, -1)
     fn = lib.fqt_depthwise_conv2d_backward_weights if depthwise else lib.fqt_conv2d_backward_weights
+    xd, wd, ed = abi.dims(x.shape), abi.dims(L.w.shape), abi.dims(err.shape)
+    if depthwise:
+        need = lib.fqt_depthwise_conv2d_backward_weights_scratch_size(byref(wd), byref(ed))
+    else:
+        need = lib.fqt_conv2d_backward_weights_scratch_size(byref(xd), byref(wd), byref(ed))
+    # The int16 matrix-product path (a scratch of the planned size) and the exact int64
+    # path (none, or one byte short) must both give the golden gradients.
+    for size in (need, need - 1, 0):
+        scratch = np.zeros(max(size, 1) + 4, np.uint8)
+        base = scratch.ctypes.data + (-scratch.ctypes.data % 4)
 
-    def call(s):
-        return fn(
-            byref(L.params),
-            byref(abi.dims(x.shape)),
-            abi.p8(x),
-            byref(abi.dims(L.w.shape)),
-            byref(abi.dims(err.shape)),
-            abi.p8(err),
-            abi.pu16(kept),
-            len(kept),
-            byref(s),
-        )
+        def call(s, size=size, base=base):
+            return fn(
+                byref(L.params), byref(xd), abi.p8(x), byref(wd), byref(ed), abi.p8(err),
+                abi.pu16(kept), len(kept), byref(s), base if size else None, size,
+            )  # fmt: skip
 
-    _check_grad_sink(sink, rng, np.ascontiguousarray(rows), gb[0], kept, call)
+        _check_grad_sink(sink, rng, np.ascontiguousarray(rows), gb[0], kept, call)
 
 
 def _fan_out_ok(fan_out: int) -> None:

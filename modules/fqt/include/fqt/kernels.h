@@ -128,23 +128,33 @@ typedef struct fqt_grad_sink {
 	int32_t shift; /* 0..31 */
 } fqt_grad_sink;
 
+/* The weight gradients run as int16 matrix products in a scratch of *_scratch_size() bytes
+ * (4-byte aligned); with a smaller one (or NULL) they take the exact int64 path. Both give
+ * the same gradients. */
+size_t fqt_conv2d_backward_weights_scratch_size(const fqt_dims *input_dims,
+						const fqt_dims *filter_dims,
+						const fqt_dims *output_dims);
 fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_dims *input_dims,
 				       const int8_t *input, const fqt_dims *filter_dims,
 				       const fqt_dims *output_dims, const int8_t *err,
 				       const uint16_t *kept, int32_t n_kept,
-				       const fqt_grad_sink *sink);
+				       const fqt_grad_sink *sink, void *scratch,
+				       size_t scratch_size);
 fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_dims *input_dims,
 				     const fqt_dims *filter_dims, const int8_t *filter,
 				     const void *scales, uint32_t scale_count,
 				     const fqt_dims *output_dims, const int8_t *err,
 				     const uint16_t *kept, int32_t n_kept, int32_t *acc,
 				     int32_t *fold_exp);
+size_t fqt_depthwise_conv2d_backward_weights_scratch_size(const fqt_dims *filter_dims,
+							  const fqt_dims *output_dims);
 fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 						 const fqt_dims *input_dims, const int8_t *input,
 						 const fqt_dims *filter_dims,
 						 const fqt_dims *output_dims, const int8_t *err,
 						 const uint16_t *kept, int32_t n_kept,
-						 const fqt_grad_sink *sink);
+						 const fqt_grad_sink *sink, void *scratch,
+						 size_t scratch_size);
 fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 					       const fqt_dims *input_dims,
 					       const fqt_dims *filter_dims, const int8_t *filter,

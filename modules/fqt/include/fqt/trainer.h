@@ -30,7 +30,24 @@ extern "C" {
 #endif
 
 #define FQT_Q15_ONE 32768
-#define FQT_TRAIN_MAX_BUFFERS (3u * FQT_MAX_LAYERS + 1u)
+#define FQT_TRAIN_MAX_BUFFERS (4u * FQT_MAX_LAYERS + 1u)
+
+/* The phases of a training step a phase hook sees (benchmarks/cortex_m/ times them). */
+typedef enum fqt_train_phase {
+	FQT_PHASE_FORWARD = 0,      /* one layer's forward (the inference path) */
+	FQT_PHASE_LOSS,             /* softmax cross-entropy and the partial-update fraction */
+	FQT_PHASE_ACTIVATION,       /* fused-activation mask and clip mask of one layer's error */
+	FQT_PHASE_SELECT,           /* kept-channel selection of one weighted layer */
+	FQT_PHASE_WEIGHT_GRADIENT,  /* one layer's weight and bias gradient */
+	FQT_PHASE_INPUT_ERROR,      /* one layer's input-error sums (weighted layers and pools) */
+	FQT_PHASE_ERROR_QUANT,      /* quantize_error / combining of one delivered error */
+	FQT_PHASE_UPDATE,           /* one trainable layer's update and requantization */
+	FQT_PHASE_COUNT
+} fqt_train_phase;
+
+/* Called at the start (end = 0) and the end (end = 1) of each phase of a step, for layer
+ * `layer` (-1 for the loss). Never per element: a NULL check per phase is its whole cost. */
+typedef void (*fqt_train_phase_hook)(void *ctx, fqt_train_phase phase, int32_t layer, int end);
 
 typedef struct fqt_train_options {
 	double lr;
@@ -44,6 +61,8 @@ typedef struct fqt_train_options {
 	uint8_t clip_mask;           /* RELU: drop errors where y == act_max (default 1) */
 	uint8_t update_rule;         /* FQT_UPDATE_STANDARDIZED (default) or FQT_UPDATE_SGD */
 	uint8_t loss;                /* FQT_LOSS_CROSS_ENTROPY (default) or FQT_LOSS_MSE */
+	fqt_train_phase_hook phase_hook; /* optional phase timer (NULL: none) */
+	void *phase_ctx;                 /* its first argument */
 } fqt_train_options;
 
 /* fqt_train_options.update_rule (docs/training-semantics.md section 7) */
@@ -105,6 +124,7 @@ typedef struct fqt_trainer {
 	int16_t err_buf[FQT_MAX_LAYERS + 1]; /* per activation buffer b: its error buffer */
 	int16_t acc_buf[FQT_MAX_LAYERS];     /* per layer: int32 input-error buffer */
 	int16_t sel_buf[FQT_MAX_LAYERS];     /* per layer: channel selection scratch */
+	int16_t wg_buf[FQT_MAX_LAYERS];      /* per trainable conv: weight-gradient scratch */
 	int32_t err_exp[FQT_MAX_LAYERS + 1];
 	uint8_t has_err[FQT_MAX_LAYERS + 1];
 	fqt_plan_buffer buffers[FQT_TRAIN_MAX_BUFFERS];

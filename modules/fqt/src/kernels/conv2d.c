@@ -5,6 +5,7 @@
  */
 #include <stddef.h>
 
+#include "dot_s16.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
 #include "quant.h"
@@ -78,16 +79,12 @@ fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *
 
 /* ---- backward (docs/training-semantics.md 5.2, 5.3) ------------------------------------ */
 
-fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_dims *input_dims,
-				       const int8_t *input, const fqt_dims *filter_dims,
-				       const fqt_dims *output_dims, const int8_t *err,
-				       const uint16_t *kept, int32_t n_kept,
-				       const fqt_grad_sink *sink)
+/* The exact int64 path: any number of positions (the golden model's int32 saturation). */
+static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims *input_dims,
+				   const int8_t *input, const fqt_dims *filter_dims,
+				   const fqt_dims *output_dims, const int8_t *err,
+				   const uint16_t *kept, int32_t n_kept, const fqt_grad_sink *sink)
 {
-	if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL ||
-	    output_dims == NULL || err == NULL || kept == NULL || sink == NULL) {
-		return FQT_ERR_ARGUMENT;
-	}
 	const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
 	const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
 	const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
@@ -137,6 +134,122 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 			gb += err[(size_t)p * (size_t)out_c + (size_t)o];
 		}
 		fqt_grad_put(sink, &sink->acc_b[o], gb);
+	}
+}
+
+/* Rows of input taps transposed per call: (tap x channel) rows of the im2col matrix. */
+#define FQT_WG_TAP_ROWS 8
+
+/* gw[o][k] = sum_p e[p][o] * xz[k][p] is the product of the error transposed to channel x
+ * position (E, kept channels only) and the input to (tap x channel) x position (X, offset
+ * folded in, 0 where the tap is padding): contiguous int16 rows, dotted two by two
+ * (dot_s16.h). X is built FQT_WG_TAP_ROWS rows at a time, each row read by every kept
+ * channel. Scratch: E then X, rows of P2 = even(positions) int16. */
+size_t fqt_conv2d_backward_weights_scratch_size(const fqt_dims *input_dims,
+						const fqt_dims *filter_dims,
+						const fqt_dims *output_dims)
+{
+	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
+	const int32_t tap_rows = taps < FQT_WG_TAP_ROWS ? fqt_s16_pairs_len(taps) : FQT_WG_TAP_ROWS;
+	const int32_t p2 = fqt_s16_pairs_len(output_dims->h * output_dims->w);
+	return 2u * (size_t)p2 * (size_t)(fqt_s16_pairs_len(output_dims->c) + tap_rows);
+}
+
+/* X rows k0 .. k0 + real - 1 (k = (ky * KW + kx) * C + i) of a block of n rows, the rows
+ * past `real` (an odd tap count's pad row) zero. */
+static void im2col_rows(const fqt_conv_params *params, const fqt_dims *input_dims,
+			const int8_t *input, const fqt_dims *filter_dims,
+			const fqt_dims *output_dims, int32_t k0, int32_t n, int32_t real,
+			int32_t p2, int16_t *x_t)
+{
+	const int32_t in_c = input_dims->c;
+	memset(x_t, 0, 2u * (size_t)n * (size_t)p2);
+	for (int32_t r = 0; r < real; ++r) {
+		const int32_t k = k0 + r;
+		fqt_tap_row_s16(params, input_dims, input, output_dims, (k / in_c) / filter_dims->w,
+				(k / in_c) % filter_dims->w, k % in_c, p2,
+				x_t + (size_t)r * (size_t)p2);
+	}
+}
+
+/* Row sums of E: the bias gradients of the kept channels. */
+static void bias_gradients(const int16_t *e_t, int32_t p2, const uint16_t *kept, int32_t n_kept,
+			   const fqt_grad_sink *sink)
+{
+	for (int32_t j = 0; j < n_kept; ++j) {
+		const int16_t *row = e_t + (size_t)j * (size_t)p2;
+		int32_t gb = 0;
+		for (int32_t p = 0; p < p2; ++p) {
+			gb += row[p];
+		}
+		fqt_grad_put(sink, &sink->acc_b[kept[j]], gb);
+	}
+}
+
+/* Every 2x2 block of (kept channel, tap row) dot products of E and X rows k0 .. k0 + n - 1,
+ * n even; sums of padding rows (j >= n_kept, k >= taps) are dropped. */
+static void weight_gradient_rows(const int16_t *e_t, const int16_t *x_t, int32_t p2,
+			      const uint16_t *kept, int32_t n_kept, int32_t k0, int32_t n,
+			      int32_t taps, const fqt_grad_sink *sink)
+{
+	for (int32_t j = 0; j < n_kept; j += 2) {
+		const int16_t *a0 = e_t + (size_t)j * (size_t)p2;
+		int32_t *row0 = sink->acc_w + (size_t)kept[j] * (size_t)sink->row + k0;
+		int32_t *row1 = j + 1 < n_kept
+					? sink->acc_w + (size_t)kept[j + 1] * (size_t)sink->row + k0
+					: NULL;
+		for (int32_t r = 0; r < n; r += 2) {
+			const int16_t *b0 = x_t + (size_t)r * (size_t)p2;
+			int32_t s[4];
+			fqt_dot_s16_2x2(a0, a0 + p2, b0, b0 + p2, p2, s);
+			fqt_grad_put(sink, &row0[r], s[0]);
+			if (k0 + r + 1 < taps) {
+				fqt_grad_put(sink, &row0[r + 1], s[1]);
+			}
+			if (row1 != NULL) {
+				fqt_grad_put(sink, &row1[r], s[2]);
+				if (k0 + r + 1 < taps) {
+					fqt_grad_put(sink, &row1[r + 1], s[3]);
+				}
+			}
+		}
+	}
+}
+
+fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_dims *input_dims,
+				       const int8_t *input, const fqt_dims *filter_dims,
+				       const fqt_dims *output_dims, const int8_t *err,
+				       const uint16_t *kept, int32_t n_kept,
+				       const fqt_grad_sink *sink, void *scratch,
+				       size_t scratch_size)
+{
+	if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL ||
+	    output_dims == NULL || err == NULL || kept == NULL || sink == NULL) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int32_t positions = output_dims->h * output_dims->w;
+	/* |e| <= 127, |x + offset| <= 255: int32 holds every sum below this many positions. */
+	if (scratch == NULL || ((uintptr_t)scratch % 4u) != 0u ||
+	    scratch_size < fqt_conv2d_backward_weights_scratch_size(input_dims, filter_dims,
+								    output_dims) ||
+	    (int64_t)positions * FQT_ERROR_MAX * 255 > INT32_MAX) {
+		backward_weights_exact(params, input_dims, input, filter_dims, output_dims, err,
+				       kept, n_kept, sink);
+		return FQT_OK;
+	}
+	const int32_t p2 = fqt_s16_pairs_len(positions);
+	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
+	int16_t *e_t = (int16_t *)scratch;
+	int16_t *x_t = e_t + (size_t)p2 * (size_t)fqt_s16_pairs_len(output_dims->c);
+	fqt_transpose_errors_s16(err, positions, output_dims->c, kept, n_kept, p2, e_t);
+	bias_gradients(e_t, p2, kept, n_kept, sink);
+	for (int32_t k0 = 0; k0 < taps; k0 += FQT_WG_TAP_ROWS) {
+		const int32_t n = fqt_s16_pairs_len(taps - k0 < FQT_WG_TAP_ROWS ? taps - k0
+										 : FQT_WG_TAP_ROWS);
+		const int32_t real = taps - k0 < n ? taps - k0 : n;
+		im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, n, real, p2,
+			    x_t);
+		weight_gradient_rows(e_t, x_t, p2, kept, n_kept, k0, n, taps, sink);
 	}
 	return FQT_OK;
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "dot_s16.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
 #include "quant.h"
@@ -87,18 +88,12 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 
 /* ---- backward (docs/training-semantics.md 5.2, 5.3) ------------------------------------ */
 
-fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
-						 const fqt_dims *input_dims, const int8_t *input,
-						 const fqt_dims *filter_dims,
-						 const fqt_dims *output_dims, const int8_t *err,
-						 const uint16_t *kept, int32_t n_kept,
-						 const fqt_grad_sink *sink)
+/* The exact int64 path: any number of positions (the golden model's int32 saturation). */
+static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims *input_dims,
+				   const int8_t *input, const fqt_dims *filter_dims,
+				   const fqt_dims *output_dims, const int8_t *err,
+				   const uint16_t *kept, int32_t n_kept, const fqt_grad_sink *sink)
 {
-	if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL ||
-	    output_dims == NULL || err == NULL || kept == NULL || sink == NULL ||
-	    params->depth_multiplier < 1) {
-		return FQT_ERR_ARGUMENT;
-	}
 	const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
 	const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
 	const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
@@ -140,6 +135,80 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 		int64_t gb = 0;
 		for (int32_t p = 0; p < out_h * out_w; ++p) {
 			gb += err[(size_t)p * (size_t)out_c + (size_t)o];
+		}
+		fqt_grad_put(sink, &sink->acc_b[o], gb);
+	}
+}
+
+/* Per kept channel o the gradient row is a 1 x T matrix product: the error of channel o
+ * over the positions (one int16 row) against the T tap rows of input channel o / DM (the
+ * offset folded in, built once per input channel: channels of one input are adjacent).
+ * Scratch: the error row, then even(T) tap rows, each of P2 = even(positions) int16. */
+size_t fqt_depthwise_conv2d_backward_weights_scratch_size(const fqt_dims *filter_dims,
+							  const fqt_dims *output_dims)
+{
+	const int32_t p2 = fqt_s16_pairs_len(output_dims->h * output_dims->w);
+	const int32_t taps = filter_dims->h * filter_dims->w;
+	return 2u * (size_t)p2 * (size_t)(1 + fqt_s16_pairs_len(taps));
+}
+
+fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
+						 const fqt_dims *input_dims, const int8_t *input,
+						 const fqt_dims *filter_dims,
+						 const fqt_dims *output_dims, const int8_t *err,
+						 const uint16_t *kept, int32_t n_kept,
+						 const fqt_grad_sink *sink, void *scratch,
+						 size_t scratch_size)
+{
+	if (params == NULL || input_dims == NULL || input == NULL || filter_dims == NULL ||
+	    output_dims == NULL || err == NULL || kept == NULL || sink == NULL ||
+	    params->depth_multiplier < 1) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int32_t positions = output_dims->h * output_dims->w;
+	/* |e| <= 127, |x + offset| <= 255: int32 holds every sum below this many positions. */
+	if (scratch == NULL || ((uintptr_t)scratch % 4u) != 0u ||
+	    scratch_size <
+		    fqt_depthwise_conv2d_backward_weights_scratch_size(filter_dims, output_dims) ||
+	    (int64_t)positions * FQT_ERROR_MAX * 255 > INT32_MAX) {
+		backward_weights_exact(params, input_dims, input, filter_dims, output_dims, err,
+				       kept, n_kept, sink);
+		return FQT_OK;
+	}
+	const int32_t p2 = fqt_s16_pairs_len(positions);
+	const int32_t k_w = filter_dims->w;
+	const int32_t taps = filter_dims->h * k_w;
+	const int32_t rows = fqt_s16_pairs_len(taps);
+	int16_t *e_row = (int16_t *)scratch;
+	int16_t *x_t = e_row + p2;
+	/* Zeroed once: every channel writes the same in-image entries of the tap rows. */
+	memset(x_t, 0, 2u * (size_t)rows * (size_t)p2);
+	int32_t built = -1; /* the input channel whose tap rows x_t holds */
+	for (int32_t j = 0; j < n_kept; ++j) {
+		const int32_t o = kept[j];
+		const int32_t i = o / params->depth_multiplier;
+		if (i != built) {
+			for (int32_t t = 0; t < taps; ++t) {
+				fqt_tap_row_s16(params, input_dims, input, output_dims, t / k_w, t % k_w,
+						i, p2, x_t + (size_t)t * (size_t)p2);
+			}
+			built = i;
+		}
+		int32_t gb = 0;
+		e_row[p2 - 1] = 0;
+		for (int32_t p = 0; p < positions; ++p) {
+			e_row[p] = err[(size_t)p * (size_t)output_dims->c + (size_t)o];
+			gb += e_row[p];
+		}
+		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
+		for (int32_t t = 0; t < taps; t += 2) {
+			int32_t s[2];
+			fqt_dot_s16_1x2(e_row, x_t + (size_t)t * (size_t)p2,
+					x_t + (size_t)(t + 1) * (size_t)p2, p2, s);
+			fqt_grad_put(sink, &row[t], s[0]);
+			if (t + 1 < taps) {
+				fqt_grad_put(sink, &row[t + 1], s[1]);
+			}
 		}
 		fqt_grad_put(sink, &sink->acc_b[o], gb);
 	}

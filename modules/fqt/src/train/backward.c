@@ -26,22 +26,27 @@ static void deliver_s8(fqt_trainer *t, int32_t b, const int8_t *e, int32_t expon
 		t->has_err[b] = 1;
 		return;
 	}
+	fqt_train_mark(t, FQT_PHASE_ERROR_QUANT, b - 1, 0);
 	fqt_combine_errors_s8(dst, &t->err_exp[b], e, exponent, n, t->opt.fixed_error_scaling);
+	fqt_train_mark(t, FQT_PHASE_ERROR_QUANT, b - 1, 1);
 }
 
-/* Deliver int32 input-error sums of exponent `base`, quantized with quantize_error. */
+/* Deliver int32 input-error sums of exponent `base`, quantized with quantize_error. The
+ * phase is that of buffer b's producer, the layer whose error this becomes. */
 static void deliver_acc(fqt_trainer *t, int32_t b, int32_t *acc, int32_t base, size_t n)
 {
 	int8_t *dst = (int8_t *)fqt_train_buffer(t, t->err_buf[b]);
 	const int fixed = t->opt.fixed_error_scaling;
+	fqt_train_mark(t, FQT_PHASE_ERROR_QUANT, b - 1, 0);
 	if (!t->has_err[b]) {
 		fqt_quantize_error_s32(acc, n, base, fixed, dst, &t->err_exp[b]);
 		t->has_err[b] = 1;
-		return;
+	} else {
+		int32_t e2;
+		fqt_quantize_error_s32(acc, n, base, fixed, (int8_t *)acc, &e2);
+		fqt_combine_errors_s8(dst, &t->err_exp[b], (const int8_t *)acc, e2, n, fixed);
 	}
-	int32_t e2;
-	fqt_quantize_error_s32(acc, n, base, fixed, (int8_t *)acc, &e2);
-	fqt_combine_errors_s8(dst, &t->err_exp[b], (const int8_t *)acc, e2, n, fixed);
+	fqt_train_mark(t, FQT_PHASE_ERROR_QUANT, b - 1, 1);
 }
 
 /* Does plan buffer b (a layer's input) need an error: is it the output of a layer the
@@ -107,27 +112,40 @@ static int32_t select_channels(const fqt_trainer *t, uint32_t li, const int8_t *
 	return n_ch;
 }
 
-static fqt_status weight_gradient(fqt_trainer *t, const fqt_layer_view *v, fqt_train_layer *L,
-				  const int8_t *e, int32_t ex, const uint16_t *kept,
-				  int32_t n_kept)
+static fqt_status weight_gradient_kernel(fqt_trainer *t, const fqt_layer_view *v,
+					 fqt_train_layer *L, const int8_t *e, int32_t ex,
+					 const uint16_t *kept, int32_t n_kept)
 {
 	const int8_t *x = (const int8_t *)fqt_train_buffer(t, v->input_buffer[0]);
+	const int32_t wb = t->wg_buf[L->layer];
+	void *scratch = wb >= 0 ? fqt_train_buffer(t, wb) : NULL;
+	const size_t scratch_size = wb >= 0 ? t->buffers[wb].size : 0u;
 	const fqt_grad_sink s = grad_sink(L, ex);
 	grad_skipped(L, &s, kept, n_kept);
 	switch (v->op) {
 	case FQT_OP_CONV_2D:
 		return fqt_conv2d_backward_weights(&v->params.conv, &v->input_dims, x,
 						   &v->filter_dims, &v->output_dims, e, kept,
-						   n_kept, &s);
+						   n_kept, &s, scratch, scratch_size);
 	case FQT_OP_DEPTHWISE_CONV_2D:
 		return fqt_depthwise_conv2d_backward_weights(&v->params.conv, &v->input_dims, x,
 							     &v->filter_dims, &v->output_dims, e,
-							     kept, n_kept, &s);
+							     kept, n_kept, &s, scratch, scratch_size);
 	default:
 		return fqt_fully_connected_backward_weights(
 			e, x, v->params.fully_connected.input_offset,
 			(int32_t)v->input_elements, kept, n_kept, &s);
 	}
+}
+
+static fqt_status weight_gradient(fqt_trainer *t, const fqt_layer_view *v, fqt_train_layer *L,
+				  const int8_t *e, int32_t ex, const uint16_t *kept,
+				  int32_t n_kept)
+{
+	fqt_train_mark(t, FQT_PHASE_WEIGHT_GRADIENT, L->layer, 0);
+	const fqt_status st = weight_gradient_kernel(t, v, L, e, ex, kept, n_kept);
+	fqt_train_mark(t, FQT_PHASE_WEIGHT_GRADIENT, L->layer, 1);
+	return st;
 }
 
 static fqt_status input_error(fqt_trainer *t, uint32_t li, const fqt_layer_view *v,
@@ -153,9 +171,11 @@ static fqt_status input_error(fqt_trainer *t, uint32_t li, const fqt_layer_view 
 		.n_kept = n_kept,
 		.in_count = (int32_t)v->input_elements,
 	};
+	fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
 	if (fqt_input_error_bound(&job) > (uint64_t)INT32_MAX) {
 		int32_t base = ex - FQT_ERROR_FOLD_BITS + job.p;
 		fqt_input_error_exact(&job, acc, &base, t->opt.fixed_error_scaling);
+		fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 1);
 		deliver_acc(t, in_buf, acc, base, v->input_elements);
 		return FQT_OK;
 	}
@@ -181,6 +201,7 @@ static fqt_status input_error(fqt_trainer *t, uint32_t li, const fqt_layer_view 
 							kept, n_kept, acc, &p);
 		break;
 	}
+	fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 1);
 	if (st != FQT_OK) {
 		return st;
 	}
@@ -200,7 +221,9 @@ static fqt_status backward_weighted(fqt_trainer *t, uint32_t li, const int8_t *e
 	const int32_t n_ch = v->output_depth;
 	const int32_t positions = (int32_t)(v->output_elements / (uint32_t)n_ch);
 	uint16_t *kept;
+	fqt_train_mark(t, FQT_PHASE_SELECT, (int32_t)li, 0);
 	const int32_t n_kept = select_channels(t, li, e, n_ch, positions, frac, &kept);
+	fqt_train_mark(t, FQT_PHASE_SELECT, (int32_t)li, 1);
 	const uint64_t per_ch = v->macs / (uint64_t)n_ch;
 	t->counters.backward_macs += (uint64_t)passes * per_ch * (uint64_t)n_kept;
 	t->counters.backward_macs_full += (uint64_t)passes * per_ch * (uint64_t)n_ch;
@@ -223,11 +246,13 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 	int8_t *e = (int8_t *)fqt_train_buffer(t, t->err_buf[bo]);
 	const int32_t ex = t->err_exp[bo];
 	const int8_t *y = (const int8_t *)fqt_train_buffer(t, bo);
+	fqt_train_mark(t, FQT_PHASE_ACTIVATION, (int32_t)li, 0);
 	fqt_activation_backward(e, y, v->output_elements, v->activation,
 				v->act_min, v->act_max);
 	if (t->opt.clip_mask && v->activation == FQT_ACTIVATION_RELU) {
 		fqt_relu_clip_mask(e, y, v->output_elements, v->act_max);
 	}
+	fqt_train_mark(t, FQT_PHASE_ACTIVATION, (int32_t)li, 1);
 	const int32_t bi = v->input_buffer[0];
 	const int need_in = needs_error(t, bi);
 	if (fqt_op_is_weighted(v->op)) {
@@ -251,6 +276,7 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 		}
 		int32_t *acc = (int32_t *)(void *)fqt_train_buffer(t, t->acc_buf[li]);
 		fqt_status st;
+		fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
 		if (v->op == FQT_OP_AVERAGE_POOL_2D) {
 			st = fqt_average_pool2d_backward(&v->params.pool, &v->input_dims,
 							 &v->output_dims, e, acc);
@@ -259,6 +285,7 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 						     (const int8_t *)fqt_train_buffer(t, bi),
 						     &v->output_dims, e, acc);
 		}
+		fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 1);
 		if (st != FQT_OK) {
 			return st;
 		}

@@ -17,6 +17,15 @@ static inline uint8_t *fqt_train_buffer(const fqt_trainer *t, int32_t b)
 	return t->arena + t->buffers[b].offset;
 }
 
+/* The optional phase hook of the options (benchmarks): begin (end = 0) or end a phase. */
+static inline void fqt_train_mark(const fqt_trainer *t, fqt_train_phase phase, int32_t layer,
+				  int end)
+{
+	if (t->opt.phase_hook != NULL) {
+		t->opt.phase_hook(t->opt.phase_ctx, phase, layer, end);
+	}
+}
+
 /* train/train_plan.c: decode every layer into t->views, then lay out the training plan
  * (t->buffers, err_buf, acc_buf, sel_buf, arena_bytes) and the params bytes. */
 fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *model, uint64_t trainable_mask);

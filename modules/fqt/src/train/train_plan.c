@@ -1,8 +1,8 @@
 /*
  * The training plan (docs/memory-plan.md; the twin of scripts/fqt/plan.py
  * training_buffers): the inference buffers kept until their backward step, the error of
- * every layer output from first_bw on, the int32 input-error scratch and the channel
- * selection scratch, placed by the same greedy planner; and the params buffer's bytes.
+ * every layer output from first_bw on, the int32 input-error scratch, the channel
+ * selection scratch and the weight-gradient scratch of trainable convolutions, placed by the same greedy planner; and the params buffer's bytes.
  */
 #include "fqt/memory_plan.h"
 #include "runtime/layer_ops.h"
@@ -25,6 +25,25 @@ static uint32_t layer_params_bytes(const fqt_layer_view *v)
 				   (uint32_t)v->filter_dims.w * (uint32_t)v->filter_dims.c;
 	const uint32_t n_out = (uint32_t)v->output_depth;
 	return align4(n_weights) + 4u * n_out + 4u * n_weights + 4u * n_out + 20u * n_out;
+}
+
+/* The weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D (the kernels'
+ * *_scratch_size(); plan.py weight_gradient_scratch), 0 for other layers. */
+static uint32_t weight_gradient_scratch(const fqt_trainer *t, uint32_t li)
+{
+	const fqt_layer_view *v = &t->views[li];
+	if (t->slot_of_layer[li] < 0) {
+		return 0u;
+	}
+	if (v->op == FQT_OP_CONV_2D) {
+		return (uint32_t)fqt_conv2d_backward_weights_scratch_size(
+			&v->input_dims, &v->filter_dims, &v->output_dims);
+	}
+	if (v->op == FQT_OP_DEPTHWISE_CONV_2D) {
+		return (uint32_t)fqt_depthwise_conv2d_backward_weights_scratch_size(
+			&v->filter_dims, &v->output_dims);
+	}
+	return 0u;
 }
 
 static fqt_status choose_layers(fqt_trainer *t, const fqt_model *m, uint64_t mask)
@@ -112,13 +131,14 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 	for (uint32_t li = 0; li < n; ++li) {
 		t->acc_buf[li] = -1;
 		t->sel_buf[li] = -1;
+		t->wg_buf[li] = -1;
 	}
 	for (uint32_t li = t->first_bw; li < n; ++li) {
 		const fqt_layer_view *v = &t->views[li];
 		/* A layer output's error is born at the backward step of its last reader. */
 		const int32_t reader = fqt_last_reader(m, (uint32_t)v->output_tensor);
 		const uint16_t born = reader >= 0 ? FQT_BW_STEP(n, reader) : FQT_BW_STEP(n, n - 1u);
-		if (count + 3u > FQT_TRAIN_MAX_BUFFERS) {
+		if (count + 4u > FQT_TRAIN_MAX_BUFFERS) {
 			return FQT_ERR_UNSUPPORTED;
 		}
 		t->err_buf[li + 1u] = (int16_t)count;
@@ -140,6 +160,14 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 				.first = FQT_BW_STEP(n, li),
 				.last = FQT_BW_STEP(n, li),
 				.tensor = (uint16_t)v->output_tensor};
+		}
+		const uint32_t wg = weight_gradient_scratch(t, li);
+		if (wg > 0u) {
+			t->wg_buf[li] = (int16_t)count;
+			t->buffers[count++] = (fqt_plan_buffer){.size = wg,
+								.first = FQT_BW_STEP(n, li),
+								.last = FQT_BW_STEP(n, li),
+								.tensor = (uint16_t)v->output_tensor};
 		}
 	}
 	t->buffer_count = (uint16_t)count;

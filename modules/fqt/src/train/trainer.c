@@ -242,7 +242,9 @@ static fqt_status forward_all(fqt_trainer *t, const int8_t *input)
 {
 	memcpy(fqt_train_buffer(t, 0), input, t->buffers[0].size);
 	for (uint32_t li = 0; li < t->model->layer_count; ++li) {
+		fqt_train_mark(t, FQT_PHASE_FORWARD, (int32_t)li, 0);
 		const fqt_status st = forward_layer(t, li);
+		fqt_train_mark(t, FQT_PHASE_FORWARD, (int32_t)li, 1);
 		if (st != FQT_OK) {
 			return st;
 		}
@@ -258,6 +260,7 @@ static fqt_status backward_all(fqt_trainer *t, uint32_t mag)
 	const uint32_t n = t->model->layer_count;
 	t->has_err[t->loss_buffer] = 1;
 	const int32_t frac = fqt_partial_fraction(mag, &t->l_max, t->opt.lambda_q15);
+	fqt_train_mark(t, FQT_PHASE_LOSS, -1, 1);
 	for (int32_t li = (int32_t)n - 1; li >= (int32_t)t->first_bw; --li) {
 		if (t->softmax_at_end && (uint32_t)li == n - 1u) {
 			continue;
@@ -285,6 +288,7 @@ fqt_status fqt_trainer_step_target(fqt_trainer *t, const int8_t *input, const in
 	if (st != FQT_OK) {
 		return st;
 	}
+	fqt_train_mark(t, FQT_PHASE_LOSS, -1, 0);
 	const int32_t depth = (int32_t)t->buffers[t->output_buffer].size;
 	const int8_t *y = (const int8_t *)fqt_train_buffer(t, t->output_buffer);
 	if (loss_micro != NULL) {
@@ -313,6 +317,7 @@ fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
 	if (fst != FQT_OK) {
 		return fst;
 	}
+	fqt_train_mark(t, FQT_PHASE_LOSS, -1, 0);
 	const int8_t *output = (const int8_t *)fqt_train_buffer(t, t->output_buffer);
 	const int8_t *p = output;
 	if (!t->softmax_at_end) {

@@ -321,7 +321,9 @@ fqt_status fqt_train_update(fqt_trainer *t)
 	}
 	for (uint32_t i = 0; i < t->n_train; ++i) {
 		if (t->layers[i].count != 0u) {
+			fqt_train_mark(t, FQT_PHASE_UPDATE, t->layers[i].layer, 0);
 			update_layer(t, &t->layers[i]);
+			fqt_train_mark(t, FQT_PHASE_UPDATE, t->layers[i].layer, 1);
 		}
 	}
 	t->counters.updates++;
