@@ -16,6 +16,7 @@ from ..blob import read_blob
 from ..device import Device
 from ..errors import FqtError
 from ..export import write_tflite
+from ..quant import quantize_input
 from .common import load_model
 
 
@@ -71,8 +72,7 @@ def _device_dataset(path: str, info: dict[str, str], model_path: str | None):
         t = load_model(model_path).input_tensor
         if t.num_elements != in_bytes:
             raise FqtError(f"--model {model_path} does not match the device's model")
-        x = np.clip(np.round(x / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
-        x = x.astype(np.int8)
+        x = quantize_input(x, t.quant.scale[0], t.quant.zero_point[0])
     elif x.dtype != np.int8:
         raise FqtError(f"{path}: x dtype {x.dtype}; give int8 samples or float ones")
     if y.dtype.kind not in "iu":

@@ -17,6 +17,7 @@ from ..ir import Model
 from ..native import NativeEngine
 from ..plan import layer_table, parse_trainable, plan_memory
 from ..prepare import prepare
+from ..quant import quantize_input
 from ..tflite_import import load_tflite
 from .common import ENGINES, check_fit, format_table, load_model
 
@@ -34,8 +35,7 @@ def read_inputs(path: str, model: Model) -> np.ndarray:
             f"{path}: {x.size} values is not a whole number of inputs of shape {t.shape}"
         )
     if x.dtype.kind == "f":
-        q = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
-        x = np.clip(q, -128, 127).astype(np.int8)
+        x = quantize_input(x, t.quant.scale[0], t.quant.zero_point[0])
     elif x.dtype != np.int8:
         raise FqtError(f"{path}: dtype {x.dtype}; give int8 samples or float ones")
     return x.reshape((-1, *t.shape))

@@ -15,6 +15,7 @@ from ..golden.trainer import TrainConfig, Trainer
 from ..ir import Model
 from ..native import NativeTrainer
 from ..plan import parse_trainable
+from ..quant import quantize_input
 from .common import ENGINES, load_model
 
 
@@ -66,8 +67,7 @@ def read_dataset(path: str, model: Model) -> tuple[np.ndarray, np.ndarray]:
     if x.size % t.num_elements or x.size // t.num_elements != len(y):
         raise FqtError(f"{path}: x {x.shape} is not {len(y)} inputs of shape {t.shape}")
     if x.dtype.kind == "f":
-        q = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
-        x = np.clip(q, -128, 127).astype(np.int8)
+        x = quantize_input(x, t.quant.scale[0], t.quant.zero_point[0])
     elif x.dtype != np.int8:
         raise FqtError(f"{path}: x dtype {x.dtype}; give int8 samples or float ones")
     if y.dtype.kind not in "iu":
