@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..blob import blob_to_c, c_identifier, write_blob
 from ..boards import BOARDS
 from ..errors import FqtError
@@ -19,7 +20,7 @@ from ..plan import layer_table, parse_trainable, plan_memory
 from ..prepare import prepare
 from ..quant import quantize_input
 from ..tflite_import import load_tflite
-from .common import ENGINES, check_fit, format_table, load_model
+from .common import ENGINE_HELP, ENGINES, check_fit, default_engine, format_table, load_model
 
 
 def read_inputs(path: str, model: Model) -> np.ndarray:
@@ -65,7 +66,11 @@ def run_import(args: argparse.Namespace) -> int:
         raise FqtError(str(e)) from None
     plan = plan_memory(model, trainable)
     if args.board:
-        check_fit(plan, args.board)
+        try:
+            check_fit(plan, args.board)
+        except FqtError:  # the table first: it shows where the bytes go
+            print(format_table(model, plan))
+            raise
     name = c_identifier(args.name or model.name)
     model.name = name
     blob = write_blob(model, trainable)
@@ -107,21 +112,32 @@ def run_import(args: argparse.Namespace) -> int:
 def add_infer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help=".tflite or .fqtb")
     p.add_argument("--inputs", required=True, help=".npy with int8 (or float) inputs")
-    p.add_argument("--engine", choices=ENGINES, default="golden")
+    p.add_argument("--engine", choices=ENGINES, default=default_engine(), help=ENGINE_HELP)
     p.add_argument("-o", "--output", required=True, help=".npy for the int8 outputs")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
-def infer_with(engine: str, model: Model, xs: np.ndarray) -> np.ndarray:
-    if engine == "golden":
-        return infer_batch(model, xs)
-    return NativeEngine(write_blob(model)).infer_batch(xs)
+def infer_with(
+    engine: str, model: Model, xs: np.ndarray, json_output: bool = True
+) -> np.ndarray:
+    """Outputs of every engine shaped alike: (N, *output shape without its batch axis)."""
+    shape = tuple(model.output_tensor.shape[1:]) or (1,)
+    run = NativeEngine(write_blob(model)).infer_batch if engine == "native" else None
+    outs = []
+    step = 64
+    with progress.bar(len(xs), f"infer ({engine})", "samples", json_output) as bar:
+        for i in range(0, len(xs), step):
+            chunk = xs[i : i + step]
+            y = run(chunk) if run is not None else infer_batch(model, chunk)
+            outs.append(np.asarray(y).reshape((len(chunk), *shape)))
+            bar.update_to(i + len(chunk))
+    return np.concatenate(outs) if outs else np.zeros((0, *shape), np.int8)
 
 
 def run_infer(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     xs = read_inputs(args.inputs, model)
-    ys = infer_with(args.engine, model, xs)
+    ys = infer_with(args.engine, model, xs, args.json)
     np.save(args.output, ys)
     summary = {"engine": args.engine, "samples": len(xs), "output_shape": list(ys.shape)}
     if args.json:

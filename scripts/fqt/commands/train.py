@@ -9,28 +9,30 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..errors import FqtError
 from ..export import write_tflite
-from ..golden.trainer import TrainConfig, Trainer
+from ..golden.trainer import EpochResult, TrainConfig, Trainer
 from ..ir import Model
 from ..native import NativeTrainer
 from ..plan import parse_trainable
 from ..quant import quantize_input
-from .common import ENGINES, load_model
+from ..trainlog import TrainLog
+from .common import ENGINE_HELP, ENGINES, default_engine, load_model
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="int8 .tflite to train")
     p.add_argument("--data", required=True, help=".npz with x (int8 or float) and y (labels)")
-    p.add_argument("--engine", choices=ENGINES, default="golden")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--engine", choices=ENGINES, default=default_engine(), help=ENGINE_HELP)
+    p.add_argument("--epochs", type=int, default=5, help="epochs")
     p.add_argument("--lr", type=float, default=0.003, help="learning rate (real weight units)")
     p.add_argument("--batch", type=int, default=32, help="mini-batch size")
     p.add_argument(
         "--lambda-min", type=float, default=1.0, help="dynamic partial updates: 1.0 = off"
     )
     p.add_argument("--alpha-norm", type=float, default=0.85, help="EMA of the gradient stats")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sample order, rounding and split seed")
     p.add_argument(
         "--rounding",
         choices=("stochastic", "nearest"),
@@ -53,6 +55,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     val.add_argument("--val-split", type=float, help="hold out this fraction of --data")
     val.add_argument("--val", help=".npz validation set (x, y)")
     p.add_argument("-o", "--output", required=True, help="trained .tflite")
+    p.add_argument("--log", default="train_log.csv", help="CSV log (empty: none)")
+    p.add_argument("--plot", default="train_log.png", help="PNG of loss and accuracy (empty: none)")
+    p.add_argument("--log-every", type=int, default=100, help="a CSV row every N samples")
+    p.add_argument("--board", help="the board's name for the plot's title")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
@@ -120,12 +126,14 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.json and before is not None:
         print(f"before: val accuracy {before:.2%}")
 
-    def report(r) -> None:
-        if not args.json:
-            v = f", val accuracy {r.val_accuracy:.2%}" if r.val_accuracy is not None else ""
-            print(f"epoch {r.epoch}: loss {r.loss:.4f}, train accuracy {r.train_accuracy:.2%}{v}")
-
-    history = trainer.run_epochs(xs, ys, args.epochs, val=val, callback=report)
+    log = TrainLog(
+        {"model": Path(args.model).stem, "board": args.board or "host", "engine": args.engine,
+         "epochs": args.epochs, "lr": args.lr, "batch": args.batch,
+         "lambda_min": args.lambda_min, "trainable": ",".join(map(str, trainer.trainable)),
+         "samples": len(xs)}
+    )  # fmt: skip
+    history = _epochs(trainer, xs, ys, val, args, log)
+    written = log.write(args.log or None, args.plot or None)
     write_tflite(trainer.model, args.model, args.output)
     c = trainer.counters
     summary = {
@@ -143,6 +151,8 @@ def run_train(args: argparse.Namespace) -> int:
         "backward_macs_full": c.backward_macs_full,
         "updates": c.updates,
         "config": vars(config),
+        "log": args.log if args.log and args.log in written else None,
+        "plot": args.plot if args.plot and args.plot in written else None,
     }
     if args.json:
         print(json.dumps(summary))
@@ -152,4 +162,58 @@ def run_train(args: argparse.Namespace) -> int:
             f"backward {c.backward_macs:,} (full updates: {c.backward_macs_full:,})"
         )
         print(f"trained model -> {args.output}")
+        if written:
+            print(f"log -> {', '.join(written)}")
     return 0
+
+
+def _epochs(
+    trainer: Trainer | NativeTrainer,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    val: tuple[np.ndarray, np.ndarray] | None,
+    args: argparse.Namespace,
+    log: TrainLog,
+) -> list[EpochResult]:
+    """Trainer.run_epochs (the same sample order, the same updates) in steps of
+    --log-every samples, with a progress bar and a log row per step and per epoch."""
+    import time
+
+    every = max(1, args.log_every)
+    n = len(xs)
+    order_rng = np.random.default_rng(trainer.config.seed)
+    history: list[EpochResult] = []
+    t0 = time.monotonic()
+    if val is not None:
+        acc, loss = trainer.evaluate(*val)
+        log.add("start", epoch=0, sample=0, epoch_samples=n, samples_seen=0,
+                val_loss=loss, val_accuracy=acc, time_s=0.0)  # fmt: skip
+    with progress.bar(args.epochs * n, f"train ({args.engine})", "samples", args.json) as bar:
+        for ep in range(1, args.epochs + 1):
+            idx = order_rng.permutation(n)
+            xe, ye = xs[idx], ys[idx]
+            loss_sum, correct = 0.0, 0
+            for i in range(0, n, every):
+                loss, pred = trainer.train_step(xe[i : i + every], ye[i : i + every])
+                loss_sum += float(loss.sum())
+                correct += int(np.sum(pred == ye[i : i + every]))
+                done = min(i + every, n)
+                if done < n:
+                    log.add("progress", epoch=ep, sample=done, epoch_samples=n,
+                            samples_seen=(ep - 1) * n + done, loss=loss_sum / done,
+                            accuracy=correct / done, time_s=time.monotonic() - t0)  # fmt: skip
+                bar.update_to((ep - 1) * n + done, loss=f"{loss_sum / done:.4f}")
+            trainer.flush()
+            r = EpochResult(ep, loss_sum / max(n, 1), correct / max(n, 1))
+            val_loss = None
+            if val is not None:
+                r.val_accuracy, val_loss = trainer.evaluate(*val)
+            log.add("epoch", epoch=ep, sample=n, epoch_samples=n, samples_seen=ep * n,
+                    loss=r.loss, accuracy=r.train_accuracy, val_loss=val_loss,
+                    val_accuracy=r.val_accuracy, time_s=time.monotonic() - t0)  # fmt: skip
+            history.append(r)
+            if not args.json:
+                v = f", val accuracy {r.val_accuracy:.2%}" if r.val_accuracy is not None else ""
+                acc = f"train accuracy {r.train_accuracy:.2%}"
+                bar.write(f"epoch {ep}: loss {r.loss:.4f}, {acc}{v}")
+    return history
