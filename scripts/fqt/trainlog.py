@@ -116,7 +116,9 @@ def plot(log: TrainLog, path: str | Path) -> bool:
     except ImportError:
         print("matplotlib is not installed: no plot")
         return False
-    run_x, run_loss, run_acc = [], [], []
+    run_x: list[float] = []
+    run_loss: list[float | None] = []
+    run_acc: list[float | None] = []
     ep_x, ep_loss, ep_acc = [], [], []
     val_x, val_loss, val_acc = [], [], []
     for r in log.rows:
@@ -124,6 +126,10 @@ def plot(log: TrainLog, path: str | Path) -> bool:
         s = int(r["sample"] or 0)  # type: ignore[call-overload]
         x = float(r["epoch"]) - 1 + (s / n if n else 1.0)  # type: ignore[arg-type]
         if r["kind"] == "progress" and s >= max(MIN_RUNNING, 0.1 * n) and s < n:
+            if run_x and run_x[-1] == run_x[-1] and int(run_x[-1] + 1e-9) != int(x + 1e-9):
+                run_x.append(float("nan"))  # a gap between epochs: each mean restarts
+                run_loss.append(float("nan"))
+                run_acc.append(float("nan"))
             run_x.append(x)
             run_loss.append(_num(r["loss"]))
             run_acc.append(_num(r["accuracy"]))
