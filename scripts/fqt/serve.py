@@ -193,7 +193,8 @@ class EmulatedBoard:
         while True:  # ping until the device answers (a Zephyr app may still be booting)
             token = f"{random.randrange(1 << 32):08x}"
             try:
-                self._ask(f"fqt ping {token}", lambda ln, t=token: ln.endswith(f"pong {t}"), 1.0)
+                pong = f"pong {token}"
+                self._ask(f"fqt ping {token}", lambda ln: ln.endswith(pong), 1.0)
                 break
             except FqtError:
                 if time.monotonic() >= deadline or self._proc is None or self._proc.poll():

@@ -131,7 +131,7 @@ def run_device(args: argparse.Namespace) -> int:
 def run_ports(args: argparse.Namespace) -> int:
     found = serial_candidates()
     cfg = load_config()
-    data = {
+    data: dict[str, object] = {
         "ports": [vars(p) for p in found],
         "config": str(cfg.path) if cfg.path else None,
         "config_port": cfg.port,

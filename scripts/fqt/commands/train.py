@@ -194,8 +194,8 @@ def _epochs(
             xe, ye = xs[idx], ys[idx]
             loss_sum, correct = 0.0, 0
             for i in range(0, n, every):
-                loss, pred = trainer.train_step(xe[i : i + every], ye[i : i + every])
-                loss_sum += float(loss.sum())
+                step_loss, pred = trainer.train_step(xe[i : i + every], ye[i : i + every])
+                loss_sum += float(step_loss.sum())
                 correct += int(np.sum(pred == ye[i : i + every]))
                 done = min(i + every, n)
                 if done < n:
@@ -214,6 +214,6 @@ def _epochs(
             history.append(r)
             if not args.json:
                 v = f", val accuracy {r.val_accuracy:.2%}" if r.val_accuracy is not None else ""
-                acc = f"train accuracy {r.train_accuracy:.2%}"
-                bar.write(f"epoch {ep}: loss {r.loss:.4f}, {acc}{v}")
+                tacc = f"train accuracy {r.train_accuracy:.2%}"
+                bar.write(f"epoch {ep}: loss {r.loss:.4f}, {tacc}{v}")
     return history

@@ -150,7 +150,7 @@ def run_train_device(args: argparse.Namespace) -> int:
                             log.add("progress", **row)
                         else:
                             pending = row
-                        bar.update_to(int(row["samples_seen"]), loss=f"{row['loss']:.4f}")  # type: ignore[arg-type]
+                        bar.update_to((ep - 1) * n + s, loss=f"{row['loss']:.4f}")
                         if end and not args.json:
                             bar.write(
                                 f"epoch {ep}: loss {row['loss']:.4f}, train accuracy "
