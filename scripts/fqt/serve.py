@@ -94,6 +94,11 @@ def qemu_command(build_dir: Path, qemu: str = "qemu-system-arm") -> list[str]:
             "-serial", "stdio", "-kernel", str(elf)]  # fmt: skip
 
 
+def _ends(token: str) -> Callable[[str], bool]:
+    """A line that answers `fqt ping token` (after any prompt)."""
+    return lambda line: line.endswith(f"pong {token}")
+
+
 class EmulatedBoard:
     """A device process behind a pty; `port` is the path clients open."""
 
@@ -193,8 +198,7 @@ class EmulatedBoard:
         while True:  # ping until the device answers (a Zephyr app may still be booting)
             token = f"{random.randrange(1 << 32):08x}"
             try:
-                pong = f"pong {token}"
-                self._ask(f"fqt ping {token}", lambda ln: ln.endswith(pong), 1.0)
+                self._ask(f"fqt ping {token}", _ends(token), 1.0)
                 break
             except FqtError:
                 if time.monotonic() >= deadline or self._proc is None or self._proc.poll():
