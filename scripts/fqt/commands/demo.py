@@ -100,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
     with emu:
         port = emu.port
         say(f"== fqt device serve --board {board.name}: serving on {port}")
-        say(f"   ({shlex.join(emu.command)})")
+        say(f"   host device: {shlex.join(emu.command)}")
         dep = _step(board_cmds.add_deploy_arguments, board_cmds.run_deploy,
                     [str(blob_path), "--port", port])  # fmt: skip
         say(f"== fqt deploy {blob_path}: {dep['blob_bytes']:,} B, crc {dep['blob_crc']}, running")
