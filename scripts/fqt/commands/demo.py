@@ -129,8 +129,8 @@ def run_demo(args: argparse.Namespace) -> int:
         exp = _step(device.add_export_arguments, device.run_export,
                     ["--port", port, "-o", str(out / "trained.tflite"), "--source", str(source),
                      "--check", str(out / "test.npz")])  # fmt: skip
-        say(f"== fqt export: {exp['output']}: TFLM's outputs equal the device's on "
-            f"{exp['checked']} inputs: {exp['tflm_equal']}")  # fmt: skip
+        say(f"== fqt export: {exp['output']}: TFLM outputs equal the device's: "
+            f"{exp['tflm_equal']} ({exp['checked']} held-out inputs)")  # fmt: skip
     per_sample_ms = 1000 * seconds / max(1, args.epochs * len(x_tr))
     summary = {
         "board": board.name, "port": port, "accuracy_before": before, "accuracy_after": after,
