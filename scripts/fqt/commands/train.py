@@ -55,8 +55,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     val.add_argument("--val-split", type=float, help="hold out this fraction of --data")
     val.add_argument("--val", help=".npz validation set (x, y)")
     p.add_argument("-o", "--output", required=True, help="trained .tflite")
-    p.add_argument("--log", default="train_log.csv", help="CSV log (empty: none)")
-    p.add_argument("--plot", default="train_log.png", help="PNG of loss and accuracy (empty: none)")
+    p.add_argument("--log", help="CSV log (default: <output>_log.csv beside -o; '' for none)")
+    p.add_argument(
+        "--plot", help="PNG of loss and accuracy (default: <output>_log.png; '' for none)"
+    )
     p.add_argument("--log-every", type=int, default=100, help="a CSV row every N samples")
     p.add_argument("--board", help="the board's name for the plot's title")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -132,6 +134,11 @@ def run_train(args: argparse.Namespace) -> int:
          "lambda_min": args.lambda_min, "trainable": ",".join(map(str, trainer.trainable)),
          "samples": len(xs)}
     )  # fmt: skip
+    stem = str(Path(args.output).with_suffix(""))
+    if args.log is None:
+        args.log = f"{stem}_log.csv"
+    if args.plot is None:
+        args.plot = f"{stem}_log.png"
     history = _epochs(trainer, xs, ys, val, args, log)
     written = log.write(args.log or None, args.plot or None)
     write_tflite(trainer.model, args.model, args.output)
