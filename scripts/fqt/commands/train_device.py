@@ -132,11 +132,11 @@ def run_train_device(args: argparse.Namespace) -> int:
                     )  # fmt: skip
                     for line in dev.events_until(("done train",), args.progress_timeout):
                         kv = _kv(line)
-                        if echo:
-                            print(line, flush=True)
                         if line.startswith("done train failed"):
                             raise FqtError(f"the device: {line}")
                         if not line.startswith(("progress train", "epoch ")):
+                            if echo:
+                                print(line, flush=True)
                             continue
                         ep = first - 1 + int(kv.get("epoch", "1").split("/")[0])
                         end = line.startswith("epoch ")
@@ -154,6 +154,8 @@ def run_train_device(args: argparse.Namespace) -> int:
                             log.add("progress", **row)
                         else:
                             pending = row
+                        if echo:  # after the row is logged: a Ctrl-C now still finds it
+                            print(line, flush=True)
                         bar.update_to((ep - 1) * n + s, loss=f"{row['loss']:.4f}")
                         if end and not args.json and not echo:
                             bar.write(
