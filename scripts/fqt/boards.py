@@ -18,13 +18,16 @@ class Board:
     arena_pool: int  # activations, kept activations, errors (devicetree fqt-arena)
     params_pool: int  # trainable weights, gradients, per-channel state (fqt-params)
     sample_pool: int  # the on-device sample store (fqt-samples)
+    # CONFIG_FQT_MODEL_BUFFER_SIZE (app/boards/<board>.conf, else the Kconfig default):
+    # two halves, the active model and the one a deploy stages.
+    model_buffer: int = 16 * 1024
 
 
 BOARDS = {
     b.name: b
     for b in (
         # 64 KB SRAM shared with the kernel, the shell and the stacks.
-        Board("qemu_cortex_m3", 64 * 1024, 8 * 1024, 12 * 1024, 8 * 1024),
+        Board("qemu_cortex_m3", 64 * 1024, 8 * 1024, 12 * 1024, 8 * 1024, 9216),
         Board("mps2/an385", 4 * 1024 * 1024, 512 * 1024, 256 * 1024, 512 * 1024),
         # The arena lives in the 128 KB DTCM; params and samples in SRAM1.
         Board("nucleo_f767zi", 512 * 1024, 112 * 1024, 128 * 1024, 128 * 1024),

@@ -18,7 +18,7 @@ from typing import NoReturn
 import numpy as np
 
 from . import __version__
-from .commands import demo, device, model, train
+from .commands import board, demo, device, model, train, train_device
 from .commands.common import load_model
 from .errors import EXIT_INTERRUPT, EXIT_RUNTIME, EXIT_USAGE, FqtError, printable
 from .resources import DEFAULT_MODEL
@@ -56,8 +56,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "train-device": (
         "train on the device: live progress, CSV log and plot",
-        device.add_train_device_arguments,
-        device.run_train_device,
+        train_device.add_train_device_arguments,
+        train_device.run_train_device,
     ),
     "export": (
         "pull the device's model and rebuild the .tflite",
@@ -69,6 +69,18 @@ COMMANDS: dict[str, Command] = {
         device.add_device_eval_arguments,
         device.run_device_eval,
     ),
+    # the emulated board and the model deploy (fqt.commands.board)
+    "deploy": (
+        "send a model to the device's spare half, verify it and switch to it",
+        board.add_deploy_arguments,
+        board.run_deploy,
+    ),
+    "device": (
+        "the emulated board (device serve) and the serial ports (device ports)",
+        board.add_device_arguments,
+        board.run_device,
+    ),
+    "plot": ("draw a training log CSV as a PNG", board.add_plot_arguments, board.run_plot),
 }
 
 
@@ -86,7 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fqt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (help_text, add_args, _) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_text, description=help_text))
+        add_args(
+            sub.add_parser(
+                name,
+                help=help_text,
+                description=help_text,
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            )
+        )
     return parser
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ir import Model, OpType
+from .quant import quantize_input
 
 
 def digits_split(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -22,8 +23,9 @@ def digits_split(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     t = model.input_tensor
 
     def q(x: np.ndarray) -> np.ndarray:
-        v = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
-        return np.clip(v, -128, 127).astype(np.int8).reshape((-1, *t.shape[1:]))
+        return quantize_input(x, t.quant.scale[0], t.quant.zero_point[0]).reshape(
+            (-1, *t.shape[1:])
+        )
 
     return q(x_tr), y_tr, q(x_te), y_te
 

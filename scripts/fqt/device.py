@@ -448,7 +448,7 @@ class Device:
         if load:
             self.command("load", "pushed")
 
-    def pull_blob(self) -> bytes:
+    def pull_blob(self, progress: Callable[[int, int], None] | None = None) -> bytes:
         """The active model blob (after training: the trained weights)."""
         words = self.command("export")[0].split()
         meta = dict(zip(words[1::2], words[2::2], strict=False))
@@ -466,6 +466,8 @@ class Device:
                     continue
                 if len(chunks) == 1 and chunks[0][1] == "chunk" and len(chunks[0][2]) == n:
                     out += chunks[0][2]
+                    if progress:
+                        progress(len(out), size)
                     break
                 self.stats.resends += 1
             else:

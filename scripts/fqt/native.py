@@ -587,12 +587,13 @@ class NativeTrainer:
 
     def run_epochs(
         self, xs, ys, epochs, *, val=None, shuffle=True, callback=None, keep_best=False,
-        patience=0,
+        patience=0, every=0, on_chunk=None,
     ):  # fmt: skip
         from .golden.trainer import run_epochs
 
         return run_epochs(self, xs, ys, epochs, val=val, shuffle=shuffle, callback=callback,
-                          keep_best=keep_best, patience=patience)  # fmt: skip
+                          keep_best=keep_best, patience=patience, every=every,
+                          on_chunk=on_chunk)  # fmt: skip
 
 
 def train(model, xs, ys, *, epochs, trainable=None, config=None, val=None):

@@ -295,3 +295,16 @@ def quantize_float32(f: float, scale: float, zero_point: int) -> int:
     the division in float32."""
     ratio = float(np.float32(f) / np.float32(scale))
     return int(zero_point) + tflite_round(ratio)
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """TFLite's rounding (std::round): halves go away from zero, not to even."""
+    x = np.asarray(x, np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Float inputs to int8 as TFLite's QUANTIZE does: round(x / scale) + zero_point,
+    rounded half away from zero, clamped to [-128, 127]."""
+    q = round_half_away(np.asarray(x, np.float64) / float(scale)) + int(zero_point)
+    return np.clip(q, -128, 127).astype(np.int8)

@@ -37,7 +37,7 @@ class _FqtCommand(WestCommand):
             self.name,
             help=self.help,
             description=self.description,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         cli.COMMANDS[self.sub][1](parser)
         return parser
@@ -66,3 +66,7 @@ class FqtTrain(_FqtCommand):
 
 class FqtExport(_FqtCommand):
     sub = "export"
+
+
+class FqtDeploy(_FqtCommand):
+    sub = "deploy"

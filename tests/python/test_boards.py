@@ -22,3 +22,7 @@ def test_board_pools_match_the_overlay(name: str) -> None:
     board = BOARDS[name]
     assert pools == {"arena": board.arena_pool, "params": board.params_pool}
     assert samples == board.sample_pool
+    kconfig = (REPO / "modules" / "fqt" / "Kconfig").read_text()
+    default = re.search(r"config FQT_MODEL_BUFFER_SIZE\n.*?default (\d+)", kconfig, re.S)
+    buffer = re.search(r"CONFIG_FQT_MODEL_BUFFER_SIZE=(\d+)", conf)
+    assert int((buffer or default).group(1)) == board.model_buffer  # type: ignore[union-attr]

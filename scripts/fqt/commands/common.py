@@ -16,6 +16,14 @@ from ..prepare import prepare
 from ..tflite_import import load_tflite
 
 ENGINES = ("golden", "native")
+ENGINE_HELP = "golden: the Python model of the integer arithmetic; native: the C engine (libfqt.so)"
+
+
+def default_engine() -> str:
+    """native where libfqt.so is built and installed (fqt.resources), else golden."""
+    from ..resources import native_library_path
+
+    return "native" if native_library_path().is_file() else "golden"
 
 
 def load_model(path: str | Path) -> Model:

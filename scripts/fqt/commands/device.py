@@ -4,17 +4,18 @@ the host device, over its shell (fqt.device's client)."""
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import sys
-import time
+from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..blob import read_blob
+from ..config import resolve_port
 from ..device import Device
 from ..errors import FqtError
 from ..export import write_tflite
+from ..quant import quantize_input
 from .checks import float_range, input_file, int_range, output_file
 from .common import load_model
 
@@ -22,11 +23,12 @@ from .common import load_model
 def _add_port(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--port",
-        required=True,
-        help="serial device (pyserial), a pty path, or cmd:<command line> "
-        "(e.g. cmd:'build/host/fqt_host_device --model m.fqtb', cmd:'west build -t run')",
+        default=None,
+        help="serial device (pyserial), a pty path (`fqt device serve` writes one), or "
+        "cmd:<command line> (e.g. cmd:'build/host/fqt_host_device --model m.fqtb'); "
+        "default: fqt.toml's port, else the one serial port autodetected",
     )
-    p.add_argument("--baud", type=int_range(1), default=115200)
+    p.add_argument("--baud", type=int_range(1), default=115200, help="serial baud rate")
     p.add_argument(
         "--timeout",
         type=float_range(0.0, 1e6, lo_open=True),
@@ -41,20 +43,8 @@ def _add_port(p: argparse.ArgumentParser) -> None:
 def _open(args: argparse.Namespace) -> Device:
     if not 1 <= args.chunk <= 128:
         raise FqtError("--chunk must lie in [1, 128]")
-    return Device.open(args.port, timeout=args.timeout, baud=args.baud, chunk=args.chunk)
-
-
-def _progress_bar(label: str):
-    def show(done: int, total: int) -> None:
-        if not sys.stderr.isatty():
-            return
-        n = 30 * done // max(total, 1)
-        sys.stderr.write(f"\r{label} [{'#' * n}{'.' * (30 - n)}] {done:,}/{total:,} B")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
+    port = resolve_port(args.port)
+    return Device.open(port, timeout=args.timeout, baud=args.baud, chunk=args.chunk)
 
 
 def _device_dataset(path: str, info: dict[str, str], model_path: str | None):
@@ -78,8 +68,7 @@ def _device_dataset(path: str, info: dict[str, str], model_path: str | None):
         t = load_model(model_path).input_tensor
         if t.num_elements != in_bytes:
             raise FqtError(f"--model {model_path} does not match the device's model")
-        x = np.clip(np.round(x / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
-        x = x.astype(np.int8)
+        x = quantize_input(x, t.quant.scale[0], t.quant.zero_point[0])
     elif x.dtype != np.int8:
         raise FqtError(f"{path}: x dtype {x.dtype}; give int8 samples or float ones")
     if y.dtype.kind not in "iu":
@@ -96,9 +85,10 @@ def add_push_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="the .tflite/.fqtb on the device (to quantize float x)")
     p.add_argument("--clear", action="store_true", help="empty the device's store first")
     p.add_argument("--limit", type=int_range(1), help="push only the first N samples")
+    p.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
-def _check_files(args: argparse.Namespace) -> None:
+def check_files(args: argparse.Namespace) -> None:
     """The files a device command reads or writes, before the device is opened."""
     if getattr(args, "data", None):
         input_file(args.data, "npz")
@@ -110,14 +100,18 @@ def _check_files(args: argparse.Namespace) -> None:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    _check_files(args)
+    check_files(args)
     with _open(args) as dev:
         x, y = _device_dataset(args.data, dev.info(), args.model)
         if args.limit is not None:
             x, y = x[: args.limit], y[: args.limit]
         if args.clear:
             dev.command("data", "clear")
-        count = dev.push_samples(x, y, progress=_progress_bar("push"))
+        with progress.bar(len(y) * (2 + x.shape[1]), "push", "B", args.json) as bar:
+            count = dev.push_samples(x, y, progress=bar.callback())
+    if args.json:
+        print(json.dumps({"pushed": len(y), "samples": count}))
+    else:
         print(f"pushed {len(y)} samples: the device holds {count}")
     return 0
 
@@ -127,16 +121,17 @@ def add_device_eval_arguments(p: argparse.ArgumentParser) -> None:
     _add_port(p)
     p.add_argument("--data", help=".npz to push first (replacing the device's samples)")
     p.add_argument("--model", help="the model's .tflite/.fqtb (to quantize float x)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run_device_eval(args: argparse.Namespace) -> int:
-    _check_files(args)
+    check_files(args)
     with _open(args) as dev:
         if args.data:
             x, y = _device_dataset(args.data, dev.info(), args.model)
             dev.command("data", "clear")
-            dev.push_samples(x, y, progress=_progress_bar("push"))
+            with progress.bar(len(y) * (2 + x.shape[1]), "push", "B", args.json) as bar:
+                dev.push_samples(x, y, progress=bar.callback())
         n, correct = dev.eval()
     acc = correct / n if n else 0.0
     if args.json:
@@ -146,105 +141,10 @@ def run_device_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- train-device -----------------------------------------------------------------------
-def add_train_device_arguments(p: argparse.ArgumentParser) -> None:
-    _add_port(p)
-    p.add_argument("--data", help=".npz to push first (replacing the device's samples)")
-    p.add_argument("--model", help="the model's .tflite/.fqtb (to quantize float x)")
-    # The device's ranges (docs/protocol.md, `fqt train start`).
-    p.add_argument("--epochs", type=int_range(1, 1000), default=5)
-    p.add_argument("--lr", type=float_range(0.000001, 1.0), default=0.003)
-    p.add_argument("--batch", type=int_range(1, 1024), default=32)
-    p.add_argument("--lambda-min", type=float_range(0.0, 1.0), default=1.0)
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
-    p.add_argument("--trainable", default="last", help="'last', 'all' or indices i,j,...")
-    p.add_argument("--log", default="train_log.csv", help="CSV of the progress lines")
-    p.add_argument("--plot", default="train_log.png", help="PNG of loss and accuracy")
-    p.add_argument("--progress-timeout", type=float_range(0.0, 1e6, lo_open=True), default=120.0)
-
-
+# --- train-device: fqt.commands.train_device -----------------------------------------
 def _kv(line: str) -> dict[str, str]:
     w = line.split()
     return {w[i]: w[i + 1] for i in range(len(w) - 1)}
-
-
-def run_train_device(args: argparse.Namespace) -> int:
-    _check_files(args)
-    rows: list[dict[str, float]] = []
-    interrupted = False
-    with _open(args) as dev:
-        started = False
-        try:
-            if args.data:
-                x, y = _device_dataset(args.data, dev.info(), args.model)
-                dev.command("data", "clear")
-                dev.push_samples(x, y, progress=_progress_bar("push"))
-            started = True  # from here on a Ctrl-C may find the job running
-            dev.command(
-                "train",
-                "start",
-                args.epochs,
-                f"{args.lr:.6f}",
-                args.batch,
-                f"{args.lambda_min:.6f}",
-                args.seed,
-                args.trainable,
-            )
-            t0 = time.monotonic()
-            for line in dev.events_until(("done train",), args.progress_timeout):
-                kv = _kv(line)
-                if line.startswith(("progress train", "epoch ")):
-                    ep = kv.get("epoch", "0").split("/")[0]
-                    row = {
-                        "time_s": round(time.monotonic() - t0, 3),
-                        "epoch": float(ep),
-                        "loss": float(kv.get("loss", "nan")),
-                        "accuracy": float(kv.get("acc", "nan%").rstrip("%")) / 100,
-                        "end_of_epoch": float(line.startswith("epoch ")),
-                    }
-                    rows.append(row)
-                print(line)
-                if line.startswith("done train failed"):
-                    raise FqtError(line)
-        except KeyboardInterrupt:
-            interrupted = True
-            if not started:
-                print("interrupted before training started: the push was not committed")
-                return 130
-            try:
-                dev.command("train", "stop")
-                print("stopped: `fqt train stop` sent")
-            except FqtError as e:  # e.g. a cmd: device in the terminal's group got it too
-                print(f"interrupted: `fqt train stop` got no answer ({e})")
-    if rows:
-        with open(args.log, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        _plot(rows, args.plot)
-        print(f"log -> {args.log}, plot -> {args.plot}")
-    return 130 if interrupted else 0
-
-
-def _plot(rows: list[dict[str, float]], path: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot")
-        return
-    t = [r["time_s"] for r in rows]
-    fig, ax = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
-    ax[0].plot(t, [r["loss"] for r in rows])
-    ax[0].set_ylabel("loss")
-    ax[1].plot(t, [r["accuracy"] for r in rows])
-    ax[1].set_ylabel("train accuracy")
-    ax[1].set_xlabel("seconds")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 # --- export -----------------------------------------------------------------------------
@@ -252,6 +152,12 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     _add_port(p)
     p.add_argument("-o", "--output", required=True, help=".tflite (needs --source) or .fqtb")
     p.add_argument("--source", help="the original .tflite the device's model came from")
+    p.add_argument(
+        "--check", metavar="NPZ", help="run the first --check-count inputs of this .npz on "
+        "the device and through the exported .tflite in TFLM, and compare the outputs",
+    )  # fmt: skip
+    p.add_argument("--check-count", type=int, default=20, help="inputs --check compares")
+    p.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -260,13 +166,45 @@ def run_export(args: argparse.Namespace) -> int:
         if not args.source:
             raise FqtError("a .tflite output needs --source (the original .tflite)")
         input_file(args.source, "tflite")
+    if args.check and out.suffix != ".tflite":
+        raise FqtError("--check needs a .tflite output")
     with _open(args) as dev:
-        blob = dev.pull_blob()
+        with progress.bar(0, "export", "B", args.json) as bar:
+            blob = dev.pull_blob(progress=bar.callback())
+        xs: np.ndarray = np.zeros((0, 0), np.int8)
+        device_out = []
+        if args.check:
+            xs = _device_dataset(args.check, dev.info(), args.source)[0][: args.check_count]
+            device_out = [dev.predict_input(x)[1] for x in xs]
+    summary: dict[str, object] = {"output": str(out), "blob_bytes": len(blob)}
     if out.suffix == ".tflite":
         model, _ = read_blob(blob)
         write_tflite(model, args.source, out)
-        print(f"pulled {len(blob):,} B blob -> {out} (weights patched into {args.source})")
+        text = f"pulled {len(blob):,} B blob -> {out} (weights patched into {args.source})"
     else:
         out.write_bytes(blob)
-        print(f"pulled {len(blob):,} B blob -> {out}")
+        text = f"pulled {len(blob):,} B blob -> {out}"
+    if args.check:
+        same = tflm_equals(out, xs, device_out)
+        summary.update(checked=len(xs), tflm_equal=same)
+        text += f"; TFLM's outputs equal the device's on {len(xs)} inputs: {same}"
+        if not same:
+            raise FqtError(f"{text}: the exported model differs from the device")
+    print(json.dumps(summary) if args.json else text)
     return 0
+
+
+def tflm_equals(tflite: Path, xs: np.ndarray, device_out: list[np.ndarray]) -> bool:
+    """Whether TFLM's int8 outputs for xs equal the device's."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        raise FqtError("--check needs TFLM: pip install tflite-micro") from None
+    interp = runtime.Interpreter.from_bytes(tflite.read_bytes())
+    shape = interp.get_input_details(0)["shape"]
+    for x, want in zip(xs, device_out, strict=True):
+        interp.set_input(x.reshape(shape), 0)
+        interp.invoke()
+        if not np.array_equal(interp.get_output(0).reshape(-1), want.reshape(-1)):
+            return False
+    return True

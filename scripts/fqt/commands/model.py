@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..blob import blob_to_c, c_identifier, write_blob
 from ..boards import BOARDS, get_board
 from ..errors import FqtError, UnsupportedModelError
@@ -17,9 +18,18 @@ from ..golden.interpreter import infer_batch
 from ..ir import Model
 from ..native import NativeEngine
 from ..plan import layer_table, parse_trainable, plan_memory
+from ..quant import quantize_input
 from ..tflite_import import load_tflite
 from .checks import input_file, output_dir, output_file
-from .common import ENGINES, check_fit, format_table, load_model, prepare_checked
+from .common import (
+    ENGINE_HELP,
+    ENGINES,
+    check_fit,
+    default_engine,
+    format_table,
+    load_model,
+    prepare_checked,
+)
 
 
 def read_inputs(path: str, model: Model) -> np.ndarray:
@@ -35,8 +45,7 @@ def read_inputs(path: str, model: Model) -> np.ndarray:
             f"{path}: {x.size} values is not a whole number of inputs of shape {t.shape}"
         )
     if x.dtype.kind == "f":
-        q = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
-        x = np.clip(q, -128, 127).astype(np.int8)
+        x = quantize_input(x, t.quant.scale[0], t.quant.zero_point[0])
     elif x.dtype != np.int8:
         raise FqtError(f"{path}: dtype {x.dtype}; give int8 samples or float ones")
     return x.reshape((-1, *t.shape))
@@ -70,7 +79,11 @@ def run_import(args: argparse.Namespace) -> int:
         raise FqtError(str(e)) from None
     plan = plan_memory(model, trainable)
     if args.board:
-        check_fit(plan, args.board)
+        try:
+            check_fit(plan, args.board)
+        except FqtError:  # the table first: it shows where the bytes go
+            print(format_table(model, plan))
+            raise
     name = c_identifier(args.name or model.name)
     model.name = name
     try:
@@ -114,15 +127,24 @@ def run_import(args: argparse.Namespace) -> int:
 def add_infer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help=".tflite or .fqtb")
     p.add_argument("--inputs", required=True, help=".npy with int8 (or float) inputs")
-    p.add_argument("--engine", choices=ENGINES, default="golden")
+    p.add_argument("--engine", choices=ENGINES, default=default_engine(), help=ENGINE_HELP)
     p.add_argument("-o", "--output", required=True, help=".npy for the int8 outputs")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
-def infer_with(engine: str, model: Model, xs: np.ndarray) -> np.ndarray:
-    if engine == "golden":
-        return infer_batch(model, xs)
-    return NativeEngine(write_blob(model)).infer_batch(xs)
+def infer_with(engine: str, model: Model, xs: np.ndarray, json_output: bool = True) -> np.ndarray:
+    """Outputs of every engine shaped alike: (N, *output shape without its batch axis)."""
+    shape = tuple(model.output_tensor.shape[1:]) or (1,)
+    run = NativeEngine(write_blob(model)).infer_batch if engine == "native" else None
+    outs = []
+    step = 64
+    with progress.bar(len(xs), f"infer ({engine})", "samples", json_output) as bar:
+        for i in range(0, len(xs), step):
+            chunk = xs[i : i + step]
+            y = run(chunk) if run is not None else infer_batch(model, chunk)
+            outs.append(np.asarray(y).reshape((len(chunk), *shape)))
+            bar.update_to(i + len(chunk))
+    return np.concatenate(outs) if outs else np.zeros((0, *shape), np.int8)
 
 
 def run_infer(args: argparse.Namespace) -> int:
@@ -131,7 +153,7 @@ def run_infer(args: argparse.Namespace) -> int:
     output_file(args.output)
     model = load_model(args.model)
     xs = read_inputs(args.inputs, model)
-    ys = infer_with(args.engine, model, xs)
+    ys = infer_with(args.engine, model, xs, args.json)
     np.save(args.output, ys)
     summary = {"engine": args.engine, "samples": len(xs), "output_shape": list(ys.shape)}
     if args.json:

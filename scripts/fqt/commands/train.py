@@ -5,26 +5,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..errors import FqtError
 from ..export import check_exportable, write_tflite
-from ..golden.trainer import LOSSES, SCHEDULES, TrainConfig, Trainer
+from ..golden.trainer import LOSSES, SCHEDULES, EpochResult, TrainConfig, Trainer
 from ..golden.update import UPDATE_RULES
 from ..ir import Model, OpType
 from ..native import NativeTrainer
 from ..plan import parse_trainable
+from ..quant import quantize_input
+from ..trainlog import TrainLog
 from .checks import float_range, input_file, int_range, output_file
-from .common import ENGINES, load_model
+from .common import ENGINE_HELP, ENGINES, default_engine, load_model
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="int8 .tflite to train")
     p.add_argument("--data", required=True, help=".npz with x (int8 or float) and y (labels)")
-    p.add_argument("--engine", choices=ENGINES, default="golden")
-    p.add_argument("--epochs", type=int_range(1, 100000), default=5)
+    p.add_argument("--engine", choices=ENGINES, default=default_engine(), help=ENGINE_HELP)
+    p.add_argument("--epochs", type=int_range(1, 100000), default=5, help="epochs")
     p.add_argument(
         "--lr",
         type=float_range(0.0, 100.0, lo_open=True),
@@ -82,7 +86,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="early stop after N epochs without a better validation score (0: never)",
     )
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
+    p.add_argument(
+        "--seed",
+        type=int_range(0, 2**32 - 1),
+        default=0,
+        help="sample order, rounding and split seed",
+    )
     p.add_argument(
         "--rounding",
         choices=("stochastic", "nearest"),
@@ -109,6 +118,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     val.add_argument("--val", help=".npz validation set (x, y)")
     p.add_argument("-o", "--output", required=True, help="trained .tflite")
+    p.add_argument("--log", help="CSV log (default: <output>_log.csv beside -o; '' for none)")
+    p.add_argument(
+        "--plot", help="PNG of loss and accuracy (default: <output>_log.png; '' for none)"
+    )
+    p.add_argument(
+        "--log-every", type=int_range(1, 1 << 30), default=100, help="a CSV row every N samples"
+    )
+    p.add_argument("--board", help="the board's name for the plot's title")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
@@ -149,8 +166,7 @@ def read_dataset(path: str, model: Model, loss: str = "auto") -> tuple[np.ndarra
     if n == 0:
         raise FqtError(f"{path}: the dataset is empty")
     if x.dtype.kind == "f":
-        q = np.round(x / t.quant.scale[0]) + t.quant.zero_point[0]
-        x = np.clip(q, -128, 127).astype(np.int8)
+        x = quantize_input(x, t.quant.scale[0], t.quant.zero_point[0])
     elif x.dtype != np.int8:
         raise FqtError(f"{path}: x dtype {x.dtype}; give int8 samples or float ones")
     try:
@@ -237,25 +253,57 @@ def run_train(args: argparse.Namespace) -> int:
         if before is not None:
             print(f"before: val {'loss' if mse else 'accuracy'} {_fmt(before, mse)}")
 
-    def report(r) -> None:
-        if not args.json:
-            v = ""
-            if r.val_accuracy is not None:
-                val_score = r.val_loss if mse else r.val_accuracy
-                v = f", val {'loss' if mse else 'accuracy'} {_fmt(val_score, mse)}"
-            acc = "" if mse else f", train accuracy {r.train_accuracy:.2%}"
-            print(f"epoch {r.epoch} (lr {r.lr:.4g}): loss {r.loss:.4f}{acc}{v}")
-
-    keep_best = val is not None and not args.last
-    history = trainer.run_epochs(
-        xs, ys, args.epochs, val=val, callback=report, keep_best=keep_best,
-        patience=args.patience,
+    log = TrainLog(
+        {"model": Path(args.model).stem, "board": args.board or "host", "engine": args.engine,
+         "epochs": args.epochs, "lr": args.lr, "batch": args.batch, "update": args.update,
+         "lambda_min": args.lambda_min, "trainable": ",".join(map(str, trainer.trainable)),
+         "samples": len(xs)}
     )  # fmt: skip
+    stem = str(Path(args.output).with_suffix(""))
+    if args.log is None:
+        args.log = f"{stem}_log.csv"
+    if args.plot is None:
+        args.plot = f"{stem}_log.png"
+    n = len(xs)
+    t0 = time.monotonic()
+    if val is not None:
+        acc0, loss0 = trainer.evaluate(*val)
+        log.add("start", epoch=0, sample=0, epoch_samples=n, samples_seen=0,
+                val_loss=loss0, val_accuracy=None if mse else acc0, time_s=0.0)  # fmt: skip
+    with progress.bar(args.epochs * n, f"train ({args.engine})", "samples", args.json) as bar:
+
+        def on_chunk(ep: int, done: int, loss_sum: float, correct: int) -> None:
+            if done < n:
+                log.add("progress", epoch=ep, sample=done, epoch_samples=n,
+                        samples_seen=(ep - 1) * n + done, loss=loss_sum / done,
+                        accuracy=None if mse else correct / done,
+                        time_s=time.monotonic() - t0)  # fmt: skip
+            bar.update_to((ep - 1) * n + done, loss=f"{loss_sum / done:.4f}")
+
+        def report(r: EpochResult) -> None:
+            log.add("epoch", epoch=r.epoch, sample=n, epoch_samples=n, samples_seen=r.epoch * n,
+                    loss=r.loss, accuracy=None if mse else r.train_accuracy,
+                    val_loss=r.val_loss, val_accuracy=None if mse else r.val_accuracy,
+                    time_s=time.monotonic() - t0)  # fmt: skip
+            if not args.json:
+                v = ""
+                if r.val_accuracy is not None:
+                    val_score = r.val_loss if mse else r.val_accuracy
+                    v = f", val {'loss' if mse else 'accuracy'} {_fmt(val_score, mse)}"
+                acc = "" if mse else f", train accuracy {r.train_accuracy:.2%}"
+                bar.write(f"epoch {r.epoch} (lr {r.lr:.4g}): loss {r.loss:.4f}{acc}{v}")
+
+        keep_best = val is not None and not args.last
+        history = trainer.run_epochs(
+            xs, ys, args.epochs, val=val, callback=report, keep_best=keep_best,
+            patience=args.patience, every=max(1, args.log_every), on_chunk=on_chunk,
+        )  # fmt: skip
     after = trainer.evaluate(*val)[score] if val else None
     best_epoch = None
     if history and val is not None:
         key = [(r.val_loss if mse else -(r.val_accuracy or 0.0)) for r in history]
         best_epoch = history[int(np.argmin(key))].epoch if keep_best else history[-1].epoch
+    written = log.write(args.log or None, args.plot or None)
     write_tflite(trainer.model, args.model, args.output)
     c = trainer.counters
     summary = {
@@ -277,6 +325,8 @@ def run_train(args: argparse.Namespace) -> int:
         "backward_macs_full": c.backward_macs_full,
         "updates": c.updates,
         "config": vars(config),
+        "log": args.log if args.log and args.log in written else None,
+        "plot": args.plot if args.plot and args.plot in written else None,
     }
     if args.json:
         print(json.dumps(summary))
@@ -289,6 +339,8 @@ def run_train(args: argparse.Namespace) -> int:
             which = "best" if keep_best else "last"
             print(f"saved the {which} epoch {best_epoch}: val {_fmt(after, mse)}")
         print(f"trained model -> {args.output}")
+        if written:
+            print(f"log -> {', '.join(written)}")
     return 0
 
 

@@ -344,14 +344,20 @@ class Trainer:
         callback=None,
         keep_best: bool = False,
         patience: int = 0,
+        every: int = 0,
+        on_chunk=None,
     ) -> list[EpochResult]:
         """Epochs over (xs, ys); the order is a host-side permutation from
         numpy.random.default_rng(seed) per epoch (the device just sees the samples), the
         lr of each epoch from scheduled_lr. With `val` and keep_best the model of the best
         validation epoch (accuracy; the mse loss: lowest loss; ties: the earlier) is
-        restored at the end; patience > 0 stops after that many epochs without one."""
+        restored at the end; patience > 0 stops after that many epochs without one.
+        every > 0 feeds an epoch in chunks of that many samples and calls
+        on_chunk(epoch, samples_done, loss_sum, correct) after each (the same samples in the
+        same order, so the same updates)."""
         return run_epochs(self, xs, ys, epochs, val=val, shuffle=shuffle, callback=callback,
-                          keep_best=keep_best, patience=patience)  # fmt: skip
+                          keep_best=keep_best, patience=patience, every=every,
+                          on_chunk=on_chunk)  # fmt: skip
 
 
 def _score(r: EpochResult, mse: bool) -> float:
@@ -362,7 +368,7 @@ def _score(r: EpochResult, mse: bool) -> float:
 
 def run_epochs(
     t, xs, ys, epochs: int, *, val=None, shuffle=True, callback=None, keep_best=False,
-    patience=0,
+    patience=0, every=0, on_chunk=None,
 ) -> list[EpochResult]:  # fmt: skip
     """Trainer.run_epochs for either engine (`t`: Trainer or native.NativeTrainer)."""
     if len(xs) == 0:
@@ -378,9 +384,20 @@ def run_epochs(
         lr = scheduled_lr(cfg, ep, epochs)
         t.set_lr(lr)
         idx = order_rng.permutation(len(xs)) if shuffle else np.arange(len(xs))
-        loss, pred = t.train_step(np.asarray(xs)[idx], ys_arr[idx])
+        xe, ye = np.asarray(xs)[idx], ys_arr[idx]
+        step = every if every > 0 else len(xe)
+        losses, preds = [], []
+        for i in range(0, len(xe), step):
+            loss_i, pred_i = t.train_step(xe[i : i + step], ye[i : i + step])
+            losses.append(loss_i)
+            preds.append(pred_i)
+            if on_chunk is not None:
+                done = min(i + step, len(xe))
+                correct = 0 if mse else int(np.sum(np.concatenate(preds) == ye[:done]))
+                on_chunk(ep, done, float(np.concatenate(losses).sum()), correct)
+        loss, pred = np.concatenate(losses), np.concatenate(preds)
         t.flush()
-        acc = float("nan") if mse else float(np.mean(pred == ys_arr[idx]))
+        acc = float("nan") if mse else float(np.mean(pred == ye))
         r = EpochResult(ep, float(loss.mean()), acc, lr=lr)
         if val is not None:
             r.val_accuracy, r.val_loss = t.evaluate(*val)
