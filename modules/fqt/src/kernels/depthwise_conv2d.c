@@ -22,34 +22,47 @@ static int32_t dw_forward_simd4(const fqt_conv_params *params, const fqt_requant
 				const fqt_dims *filter_dims, const int8_t *filter,
 				const int32_t *bias, int32_t oy, int32_t ox, int8_t *out)
 {
-	const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
-	const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+	const int32_t in_w = input_dims->w, in_c = input_dims->c, k_w = filter_dims->w;
 	const int32_t iy0 = oy * params->stride_h - params->pad_h;
 	const int32_t ix0 = ox * params->stride_w - params->pad_w;
+	/* The in-image taps form a rectangle [y_lo, y_hi) x [x_lo, x_hi): no bounds tests in
+	 * the tap loops, whose pointers step by a row / a column of input and filter. */
+	int32_t y_lo = 0, y_hi = filter_dims->h, x_lo = 0, x_hi = k_w;
+	while (y_lo < y_hi && iy0 + params->dilation_h * y_lo < 0) {
+		++y_lo;
+	}
+	while (y_hi > y_lo && iy0 + params->dilation_h * (y_hi - 1) >= input_dims->h) {
+		--y_hi;
+	}
+	while (x_lo < x_hi && ix0 + params->dilation_w * x_lo < 0) {
+		++x_lo;
+	}
+	while (x_hi > x_lo && ix0 + params->dilation_w * (x_hi - 1) >= in_w) {
+		--x_hi;
+	}
+	const int32_t n_x = x_hi - x_lo;
+	const size_t x_col = (size_t)params->dilation_w * (size_t)in_c;
+	const size_t x_row = (size_t)params->dilation_h * (size_t)in_w * (size_t)in_c;
+	const size_t w_row = (size_t)k_w * (size_t)in_c;
+	const int8_t *x_base =
+		in_batch + ((size_t)(iy0 + params->dilation_h * y_lo) * (size_t)in_w +
+			    (size_t)(ix0 + params->dilation_w * x_lo)) *
+				   (size_t)in_c;
+	const int8_t *w_base = filter + ((size_t)y_lo * (size_t)k_w + (size_t)x_lo) * (size_t)in_c;
 	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)params->input_offset) * 0x00010001u);
 	int32_t c = 0;
 	for (; c + 4 <= in_c; c += 4) {
 		int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-		for (int32_t ky = 0; ky < k_h; ++ky) {
-			const int32_t iy = iy0 + params->dilation_h * ky;
-			if (iy < 0 || iy >= in_h) {
-				continue;
-			}
-			for (int32_t kx = 0; kx < k_w; ++kx) {
-				const int32_t ix = ix0 + params->dilation_w * kx;
-				if (ix < 0 || ix >= in_w) {
-					continue;
-				}
-				const uint32_t xw = fqt_load_u32(
-					in_batch + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c +
-					(size_t)c);
-				const uint32_t ww = fqt_load_u32(
-					filter + ((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)in_c +
-					(size_t)c);
+		const int8_t *x_ky = x_base + c, *w_ky = w_base + c;
+		for (int32_t ky = y_lo; ky < y_hi; ++ky, x_ky += x_row, w_ky += w_row) {
+			const int8_t *x = x_ky, *w = w_ky;
+			for (int32_t k = 0; k < n_x; ++k, x += x_col, w += in_c) {
+				const uint32_t xw = fqt_load_u32(x);
+				const uint32_t ww = fqt_load_u32(w);
 				const int16x2_t xe = __sxtab16(off2, (int8x4_t)xw);
-				const int16x2_t xo = __sxtab16(off2, (int8x4_t)fqt_ror8(xw));
+				const int16x2_t xo = fqt_sxtab16_ror8(off2, xw);
 				const int16x2_t we = __sxtb16((int8x4_t)ww);
-				const int16x2_t wo = __sxtb16((int8x4_t)fqt_ror8(ww));
+				const int16x2_t wo = fqt_sxtb16_ror8(ww);
 				a0 = __smlabb(xe, we, a0);
 				a2 = __smlatt(xe, we, a2);
 				a1 = __smlabb(xo, wo, a1);
@@ -63,8 +76,7 @@ static int32_t dw_forward_simd4(const fqt_conv_params *params, const fqt_requant
 			if (bias != NULL) {
 				acc = fqt_wrapping_add(acc, bias[oc]);
 			}
-			acc = fqt_multiply_by_quantized_multiplier(acc, requant->multiplier[oc],
-								   (int)requant->shift[oc]);
+			acc = fqt_requantize(acc, requant->multiplier[oc], (int)requant->shift[oc]);
 			acc = fqt_wrapping_add(acc, params->output_offset);
 			out[oc] = (int8_t)fqt_clamp_s32(acc, params->act_min, params->act_max);
 		}
@@ -141,7 +153,7 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 						if (bias != NULL) {
 							acc = fqt_wrapping_add(acc, bias[oc]);
 						}
-						acc = fqt_multiply_by_quantized_multiplier(
+						acc = fqt_requantize(
 							acc, requant->multiplier[oc],
 							(int)requant->shift[oc]);
 						acc = fqt_wrapping_add(acc, params->output_offset);
@@ -319,7 +331,7 @@ fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 				if (e == 0) {
 					continue;
 				}
-				const int32_t g = fqt_multiply_by_quantized_multiplier(
+				const int32_t g = fqt_requantize(
 					e * (1 << FQT_ERROR_FOLD_BITS), m, sh);
 				for (int32_t ky = 0; ky < k_h; ++ky) {
 					const int32_t iy = oy * params->stride_h - params->pad_h +

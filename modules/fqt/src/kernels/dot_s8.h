@@ -27,9 +27,20 @@ static inline uint32_t fqt_load_u32(const int8_t *p)
 	return w;
 }
 
-static inline uint32_t fqt_ror8(uint32_t w)
+/* SXTB16 / SXTAB16 of the word rotated by 8 (bytes 1 and 3) in one instruction: ACLE has
+ * no rotate operand, and GCC does not fold a separate ROR into them. */
+static inline int16x2_t fqt_sxtb16_ror8(uint32_t w)
 {
-	return (w >> 8) | (w << 24);
+	int16x2_t r;
+	__asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
+	return r;
+}
+
+static inline int16x2_t fqt_sxtab16_ror8(int16x2_t a, uint32_t w)
+{
+	int16x2_t r;
+	__asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(w));
+	return r;
 }
 #endif
 
@@ -42,23 +53,29 @@ static inline void fqt_dot_s8_offset_1x4(const int8_t *x, int32_t offset, const 
 	int32_t k = 0;
 #if FQT_SIMD_DSP
 	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)offset) * 0x00010001u);
-	for (; k + 4 <= n; k += 4) {
-		const uint32_t xw = fqt_load_u32(x + k);
+	/* Two weight pointers (rows 0 and 2) and the stride as a register offset (rows 1
+	 * and 3): the four accumulators, both widened activation pairs and the loop state
+	 * then fit the register file. */
+	const int8_t *xp = x, *wp = w, *wq = w + 2u * stride;
+	const int8_t *xend = x + (n & ~3);
+	for (; xp < xend; xp += 4, wp += 4, wq += 4) {
+		const uint32_t xw = fqt_load_u32(xp);
 		const int16x2_t xe = __sxtab16(off2, (int8x4_t)xw);
-		const int16x2_t xo = __sxtab16(off2, (int8x4_t)fqt_ror8(xw));
-		uint32_t ww = fqt_load_u32(w0 + k);
+		const int16x2_t xo = fqt_sxtab16_ror8(off2, xw);
+		uint32_t ww = fqt_load_u32(wp);
 		a0 = __smlad(xe, __sxtb16((int8x4_t)ww), a0);
-		a0 = __smlad(xo, __sxtb16((int8x4_t)fqt_ror8(ww)), a0);
-		ww = fqt_load_u32(w1 + k);
+		a0 = __smlad(xo, fqt_sxtb16_ror8(ww), a0);
+		ww = fqt_load_u32(wp + stride);
 		a1 = __smlad(xe, __sxtb16((int8x4_t)ww), a1);
-		a1 = __smlad(xo, __sxtb16((int8x4_t)fqt_ror8(ww)), a1);
-		ww = fqt_load_u32(w2 + k);
+		a1 = __smlad(xo, fqt_sxtb16_ror8(ww), a1);
+		ww = fqt_load_u32(wq);
 		a2 = __smlad(xe, __sxtb16((int8x4_t)ww), a2);
-		a2 = __smlad(xo, __sxtb16((int8x4_t)fqt_ror8(ww)), a2);
-		ww = fqt_load_u32(w3 + k);
+		a2 = __smlad(xo, fqt_sxtb16_ror8(ww), a2);
+		ww = fqt_load_u32(wq + stride);
 		a3 = __smlad(xe, __sxtb16((int8x4_t)ww), a3);
-		a3 = __smlad(xo, __sxtb16((int8x4_t)fqt_ror8(ww)), a3);
+		a3 = __smlad(xo, fqt_sxtb16_ror8(ww), a3);
 	}
+	k = n & ~3;
 #endif
 	for (; k < n; ++k) {
 		const int32_t xv = (int32_t)x[k] + offset;
