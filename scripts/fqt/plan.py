@@ -106,7 +106,8 @@ def weight_gradient_scratch(model: Model, li: int) -> int:
     """Bytes of the weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D, the
     twin of fqt_*_backward_weights_scratch_size(): int16 rows of even(positions) for the
     transposed error (every channel; depthwise: one) and the input taps (conv: up to
-    WG_TAP_ROWS rows of tap x channel; depthwise: every tap of one channel, or one padded channel image)."""
+    WG_TAP_ROWS rows of tap x channel; depthwise: every tap of one channel, or one
+    padded channel image)."""
     layer = model.layers[li]
     if layer.op not in (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D):
         return 0
