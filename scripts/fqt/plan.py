@@ -106,7 +106,8 @@ def weight_gradient_scratch(model: Model, li: int) -> int:
     """Bytes of the weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D, the
     twin of fqt_*_backward_weights_scratch_size(): int16 rows of even(positions) for the
     transposed error (every channel; depthwise: one) and the input taps (conv: up to
-    WG_TAP_ROWS rows of tap x channel; depthwise: every tap of one channel)."""
+    WG_TAP_ROWS rows of tap x channel; depthwise: every tap of one channel, or one
+    padded channel image)."""
     layer = model.layers[li]
     if layer.op not in (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D):
         return 0
@@ -114,7 +115,11 @@ def weight_gradient_scratch(model: Model, li: int) -> int:
     fh, fw = model.tensors[layer.inputs[1]].shape[1:3]
     p2 = _pairs(oh * ow)
     if layer.op == OpType.DEPTHWISE_CONV_2D:
-        return 2 * p2 * (1 + _pairs(fh * fw))
+        # The larger of the tap-row layout and the padded-image one (stride 1).
+        wp = ow + fw - 1
+        pl = _pairs(oh * wp)
+        padded = 2 * (pl + _pairs(pl + (fh - 1) * wp + fw - 1))
+        return max(2 * p2 * (1 + _pairs(fh * fw)), padded)
     taps = fh * fw * model.tensors[layer.inputs[0]].shape[-1]
     rows = _pairs(taps) if taps < WG_TAP_ROWS else WG_TAP_ROWS
     return 2 * p2 * (_pairs(oc) + rows)

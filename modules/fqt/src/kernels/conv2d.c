@@ -6,9 +6,83 @@
 #include <stddef.h>
 
 #include "dot_s16.h"
+#include "dot_s8.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
 #include "quant.h"
+
+/* The taps of one output position inside the image: kernel rows [y_lo, y_hi) and columns
+ * [x_lo, x_hi) (the in-image taps of a convolution form a rectangle), and the input
+ * coordinates of tap (0, 0). Computed once per position, so the loops test no bounds. */
+typedef struct conv_window {
+	int32_t iy0, ix0;
+	int32_t y_lo, y_hi, x_lo, x_hi;
+} conv_window;
+
+static void conv_range(int32_t origin, int32_t dilation, int32_t k, int32_t size, int32_t *lo,
+		       int32_t *hi)
+{
+	int32_t l = 0, h = k;
+	while (l < k && origin + dilation * l < 0) {
+		++l;
+	}
+	while (h > l && origin + dilation * (h - 1) >= size) {
+		--h;
+	}
+	*lo = l;
+	*hi = h;
+}
+
+static conv_window conv_window_at(const fqt_conv_params *params, const fqt_dims *input_dims,
+				  const fqt_dims *filter_dims, int32_t oy, int32_t ox)
+{
+	conv_window win;
+	win.iy0 = oy * params->stride_h - params->pad_h;
+	win.ix0 = ox * params->stride_w - params->pad_w;
+	conv_range(win.iy0, params->dilation_h, filter_dims->h, input_dims->h, &win.y_lo,
+		   &win.y_hi);
+	conv_range(win.ix0, params->dilation_w, filter_dims->w, input_dims->w, &win.x_lo,
+		   &win.x_hi);
+	return win;
+}
+
+/* The raw sums of output channels oc .. oc + rows - 1 (rows 4, or 1 for the tail) at one
+ * position. With dilation_w 1 the in-image taps of a kernel row are one contiguous run of
+ * (x_hi - x_lo) * C bytes in NHWC input and OHWI filter alike (a 1-channel convolution gets
+ * runs of k_w, not of 1); otherwise one run of C per tap. */
+static void conv_sums(const fqt_conv_params *params, const fqt_dims *input_dims,
+		      const int8_t *in_batch, const fqt_dims *filter_dims, const int8_t *filter,
+		      const conv_window *win, int32_t oc, int32_t rows, int32_t out[4])
+{
+	const size_t in_c = (size_t)input_dims->c;
+	const size_t k_w = (size_t)filter_dims->w;
+	const size_t stride = (size_t)filter_dims->h * k_w * in_c; /* one filter */
+	const int32_t offset = params->input_offset;
+	const int contiguous = params->dilation_w == 1;
+	const int32_t runs = contiguous ? (win->x_hi > win->x_lo ? 1 : 0) : win->x_hi - win->x_lo;
+	const int32_t len = contiguous ? (win->x_hi - win->x_lo) * (int32_t)in_c : (int32_t)in_c;
+	const size_t x_step = (size_t)params->dilation_w * in_c;
+	const size_t x_row = (size_t)params->dilation_h * (size_t)input_dims->w * in_c;
+	const int8_t *x_ky = in_batch + ((size_t)(win->iy0 + params->dilation_h * win->y_lo) *
+						 (size_t)input_dims->w +
+					 (size_t)(win->ix0 + params->dilation_w * win->x_lo)) *
+						in_c;
+	const int8_t *w_ky = filter + (((size_t)oc * (size_t)filter_dims->h + (size_t)win->y_lo) * k_w +
+				       (size_t)win->x_lo) *
+					      in_c;
+	int32_t acc[4] = {0, 0, 0, 0};
+	for (int32_t ky = win->y_lo; ky < win->y_hi; ++ky, x_ky += x_row, w_ky += k_w * in_c) {
+		const int8_t *x = x_ky, *w = w_ky;
+		for (int32_t r = 0; r < runs; ++r, x += x_step, w += in_c) {
+			if (rows == 4) {
+				fqt_dot_s8_offset_1x4(x, offset, w, stride, len, acc);
+			} else {
+				acc[0] += fqt_dot_s8_offset(x, offset, w, len);
+			}
+		}
+	}
+	memcpy(out, acc, sizeof(acc));
+}
 
 fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *requant,
 			      const fqt_dims *input_dims, const int8_t *input,
@@ -21,55 +95,32 @@ fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *
 	    input_dims->n != output_dims->n || requant->count != (uint32_t)output_dims->c) {
 		return FQT_ERR_ARGUMENT;
 	}
-	const int32_t in_h = input_dims->h;
-	const int32_t in_w = input_dims->w;
-	const int32_t in_c = input_dims->c;
-	const int32_t k_h = filter_dims->h;
-	const int32_t k_w = filter_dims->w;
 	const int32_t out_c = output_dims->c;
 	int8_t *out = output;
 	for (int32_t b = 0; b < output_dims->n; ++b) {
-		const int8_t *in_batch = input + (size_t)b * (size_t)in_h * (size_t)in_w * (size_t)in_c;
+		const int8_t *in_batch = input + (size_t)b * (size_t)input_dims->h *
+							 (size_t)input_dims->w * (size_t)input_dims->c;
 		for (int32_t oy = 0; oy < output_dims->h; ++oy) {
-			const int32_t in_y_origin = oy * params->stride_h - params->pad_h;
 			for (int32_t ox = 0; ox < output_dims->w; ++ox) {
-				const int32_t in_x_origin = ox * params->stride_w - params->pad_w;
-				for (int32_t oc = 0; oc < out_c; ++oc) {
-					int32_t acc = 0;
-					for (int32_t ky = 0; ky < k_h; ++ky) {
-						const int32_t in_y = in_y_origin + params->dilation_h * ky;
-						if (in_y < 0 || in_y >= in_h) {
-							continue; /* zero padding contributes nothing */
+				const conv_window win =
+					conv_window_at(params, input_dims, filter_dims, oy, ox);
+				for (int32_t oc = 0; oc < out_c;) {
+					const int32_t rows = out_c - oc >= 4 ? 4 : 1;
+					int32_t acc[4];
+					conv_sums(params, input_dims, in_batch, filter_dims, filter,
+						  &win, oc, rows, acc);
+					for (int32_t r = 0; r < rows; ++r, ++oc) {
+						int32_t a = acc[r];
+						if (bias != NULL) {
+							a = fqt_wrapping_add(a, bias[oc]);
 						}
-						for (int32_t kx = 0; kx < k_w; ++kx) {
-							const int32_t in_x =
-								in_x_origin + params->dilation_w * kx;
-							if (in_x < 0 || in_x >= in_w) {
-								continue;
-							}
-							/* NHWC and OHWI: the channel run is contiguous in
-							 * both, the dot product the SIMD path speeds up. */
-							acc += fqt_dot_s8_offset(
-								in_batch + ((size_t)in_y * (size_t)in_w +
-									    (size_t)in_x) *
-										   (size_t)in_c,
-								params->input_offset,
-								filter + (((size_t)oc * (size_t)k_h +
-									   (size_t)ky) *
-										  (size_t)k_w +
-									  (size_t)kx) *
-										 (size_t)in_c,
-								in_c);
-						}
+						a = fqt_requantize(
+							a, requant->multiplier[oc],
+							(int)requant->shift[oc]);
+						a = fqt_wrapping_add(a, params->output_offset);
+						*out++ = (int8_t)fqt_clamp_s32(a, params->act_min,
+									       params->act_max);
 					}
-					if (bias != NULL) {
-						acc = fqt_wrapping_add(acc, bias[oc]);
-					}
-					acc = fqt_multiply_by_quantized_multiplier(
-						acc, requant->multiplier[oc], (int)requant->shift[oc]);
-					acc = fqt_wrapping_add(acc, params->output_offset);
-					*out++ = (int8_t)fqt_clamp_s32(acc, params->act_min,
-								       params->act_max);
 				}
 			}
 		}
@@ -285,7 +336,7 @@ fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_di
 				if (e == 0) {
 					continue;
 				}
-				const int32_t g = fqt_multiply_by_quantized_multiplier(
+				const int32_t g = fqt_requantize(
 					e * (1 << FQT_ERROR_FOLD_BITS), m, sh);
 				for (int32_t ky = 0; ky < k_h; ++ky) {
 					const int32_t iy = oy * params->stride_h - params->pad_h +

@@ -6,9 +6,84 @@
 #include <string.h>
 
 #include "dot_s16.h"
+#include "dot_s8.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
 #include "quant.h"
+
+#if FQT_SIMD_DSP
+/* Depth multiplier 1, four channels at a time: NHWC input and HWC filter hold channels
+ * c .. c + 3 of one tap in one word each, widened to int16 pairs (bytes 0 and 2, then 1
+ * and 3, the offset folded in by SXTAB16) and accumulated per channel with the 16 x 16
+ * SMLABB / SMLATT, four MACs for two loads. Returns the channels done (a multiple of 4);
+ * the caller's scalar loop does the rest. Same int32 sums as the reference loop. */
+static int32_t dw_forward_simd4(const fqt_conv_params *params, const fqt_requant *requant,
+				const fqt_dims *input_dims, const int8_t *in_batch,
+				const fqt_dims *filter_dims, const int8_t *filter,
+				const int32_t *bias, int32_t oy, int32_t ox, int8_t *out)
+{
+	const int32_t in_w = input_dims->w, in_c = input_dims->c, k_w = filter_dims->w;
+	const int32_t iy0 = oy * params->stride_h - params->pad_h;
+	const int32_t ix0 = ox * params->stride_w - params->pad_w;
+	/* The in-image taps form a rectangle [y_lo, y_hi) x [x_lo, x_hi): no bounds tests in
+	 * the tap loops, whose pointers step by a row / a column of input and filter. */
+	int32_t y_lo = 0, y_hi = filter_dims->h, x_lo = 0, x_hi = k_w;
+	while (y_lo < y_hi && iy0 + params->dilation_h * y_lo < 0) {
+		++y_lo;
+	}
+	while (y_hi > y_lo && iy0 + params->dilation_h * (y_hi - 1) >= input_dims->h) {
+		--y_hi;
+	}
+	while (x_lo < x_hi && ix0 + params->dilation_w * x_lo < 0) {
+		++x_lo;
+	}
+	while (x_hi > x_lo && ix0 + params->dilation_w * (x_hi - 1) >= in_w) {
+		--x_hi;
+	}
+	const int32_t n_x = x_hi - x_lo;
+	const size_t x_col = (size_t)params->dilation_w * (size_t)in_c;
+	const size_t x_row = (size_t)params->dilation_h * (size_t)in_w * (size_t)in_c;
+	const size_t w_row = (size_t)k_w * (size_t)in_c;
+	const int8_t *x_base =
+		in_batch + ((size_t)(iy0 + params->dilation_h * y_lo) * (size_t)in_w +
+			    (size_t)(ix0 + params->dilation_w * x_lo)) *
+				   (size_t)in_c;
+	const int8_t *w_base = filter + ((size_t)y_lo * (size_t)k_w + (size_t)x_lo) * (size_t)in_c;
+	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)params->input_offset) * 0x00010001u);
+	int32_t c = 0;
+	for (; c + 4 <= in_c; c += 4) {
+		int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+		const int8_t *x_ky = x_base + c, *w_ky = w_base + c;
+		for (int32_t ky = y_lo; ky < y_hi; ++ky, x_ky += x_row, w_ky += w_row) {
+			const int8_t *x = x_ky, *w = w_ky;
+			for (int32_t k = 0; k < n_x; ++k, x += x_col, w += in_c) {
+				const uint32_t xw = fqt_load_u32(x);
+				const uint32_t ww = fqt_load_u32(w);
+				const int16x2_t xe = __sxtab16(off2, (int8x4_t)xw);
+				const int16x2_t xo = fqt_sxtab16_ror8(off2, xw);
+				const int16x2_t we = __sxtb16((int8x4_t)ww);
+				const int16x2_t wo = fqt_sxtb16_ror8(ww);
+				a0 = __smlabb(xe, we, a0);
+				a2 = __smlatt(xe, we, a2);
+				a1 = __smlabb(xo, wo, a1);
+				a3 = __smlatt(xo, wo, a3);
+			}
+		}
+		const int32_t sums[4] = {a0, a1, a2, a3};
+		for (int32_t r = 0; r < 4; ++r) {
+			const int32_t oc = c + r;
+			int32_t acc = sums[r];
+			if (bias != NULL) {
+				acc = fqt_wrapping_add(acc, bias[oc]);
+			}
+			acc = fqt_requantize(acc, requant->multiplier[oc], (int)requant->shift[oc]);
+			acc = fqt_wrapping_add(acc, params->output_offset);
+			out[oc] = (int8_t)fqt_clamp_s32(acc, params->act_min, params->act_max);
+		}
+	}
+	return c;
+}
+#endif
 
 fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 					const fqt_requant *requant, const fqt_dims *input_dims,
@@ -38,7 +113,14 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 			const int32_t in_y_origin = oy * params->stride_h - params->pad_h;
 			for (int32_t ox = 0; ox < output_dims->w; ++ox) {
 				const int32_t in_x_origin = ox * params->stride_w - params->pad_w;
-				for (int32_t ic = 0; ic < in_c; ++ic) {
+				int32_t ic = 0;
+#if FQT_SIMD_DSP
+				if (depth_multiplier == 1) {
+					ic = dw_forward_simd4(params, requant, input_dims, in_batch,
+							      filter_dims, filter, bias, oy, ox, out);
+				}
+#endif
+				for (; ic < in_c; ++ic) {
 					for (int32_t m = 0; m < depth_multiplier; ++m) {
 						const int32_t oc = ic * depth_multiplier + m;
 						int32_t acc = 0;
@@ -71,7 +153,7 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 						if (bias != NULL) {
 							acc = fqt_wrapping_add(acc, bias[oc]);
 						}
-						acc = fqt_multiply_by_quantized_multiplier(
+						acc = fqt_requantize(
 							acc, requant->multiplier[oc],
 							(int)requant->shift[oc]);
 						acc = fqt_wrapping_add(acc, params->output_offset);
@@ -140,16 +222,107 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 	}
 }
 
-/* Per kept channel o the gradient row is a 1 x T matrix product: the error of channel o
- * over the positions (one int16 row) against the T tap rows of input channel o / DM (the
- * offset folded in, built once per input channel: channels of one input are adjacent).
- * Scratch: the error row, then even(T) tap rows, each of P2 = even(positions) int16. */
+/* Stride 1, dilation 1: one padded channel image. With the error of channel o laid out
+ * at the padded width Wp = out_w + k_w - 1 (columns ox >= out_w zero), tap (ky, kx) of
+ * output q = oy * Wp + ox reads the padded input at q + ky * Wp + kx: the gradient of
+ * each tap is one contiguous dot product of L = even(out_h * Wp) int16 (the zero error
+ * columns cancel the wrap to the next row). Scratch: the error (L), then the image
+ * (L + (k_h - 1) * Wp + k_w - 1, even), both int16. */
+static int32_t padded_width(const fqt_dims *filter_dims, const fqt_dims *output_dims)
+{
+	return output_dims->w + filter_dims->w - 1;
+}
+
+static size_t padded_scratch_size(const fqt_dims *filter_dims, const fqt_dims *output_dims)
+{
+	const int32_t wp = padded_width(filter_dims, output_dims);
+	const int32_t l = fqt_s16_pairs_len(output_dims->h * wp);
+	const int32_t x = fqt_s16_pairs_len(l + (filter_dims->h - 1) * wp + filter_dims->w - 1);
+	return 2u * (size_t)(l + x);
+}
+
+/* Otherwise, per kept channel o the gradient row is a 1 x T matrix product: the error of
+ * channel o over the positions (one int16 row) against the T tap rows of input channel
+ * o / DM (the offset folded in, built once per input channel: channels of one input are
+ * adjacent). Scratch: the error row, then even(T) tap rows, each of P2 = even(positions)
+ * int16. The scratch is the larger of the two layouts (the size query has no strides). */
 size_t fqt_depthwise_conv2d_backward_weights_scratch_size(const fqt_dims *filter_dims,
 							  const fqt_dims *output_dims)
 {
 	const int32_t p2 = fqt_s16_pairs_len(output_dims->h * output_dims->w);
 	const int32_t taps = filter_dims->h * filter_dims->w;
-	return 2u * (size_t)p2 * (size_t)(1 + fqt_s16_pairs_len(taps));
+	const size_t rows = 2u * (size_t)p2 * (size_t)(1 + fqt_s16_pairs_len(taps));
+	const size_t padded = padded_scratch_size(filter_dims, output_dims);
+	return rows > padded ? rows : padded;
+}
+
+static void backward_weights_padded(const fqt_conv_params *params, const fqt_dims *input_dims,
+				    const int8_t *input, const fqt_dims *filter_dims,
+				    const fqt_dims *output_dims, const int8_t *err,
+				    const uint16_t *kept, int32_t n_kept, const fqt_grad_sink *sink,
+				    int16_t *scratch)
+{
+	const int32_t k_w = filter_dims->w, taps = filter_dims->h * k_w;
+	const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
+	const int32_t in_c = input_dims->c;
+	const int32_t wp = padded_width(filter_dims, output_dims);
+	const int32_t hp = out_h + filter_dims->h - 1;
+	const int32_t l = fqt_s16_pairs_len(out_h * wp);
+	int16_t *e_pad = scratch;
+	int16_t *x_pad = scratch + l;
+	/* Zeroed once: every channel writes the same in-image / in-output entries. */
+	memset(scratch, 0, padded_scratch_size(filter_dims, output_dims));
+	/* The in-image rectangle of the padded image: rows [r0, r1), columns [c0, c1). */
+	const int32_t r0 = params->pad_h > 0 ? params->pad_h : 0;
+	const int32_t c0 = params->pad_w > 0 ? params->pad_w : 0;
+	const int32_t r1 = params->pad_h + input_dims->h < hp ? params->pad_h + input_dims->h : hp;
+	const int32_t c1 = params->pad_w + input_dims->w < wp ? params->pad_w + input_dims->w : wp;
+	const int16_t offset = (int16_t)params->input_offset;
+	int32_t built = -1; /* the input channel x_pad holds */
+	for (int32_t j = 0; j < n_kept; ++j) {
+		const int32_t o = kept[j];
+		const int32_t i = o / params->depth_multiplier;
+		if (i != built) {
+			for (int32_t r = r0; r < r1; ++r) {
+				const int8_t *src = input + ((size_t)(r - params->pad_h) *
+								     (size_t)input_dims->w +
+							     (size_t)(c0 - params->pad_w)) *
+								    (size_t)in_c +
+						    (size_t)i;
+				int16_t *dst = x_pad + (size_t)r * (size_t)wp;
+				for (int32_t c = c0; c < c1; ++c, src += in_c) {
+					dst[c] = (int16_t)(*src + offset);
+				}
+			}
+			built = i;
+		}
+		int32_t gb = 0;
+		const int8_t *src = err + o;
+		for (int32_t oy = 0; oy < out_h; ++oy) {
+			int16_t *dst = e_pad + (size_t)oy * (size_t)wp;
+			for (int32_t ox = 0; ox < out_w; ++ox, src += out_c) {
+				dst[ox] = *src;
+				gb += *src;
+			}
+		}
+		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
+		for (int32_t t = 0; t < taps; t += 3) {
+			/* Three taps per pass share the error loads; past the last tap, repeat it. */
+			const int32_t t1 = t + 1 < taps ? t + 1 : t, t2 = t + 2 < taps ? t + 2 : t;
+			int32_t s[3];
+			fqt_dot_s16_1x3(e_pad, x_pad + (t / k_w) * wp + t % k_w,
+					x_pad + (t1 / k_w) * wp + t1 % k_w,
+					x_pad + (t2 / k_w) * wp + t2 % k_w, l, s);
+			fqt_grad_put(sink, &row[t], s[0]);
+			if (t + 1 < taps) {
+				fqt_grad_put(sink, &row[t + 1], s[1]);
+			}
+			if (t + 2 < taps) {
+				fqt_grad_put(sink, &row[t + 2], s[2]);
+			}
+		}
+		fqt_grad_put(sink, &sink->acc_b[o], gb);
+	}
 }
 
 fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
@@ -173,6 +346,12 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 	    (int64_t)positions * FQT_ERROR_MAX * 255 > INT32_MAX) {
 		backward_weights_exact(params, input_dims, input, filter_dims, output_dims, err,
 				       kept, n_kept, sink);
+		return FQT_OK;
+	}
+	if (params->stride_h == 1 && params->stride_w == 1 && params->dilation_h == 1 &&
+	    params->dilation_w == 1) {
+		backward_weights_padded(params, input_dims, input, filter_dims, output_dims, err,
+					kept, n_kept, sink, (int16_t *)scratch);
 		return FQT_OK;
 	}
 	const int32_t p2 = fqt_s16_pairs_len(positions);
@@ -249,7 +428,7 @@ fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 				if (e == 0) {
 					continue;
 				}
-				const int32_t g = fqt_multiply_by_quantized_multiplier(
+				const int32_t g = fqt_requantize(
 					e * (1 << FQT_ERROR_FOLD_BITS), m, sh);
 				for (int32_t ky = 0; ky < k_h; ++ky) {
 					const int32_t iy = oy * params->stride_h - params->pad_h +

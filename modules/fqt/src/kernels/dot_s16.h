@@ -86,6 +86,31 @@ static inline void fqt_dot_s16_1x2(const int16_t *a, const int16_t *b0, const in
 	s[1] = s1;
 }
 
+/* s[r] = a.b_r for r = 0..2 over `len` (even) elements; b_r may start at any int16 (the
+ * DSP path's word loads are unaligned LDRs, allowed on M4/M7). */
+static inline void fqt_dot_s16_1x3(const int16_t *a, const int16_t *b0, const int16_t *b1,
+				   const int16_t *b2, int32_t len, int32_t s[3])
+{
+	int32_t s0 = 0, s1 = 0, s2 = 0;
+#if FQT_SIMD_DSP
+	for (int32_t k = 0; k < len; k += 2) {
+		const int16x2_t x = fqt_load_s16x2(a + k);
+		s0 = __smlad(x, fqt_load_s16x2(b0 + k), s0);
+		s1 = __smlad(x, fqt_load_s16x2(b1 + k), s1);
+		s2 = __smlad(x, fqt_load_s16x2(b2 + k), s2);
+	}
+#else
+	for (int32_t k = 0; k < len; ++k) {
+		s0 += (int32_t)a[k] * b0[k];
+		s1 += (int32_t)a[k] * b1[k];
+		s2 += (int32_t)a[k] * b2[k];
+	}
+#endif
+	s[0] = s0;
+	s[1] = s1;
+	s[2] = s2;
+}
+
 /* ---- the rows: errors to channel x position, input taps to tap x position ---- */
 
 /* E[j][p] = err[p][kept[j]]; rows up to an even count, and the pad column, are 0. */

@@ -30,7 +30,7 @@ fqt_status fqt_fully_connected_forward(const fqt_fully_connected_params *params,
 				acc = fqt_wrapping_add(acc, bias[oc]);
 			}
 			const size_t q = per_channel ? (size_t)oc : 0u;
-			acc = fqt_multiply_by_quantized_multiplier(acc, requant->multiplier[q],
+			acc = fqt_requantize(acc, requant->multiplier[q],
 								   (int)requant->shift[q]);
 			acc = fqt_wrapping_add(acc, params->output_offset);
 			output[(size_t)b * (size_t)out_depth + (size_t)oc] =
@@ -80,7 +80,7 @@ fqt_status fqt_fully_connected_backward_input(const int8_t *err, int32_t out_dep
 		int32_t m;
 		int sh;
 		fqt_fold_multiplier(scales, scale_count, o, p, &m, &sh);
-		const int32_t g = fqt_multiply_by_quantized_multiplier(
+		const int32_t g = fqt_requantize(
 			(int32_t)err[o] * (1 << FQT_ERROR_FOLD_BITS), m, sh);
 		if (g == 0) {
 			continue;

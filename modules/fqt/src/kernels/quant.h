@@ -72,6 +72,33 @@ int32_t fqt_rounding_half_sum(int32_t a, int32_t b);
  * shift in [-31, 30]. */
 int32_t fqt_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift);
 
+/* fqt_multiply_by_quantized_multiplier inlined for the forward kernels' per-output
+ * requantization (a call per output costs as much as the MACs of a depthwise output).
+ * The same integer: (ab + nudge) / 2^31 toward zero equals floor((ab + 2^30) / 2^31) for
+ * every int64 ab (both round a tie's magnitude down and agree elsewhere; the form of
+ * CMSIS-NN's arm_nn_requantize), which is one SMULL and an add on Cortex-M. */
+static inline int32_t fqt_requantize(int32_t x, int32_t multiplier, int shift)
+{
+	if (shift > 0) {
+		x = (int32_t)((uint32_t)x << shift);
+	}
+	int32_t hi;
+	if (x == INT32_MIN && multiplier == INT32_MIN) {
+		hi = INT32_MAX;
+	} else {
+		const int64_t v = (int64_t)x * (int64_t)multiplier + ((int64_t)1 << 30);
+		hi = (int32_t)(v < 0 ? ~(~v >> 31) : v >> 31); /* floor, whatever >> does */
+	}
+	if (shift >= 0) {
+		return hi;
+	}
+	const int e = -shift;
+	const uint32_t mask = ((uint32_t)1 << e) - 1u;
+	const int32_t remainder = (int32_t)((uint32_t)hi & mask);
+	const int32_t threshold = (int32_t)(mask >> 1) + (hi < 0 ? 1 : 0);
+	return fqt_arithmetic_shift_right(hi, e) + (remainder > threshold ? 1 : 0);
+}
+
 /* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp: left_shift in [-31, 0]. */
 int32_t fqt_multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x, int32_t multiplier,
 								  int left_shift);

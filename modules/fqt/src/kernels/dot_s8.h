@@ -1,0 +1,93 @@
+/*
+ * Dot products of int8 runs with an offset on the activations, the inner loops of the
+ * forward kernels (kernels/conv2d.c, kernels/depthwise_conv2d.c). One activation run is
+ * read once for four weight rows (1 x 4 register blocking, as CMSIS-NN's convolution
+ * kernels block their output channels): with the DSP extension one word of four int8 is
+ * widened to two int16 pairs (bytes 0 and 2, then 1 and 3: SXTAB16 folds the offset in,
+ * |x + offset| <= 255 fits int16), and each SMLAD does two multiply-accumulates. The sums
+ * are the exact int32 sums of the reference loops (TFLM's int32 accumulator), in another
+ * order: integer addition is associative, so every path gives the same result.
+ */
+#ifndef FQT_DOT_S8_H_
+#define FQT_DOT_S8_H_
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fqt/config.h"
+
+#if FQT_SIMD_DSP
+#include <arm_acle.h>
+
+static inline uint32_t fqt_load_u32(const int8_t *p)
+{
+	uint32_t w;
+	memcpy(&w, p, sizeof(w)); /* LDR: unaligned word loads are allowed on M4/M7 */
+	return w;
+}
+
+/* SXTB16 / SXTAB16 of the word rotated by 8 (bytes 1 and 3) in one instruction: ACLE has
+ * no rotate operand, and GCC does not fold a separate ROR into them. */
+static inline int16x2_t fqt_sxtb16_ror8(uint32_t w)
+{
+	int16x2_t r;
+	__asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
+	return r;
+}
+
+static inline int16x2_t fqt_sxtab16_ror8(int16x2_t a, uint32_t w)
+{
+	int16x2_t r;
+	__asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(w));
+	return r;
+}
+#endif
+
+/* acc[r] += sum_k (x[k] + offset) * w[r * stride + k] for r = 0..3, k < n. */
+static inline void fqt_dot_s8_offset_1x4(const int8_t *x, int32_t offset, const int8_t *w,
+					 size_t stride, int32_t n, int32_t acc[4])
+{
+	int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+	const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
+	int32_t k = 0;
+#if FQT_SIMD_DSP
+	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)offset) * 0x00010001u);
+	/* Two weight pointers (rows 0 and 2) and the stride as a register offset (rows 1
+	 * and 3): the four accumulators, both widened activation pairs and the loop state
+	 * then fit the register file. */
+	const int8_t *xp = x, *wp = w, *wq = w + 2u * stride;
+	const int8_t *xend = x + (n & ~3);
+	for (; xp < xend; xp += 4, wp += 4, wq += 4) {
+		const uint32_t xw = fqt_load_u32(xp);
+		const int16x2_t xe = __sxtab16(off2, (int8x4_t)xw);
+		const int16x2_t xo = fqt_sxtab16_ror8(off2, xw);
+		uint32_t ww = fqt_load_u32(wp);
+		a0 = __smlad(xe, __sxtb16((int8x4_t)ww), a0);
+		a0 = __smlad(xo, fqt_sxtb16_ror8(ww), a0);
+		ww = fqt_load_u32(wp + stride);
+		a1 = __smlad(xe, __sxtb16((int8x4_t)ww), a1);
+		a1 = __smlad(xo, fqt_sxtb16_ror8(ww), a1);
+		ww = fqt_load_u32(wq);
+		a2 = __smlad(xe, __sxtb16((int8x4_t)ww), a2);
+		a2 = __smlad(xo, fqt_sxtb16_ror8(ww), a2);
+		ww = fqt_load_u32(wq + stride);
+		a3 = __smlad(xe, __sxtb16((int8x4_t)ww), a3);
+		a3 = __smlad(xo, fqt_sxtb16_ror8(ww), a3);
+	}
+	k = n & ~3;
+#endif
+	for (; k < n; ++k) {
+		const int32_t xv = (int32_t)x[k] + offset;
+		a0 += xv * w0[k];
+		a1 += xv * w1[k];
+		a2 += xv * w2[k];
+		a3 += xv * w3[k];
+	}
+	acc[0] = a0;
+	acc[1] = a1;
+	acc[2] = a2;
+	acc[3] = a3;
+}
+
+#endif /* FQT_DOT_S8_H_ */
