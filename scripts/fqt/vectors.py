@@ -65,6 +65,23 @@ def write_digits(model_path: Path, out: Path, count: int, seed: int) -> None:
     out.write_text(text)
 
 
+def write_fresh_head(model_path: Path, out_dir: Path, seed: int) -> None:
+    """The model with a re-initialized classifier head (fqt.demo.reinit_head), as
+    `<name>_fresh_blob.c/.h`: what the sensor app learns on the board with no host."""
+    from .blob import blob_to_c, c_identifier
+    from .demo import reinit_head
+
+    model = load_tflite(model_path)
+    head = reinit_head(model, seed=seed)
+    prepare(model)
+    name = c_identifier(f"{model_path.stem}_fresh")
+    model.name = name
+    source, header = blob_to_c(write_blob(model, {head}), name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}_blob.c").write_text(source)
+    (out_dir / f"{name}_blob.h").write_text(header)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fqt.vectors", description=__doc__)
     p.add_argument("model", type=Path)
@@ -72,8 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=8)
     p.add_argument("--seed", type=int, default=2407)
     p.add_argument("--digits", type=int, metavar="N", help="write N labeled digits instead")
+    p.add_argument(
+        "--fresh-head", action="store_true", help="write <output>/<model>_fresh_blob.c/.h instead"
+    )
     args = p.parse_args(argv)
-    if args.digits:
+    if args.fresh_head:
+        write_fresh_head(args.model, args.output, args.seed)
+    elif args.digits:
         write_digits(args.model, args.output, args.digits, args.seed)
     else:
         write_vectors(args.model, args.output, args.count, args.seed)
