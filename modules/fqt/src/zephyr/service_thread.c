@@ -37,6 +37,7 @@ static fqt_service_trainer service_trainer;
 static fqt_trainer_ops trainer_ops;
 static fqt_service service;
 static bool service_ready;
+extern const k_tid_t fqt_service_tid;
 /* Several API callers and the shell may wait at once; each waits on its own semaphore. */
 K_MSGQ_DEFINE(fqt_request_queue, sizeof(struct fqt_request *), 4, 4);
 
@@ -102,6 +103,30 @@ static int service_start(void)
 	return 0;
 }
 
+/* The end of a pause: the service thread takes its own priority back even when a thread
+ * below it never blocks. */
+static void pause_over(struct k_timer *timer)
+{
+	ARG_UNUSED(timer);
+	k_thread_priority_set(fqt_service_tid, CONFIG_FQT_SERVICE_PRIORITY);
+}
+
+static K_TIMER_DEFINE(pause_timer, pause_over, NULL);
+
+/* Between two slices of a job, let every thread below this one's priority that wants the
+ * CPU (logging, the application) run, for at most FQT_SERVICE_JOB_PAUSE_TICKS: drop to
+ * the lowest application priority and yield. When none is ready this returns at once, so
+ * an idle system loses no training time; a request ends the pause at the next slice.
+ */
+static void give_way(void)
+{
+	k_timer_start(&pause_timer, K_TICKS(CONFIG_FQT_SERVICE_JOB_PAUSE_TICKS), K_NO_WAIT);
+	k_thread_priority_set(k_current_get(), K_LOWEST_APPLICATION_THREAD_PRIO);
+	k_yield();
+	k_timer_stop(&pause_timer);
+	k_thread_priority_set(k_current_get(), CONFIG_FQT_SERVICE_PRIORITY);
+}
+
 static void service_thread(void *p1, void *p2, void *p3)
 {
 	ARG_UNUSED(p1);
@@ -114,36 +139,28 @@ static void service_thread(void *p1, void *p2, void *p3)
 	service_ready = service_start() == 0;
 	for (;;) {
 		struct fqt_request *req;
-		k_timeout_t wait = K_FOREVER;
+		const bool busy = service_ready && fqt_service_busy(&service);
 
-		if (service_ready && fqt_service_busy(&service)) {
-			/* A job runs samples for a slice, then sleeps a little on the queue so
-			 * the threads below this one's priority (logging, the application) run
-			 * too; a request arriving ends the pause at once.
-			 */
-			wait = K_NO_WAIT;
-			if (CONFIG_FQT_SERVICE_JOB_PAUSE_TICKS > 0 &&
-			    k_uptime_get_32() - slice_start >= CONFIG_FQT_SERVICE_JOB_SLICE_MS) {
-				wait = K_TICKS(CONFIG_FQT_SERVICE_JOB_PAUSE_TICKS);
-			}
-		}
-		if (k_msgq_get(&fqt_request_queue, &req, wait) == 0) {
-			const bool was_busy = service_ready && fqt_service_busy(&service);
-
+		/* Sleep until a request when idle; between samples, only look. */
+		if (k_msgq_get(&fqt_request_queue, &req, busy ? K_NO_WAIT : K_FOREVER) == 0) {
 			req->result = req->run(service_ready ? &service : NULL, req);
-			if (service_ready && !was_busy && fqt_service_busy(&service)) {
+			if (!busy && service_ready && fqt_service_busy(&service)) {
 				progress = req->progress;
 				if (progress.write == NULL) {
 					progress.write = log_line;
 				}
+				slice_start = k_uptime_get_32();
 			}
 			k_sem_give(&req->done);
 		}
-		if (!K_TIMEOUT_EQ(wait, K_NO_WAIT)) {
-			slice_start = k_uptime_get_32();
+		if (!service_ready || !fqt_service_busy(&service)) {
+			continue;
 		}
-		if (service_ready && fqt_service_busy(&service)) {
-			fqt_service_poll(&service, &progress);
+		fqt_service_poll(&service, &progress);
+		if (CONFIG_FQT_SERVICE_JOB_PAUSE_TICKS > 0 &&
+		    k_uptime_get_32() - slice_start >= CONFIG_FQT_SERVICE_JOB_SLICE_MS) {
+			give_way();
+			slice_start = k_uptime_get_32();
 		}
 	}
 }
