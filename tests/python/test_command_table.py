@@ -47,7 +47,7 @@ def _entries(body: str, kinds: str) -> list[tuple[str, list[str]]]:
     entry = re.compile(rf"\b({kinds})\(((?:{_C_STRING}|[^()\"])*)\)", re.S)
     out = []
     for m in entry.finditer(body):
-        args = [a.strip() for a in re.split(rf",(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", m.group(2))]
+        args = [a.strip() for a in re.split(r",(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", m.group(2))]
         out.append((m.group(1), args))
     return out
 
@@ -59,8 +59,14 @@ def table_rows(path: Path = TABLE) -> list[dict]:
     for kind, a in _entries(_macro_body(src, "FQT_COMMANDS"), "CMD|GROUP"):
         assert len(a) == 5, f"{kind}({a}) in {path} does not have 5 arguments"
         rows.append(
-            {"name": a[0], "kind": kind, "fn": a[1], "mandatory": int(a[2]),
-             "optional": int(a[3]), "usage": _c_strings(a[4])}
+            {
+                "name": a[0],
+                "kind": kind,
+                "fn": a[1],
+                "mandatory": int(a[2]),
+                "optional": int(a[3]),
+                "usage": _c_strings(a[4]),
+            }
         )
     return rows
 
@@ -71,8 +77,13 @@ def subcommands(group: str, path: Path = TABLE) -> list[dict]:
     for _, a in _entries(_macro_body(src, f"FQT_SUBCOMMANDS_{group}"), "SUB"):
         assert len(a) == 5, f"SUB({a}) in {path} does not have 5 arguments"
         subs.append(
-            {"parent": a[0], "name": a[1], "mandatory": int(a[2]), "optional": int(a[3]),
-             "help": _c_strings(a[4])}
+            {
+                "parent": a[0],
+                "name": a[1],
+                "mandatory": int(a[2]),
+                "optional": int(a[3]),
+                "help": _c_strings(a[4]),
+            }
         )
     return subs
 
@@ -219,4 +230,6 @@ def test_protocol_table_names_every_subcommand(table) -> None:
         if row["kind"] == "GROUP":
             for sub in subcommands(row["name"]):
                 pattern = rf"`fqt {row['name']} (?:[a-z]+\\\|)*{sub['name']}\b"
-                assert re.search(pattern, cells), f"protocol.md has no `fqt {row['name']} {sub['name']}`"
+                assert re.search(pattern, cells), (
+                    f"protocol.md has no `fqt {row['name']} {sub['name']}`"
+                )

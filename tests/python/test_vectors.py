@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURE_MODELS, REPO
 from fqt.vectors import write_digits, write_fresh_head, write_vectors
 
