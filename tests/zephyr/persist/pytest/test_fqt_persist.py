@@ -57,7 +57,6 @@ def test_save_restart_restore_keeps_the_weights(dut: DeviceAdapter) -> None:
 
     dut.launch()  # a new zephyr.exe: RAM is gone, flash.bin stays
     device = connect(dut)
-    assert device.info()["source"] == "builtin" or device.info()["source"] == "-"
     restored = " ".join(device.command("restore"))
     assert "restored slot" in restored
     assert device.info()["source"] == "restored"
