@@ -1,11 +1,13 @@
 """The device service's command table is the one list of its commands.
 
-The table (name, usage, handler) in modules/fqt/src/service/dispatch.c is what
-`fqt_service_dispatch` dispatches on and what `fqt help` prints. Three texts list the
-commands for people: the `fqt` shell help string (modules/fqt/src/zephyr/service_thread.c),
-the FQT_SHELL Kconfig help (modules/fqt/Kconfig) and docs/protocol.md. Each must name
-exactly the table's commands, and protocol.md's `fqt help` listing must carry the table's
-usage strings word for word.
+The table is X-macros in modules/fqt/src/service/command_table.h: FQT_COMMANDS (name,
+handler, shell argument counts, usage) and one FQT_SUBCOMMANDS_<group> per command with
+subcommands. dispatch.c expands it into what `fqt_service_dispatch` dispatches on and
+`fqt help` prints; zephyr/service_thread.c expands the same lists into the shell's static
+subcommand sets (help texts, argument counts). Three texts list the commands for people:
+the `fqt` shell help string, the FQT_SHELL Kconfig help and docs/protocol.md. Each must
+name exactly the table's commands, protocol.md's `fqt help` listing must carry the table's
+usage strings word for word, and its command table must name every subcommand.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from conftest import REPO
 
 DISPATCH = REPO / "modules" / "fqt" / "src" / "service" / "dispatch.c"
+TABLE = REPO / "modules" / "fqt" / "src" / "service" / "command_table.h"
 SHELL = REPO / "modules" / "fqt" / "src" / "zephyr" / "service_thread.c"
 KCONFIG = REPO / "modules" / "fqt" / "Kconfig"
 PROTOCOL = REPO / "docs" / "protocol.md"
@@ -32,20 +35,62 @@ def _c_strings(text: str) -> str:
     return "".join(bytes(p[1:-1], "utf-8").decode("unicode_escape") for p in parts)
 
 
-def command_table(path: Path = DISPATCH) -> list[tuple[str, str]]:
-    """(name, usage) of each entry of `commands[]` in dispatch.c, in table order."""
+def _macro_body(src: str, macro: str) -> str:
+    """The body of `#define <macro>(...)`, continuation lines joined."""
+    m = re.search(rf"#define\s+{macro}\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", src)
+    assert m, f"no #define {macro}(...) in {TABLE}"
+    return m.group(2).replace("\\\n", " ")
+
+
+def _entries(body: str, kinds: str) -> list[tuple[str, list[str]]]:
+    """(kind, arguments) of each `KIND(a, b, ...)` in a macro body; strings kept joined."""
+    entry = re.compile(rf"\b({kinds})\(((?:{_C_STRING}|[^()\"])*)\)", re.S)
+    out = []
+    for m in entry.finditer(body):
+        args = [a.strip() for a in re.split(r",(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", m.group(2))]
+        out.append((m.group(1), args))
+    return out
+
+
+def table_rows(path: Path = TABLE) -> list[dict]:
+    """Each top-level command: name, kind (CMD/GROUP), handler, mandatory, optional, usage."""
     src = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
-    m = re.search(r"\bcommands\s*\[\s*\]\s*=\s*\{(.*?)\n\};", src, flags=re.S)
-    assert m, f"no `commands[] = {{...}};` table in {path}"
-    entry = re.compile(
-        rf"\{{\s*({_C_STRING})\s*,\s*((?:{_C_STRING}\s*)+),\s*([A-Za-z_]\w*)\s*\}}", re.S
-    )
-    body = m.group(1)
-    rows = [(_c_strings(e.group(1)), _c_strings(e.group(2))) for e in entry.finditer(body)]
-    # Every brace in the table belongs to an entry the pattern read: none slipped past it.
-    braces = re.sub(_C_STRING, '""', body).count("{")
-    assert len(rows) == braces, f"an entry of {path}'s table did not parse"
+    rows = []
+    for kind, a in _entries(_macro_body(src, "FQT_COMMANDS"), "CMD|GROUP"):
+        assert len(a) == 5, f"{kind}({a}) in {path} does not have 5 arguments"
+        rows.append(
+            {
+                "name": a[0],
+                "kind": kind,
+                "fn": a[1],
+                "mandatory": int(a[2]),
+                "optional": int(a[3]),
+                "usage": _c_strings(a[4]),
+            }
+        )
     return rows
+
+
+def subcommands(group: str, path: Path = TABLE) -> list[dict]:
+    src = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
+    subs = []
+    for _, a in _entries(_macro_body(src, f"FQT_SUBCOMMANDS_{group}"), "SUB"):
+        assert len(a) == 5, f"SUB({a}) in {path} does not have 5 arguments"
+        subs.append(
+            {
+                "parent": a[0],
+                "name": a[1],
+                "mandatory": int(a[2]),
+                "optional": int(a[3]),
+                "help": _c_strings(a[4]),
+            }
+        )
+    return subs
+
+
+def command_table(path: Path = TABLE) -> list[tuple[str, str]]:
+    """(name, usage) of each top-level command, in table (`fqt help`) order."""
+    return [(r["name"], r["usage"]) for r in table_rows(path)]
 
 
 def _names_in_prose(text: str, where: str) -> list[str]:
@@ -58,8 +103,8 @@ def _names_in_prose(text: str, where: str) -> list[str]:
 def shell_help_names(path: Path = SHELL) -> list[str]:
     """The commands the `fqt` shell command's help string lists."""
     src = path.read_text()
-    m = re.search(r"SHELL_CMD_ARG_REGISTER\(\s*fqt\s*,(.*?)\)\s*;", src, flags=re.S)
-    assert m, f"no SHELL_CMD_ARG_REGISTER(fqt, ...) in {path}"
+    m = re.search(r"SHELL_CMD_REGISTER\(\s*fqt\s*,(.*?)\)\s*;", src, flags=re.S)
+    assert m, f"no SHELL_CMD_REGISTER(fqt, ...) in {path}"
     return _names_in_prose(_c_strings(m.group(1)), f"{path}'s shell help")
 
 
@@ -132,3 +177,59 @@ def test_protocol_table_names_the_table(table) -> None:
 def test_protocol_help_listing_is_the_table(table) -> None:
     # `fqt help` prints the usages in table order; protocol.md shows that answer.
     assert protocol_help_usages() == [u for _, u in table]
+
+
+def _arg_words(usage: str) -> tuple[int, int]:
+    """(<required>, [optional]) words of a usage's first form, before its ':' or '|'."""
+    form = re.split(r":|\s\|\s|;", usage, maxsplit=1)[0]
+    return len(re.findall(r"<[^>]+>", form)), len(re.findall(r"\[[^\]]+\]", form))
+
+
+def test_dispatcher_and_shell_expand_the_table() -> None:
+    assert "FQT_COMMANDS(" in DISPATCH.read_text()
+    shell = SHELL.read_text()
+    assert "SHELL_STATIC_SUBCMD_SET_CREATE(sub_fqt, FQT_COMMANDS(" in shell
+    assert "FQT_SUBCOMMANDS_##name(" in shell
+
+
+def test_groups_have_their_subcommands(table) -> None:
+    src = TABLE.read_text()
+    for row in table_rows():
+        listed = f"#define FQT_SUBCOMMANDS_{row['name']}(" in src
+        assert listed == (row["kind"] == "GROUP"), row["name"]
+        if row["kind"] != "GROUP":
+            continue
+        subs = subcommands(row["name"])
+        assert subs, f"group {row['name']} has no subcommand"
+        for sub in subs:
+            assert sub["parent"] == row["name"], sub
+            assert re.search(rf"\b{sub['name']}\b", row["usage"]), (sub, row["usage"])
+            assert sub["help"].startswith(sub["name"]), sub
+
+
+def test_argument_counts_follow_the_usage(table) -> None:
+    for row in table_rows():
+        if row["kind"] == "GROUP" and row["mandatory"] == 0:
+            assert row["optional"] == 0, row
+        else:
+            required, optional = _arg_words(row["usage"])
+            assert (row["mandatory"], row["optional"]) == (required + 1, optional), row
+        if row["kind"] == "GROUP":
+            for sub in subcommands(row["name"]):
+                required, optional = _arg_words(sub["help"])
+                assert (sub["mandatory"], sub["optional"]) == (required + 1, optional), sub
+
+
+def test_protocol_table_names_every_subcommand(table) -> None:
+    cells = " ".join(
+        re.match(r"\|((?:[^|\\]|\\.)*)\|", line).group(1)  # type: ignore[union-attr]
+        for line in _commands_section()
+        if line.startswith("| `fqt")
+    )
+    for row in table_rows():
+        if row["kind"] == "GROUP":
+            for sub in subcommands(row["name"]):
+                pattern = rf"`fqt {row['name']} (?:[a-z]+\\\|)*{sub['name']}\b"
+                assert re.search(pattern, cells), (
+                    f"protocol.md has no `fqt {row['name']} {sub['name']}`"
+                )

@@ -165,6 +165,15 @@ int fqt_service_dispatch(fqt_service *svc, int argc, char **argv,
 /* Split `line` in place on spaces and dispatch it; a leading `fqt` word is skipped. */
 int fqt_service_dispatch_line(fqt_service *svc, char *line, const fqt_service_output *out);
 
+/* For firmware that holds its samples in memory (the Zephyr API, include/fqt/zephyr/api.h):
+ * the same checks and answer lines as `fqt data push` and `fqt predict hex`, without the
+ * hex. `size` must be the model's input bytes; `*cls` gets the argmax. 0, or -1 after an
+ * `err` line. */
+int fqt_service_add_sample(fqt_service *svc, uint32_t label, const int8_t *input, size_t size,
+			   const fqt_service_output *out);
+int fqt_service_infer(fqt_service *svc, const int8_t *input, size_t size, uint32_t *cls,
+		      const fqt_service_output *out);
+
 /* Run one step of the current job (one sample); returns 1 while a job remains. */
 int fqt_service_poll(fqt_service *svc, const fqt_service_output *out);
 int fqt_service_busy(const fqt_service *svc);

@@ -3,13 +3,15 @@
  * `fqt <command> ...` (one for the Zephyr shell and the host device). Protocol:
  * docs/protocol.md.
  *
- * The table below is the ONE list of the commands: the `fqt` shell help string
- * (zephyr/service_thread.c), the FQT_SHELL Kconfig help and docs/protocol.md's list name
- * exactly these, with these usage strings (tests/python/test_command_table.py checks).
+ * Its command table is expanded from command_table.h, the ONE list of the commands, which
+ * the Zephyr shell's subcommand sets (zephyr/service_thread.c) expand too; the FQT_SHELL
+ * Kconfig help and docs/protocol.md's list name exactly these, with these usage strings
+ * (tests/python/test_command_table.py checks).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "command_table.h"
 #include "service_internal.h"
 
 fqt_status fqt_service_init(fqt_service *svc, const fqt_service_config *config)
@@ -33,9 +35,11 @@ fqt_status fqt_service_init(fqt_service *svc, const fqt_service_config *config)
 	return FQT_OK;
 }
 
-static int cmd_help(fqt_service *svc, int argc, char **argv, const fqt_service_output *out);
+static int fqt_svc_cmd_help(fqt_service *svc, int argc, char **argv,
+			    const fqt_service_output *out);
 
-static int cmd_ping(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
+static int fqt_svc_cmd_ping(fqt_service *svc, int argc, char **argv,
+			    const fqt_service_output *out)
 {
 	if (argc != 2 || strlen(argv[1]) > 32u) {
 		fqt_svc_say(svc, out, "err usage: fqt ping <token of at most 32 characters>");
@@ -52,32 +56,15 @@ typedef struct command {
 	fqt_svc_cmd_fn fn;
 } command;
 
-static const command commands[] = {
-	{"help", "help: this list", cmd_help},
-	{"ping", "ping <token>: answers `pong <token>` (the host syncs on it)", cmd_ping},
-	{"info", "info: model name, layers, arena and pool use, version", fqt_svc_cmd_info},
-	{"load", "load builtin|pushed: activate the built-in model or a pushed blob",
-	 fqt_svc_cmd_load},
-	{"data", "data push <label> <hex>|clear|status: the sample store", fqt_svc_cmd_data},
-	{"train",
-	 "train start [epochs 1..1000] [lr 0.000001..1] [batch 1..1024] [lambda_min 0..1] "
-	 "[seed] [last|all|i,j]; train stop; train status",
-	 fqt_svc_cmd_train},
-	{"eval", "eval: accuracy over the stored samples (a job; ends with `done eval`)",
-	 fqt_svc_cmd_eval},
-	{"predict", "predict <index> | predict hex <input>: class and int8 output",
-	 fqt_svc_cmd_predict},
-	{"export", "export: size and crc of the active blob, then `read` frames",
-	 fqt_svc_cmd_export},
-	{"save", "save: write the active model to the older flash slot", fqt_svc_cmd_save},
-	{"restore", "restore: load the newest valid flash slot", fqt_svc_cmd_restore},
-	{"frame", "frame <seq> <kind> <hex> <crc>: the data protocol (docs/protocol.md)",
-	 fqt_svc_cmd_frame},
-};
+/* The table itself is command_table.h: a group's handler takes its subcommands too. */
+#define COMMAND_ENTRY(name, fn, mandatory, optional, usage) {#name, usage, fn},
+static const command commands[] = {FQT_COMMANDS(COMMAND_ENTRY, COMMAND_ENTRY)};
+#undef COMMAND_ENTRY
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
-static int cmd_help(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
+static int fqt_svc_cmd_help(fqt_service *svc, int argc, char **argv,
+			    const fqt_service_output *out)
 {
 	(void)argv;
 	if (argc != 1) {
@@ -97,7 +84,7 @@ int fqt_service_dispatch(fqt_service *svc, int argc, char **argv, const fqt_serv
 		return -1;
 	}
 	if (argc < 1 || argv == NULL || argv[0] == NULL) {
-		return cmd_help(svc, argc, argv, out);
+		return fqt_svc_cmd_help(svc, argc, argv, out);
 	}
 	for (int i = 0; i < argc; i++) {
 		if (argv[i] == NULL) {

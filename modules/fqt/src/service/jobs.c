@@ -36,6 +36,29 @@ static int infer_one(fqt_service *svc, const int8_t *input, const int8_t **y, si
 	return 0;
 }
 
+int fqt_service_infer(fqt_service *svc, const int8_t *input, size_t size, uint32_t *cls,
+		      const fqt_service_output *out)
+{
+	const int8_t *y;
+	size_t y_len;
+	if (svc == NULL || input == NULL || cls == NULL || out == NULL) {
+		return -1;
+	}
+	if (fqt_svc_require_model(svc, out) != 0 || fqt_svc_require_idle(svc, out) != 0) {
+		return -1;
+	}
+	if (size != svc->sample_bytes) {
+		fqt_svc_say(svc, out, "err input must be %lu bytes", (unsigned long)svc->sample_bytes);
+		return -1;
+	}
+	if (infer_one(svc, input, &y, &y_len, cls) != 0) {
+		fqt_svc_say(svc, out, "err inference failed");
+		return -1;
+	}
+	fqt_svc_say(svc, out, "ok");
+	return 0;
+}
+
 int fqt_svc_cmd_predict(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
 {
 	if (argc != 2 && !(argc == 3 && strcmp(argv[1], "hex") == 0)) {

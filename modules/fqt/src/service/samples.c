@@ -54,6 +54,32 @@ static int data_clear(fqt_service *svc, const fqt_service_output *out)
 	return 0;
 }
 
+/* Room for one more sample, or an `err` line and -1 (the checks `data push` makes after
+ * the label's). */
+static int sample_room(fqt_service *svc, const fqt_service_output *out)
+{
+	if (svc->xfer_type == FQT_SVC_XFER_SAMPLES) {
+		fqt_svc_say(svc, out, "err a sample transfer is open: commit or abort it");
+		return -1;
+	}
+	if (svc->sample_count >= svc->sample_capacity) {
+		fqt_svc_say(svc, out, "err sample store full: %lu of %lu samples",
+			    (unsigned long)svc->sample_count, (unsigned long)svc->sample_capacity);
+		return -1;
+	}
+	return 0;
+}
+
+static int sample_stored(fqt_service *svc, const fqt_service_output *out, uint8_t *rec,
+			 uint32_t label)
+{
+	put_label(rec, label);
+	svc->sample_count++;
+	fqt_svc_say(svc, out, "samples %lu", (unsigned long)svc->sample_count);
+	fqt_svc_say(svc, out, "ok");
+	return 0;
+}
+
 /* One sample in one line: data push <label> <hex input>. Bulk: frames. */
 static int data_push(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
 {
@@ -66,16 +92,8 @@ static int data_push(fqt_service *svc, int argc, char **argv, const fqt_service_
 	}
 	uint32_t label;
 	const uint32_t classes = fqt_svc_model_classes(fqt_svc_active_model(svc));
-	if (fqt_svc_arg_u32(svc, out, "label", argv[2], 0, classes - 1u, &label) != 0) {
-		return -1;
-	}
-	if (svc->xfer_type == FQT_SVC_XFER_SAMPLES) {
-		fqt_svc_say(svc, out, "err a sample transfer is open: commit or abort it");
-		return -1;
-	}
-	if (svc->sample_count >= svc->sample_capacity) {
-		fqt_svc_say(svc, out, "err sample store full: %lu of %lu samples",
-			    (unsigned long)svc->sample_count, (unsigned long)svc->sample_capacity);
+	if (fqt_svc_arg_u32(svc, out, "label", argv[2], 0, classes - 1u, &label) != 0 ||
+	    sample_room(svc, out) != 0) {
 		return -1;
 	}
 	uint8_t *rec = fqt_svc_sample_record(svc, svc->sample_count);
@@ -84,11 +102,33 @@ static int data_push(fqt_service *svc, int argc, char **argv, const fqt_service_
 			    (unsigned long)svc->sample_bytes, (unsigned long)(2u * svc->sample_bytes));
 		return -1;
 	}
-	put_label(rec, label);
-	svc->sample_count++;
-	fqt_svc_say(svc, out, "samples %lu", (unsigned long)svc->sample_count);
-	fqt_svc_say(svc, out, "ok");
-	return 0;
+	return sample_stored(svc, out, rec, label);
+}
+
+int fqt_service_add_sample(fqt_service *svc, uint32_t label, const int8_t *input, size_t size,
+			   const fqt_service_output *out)
+{
+	if (svc == NULL || input == NULL || out == NULL) {
+		return -1;
+	}
+	if (fqt_svc_require_model(svc, out) != 0 || fqt_svc_require_idle(svc, out) != 0) {
+		return -1;
+	}
+	const uint32_t classes = fqt_svc_model_classes(fqt_svc_active_model(svc));
+	if (label >= classes) {
+		fqt_svc_say(svc, out, "err label must be 0..%lu", (unsigned long)(classes - 1u));
+		return -1;
+	}
+	if (size != svc->sample_bytes) {
+		fqt_svc_say(svc, out, "err input must be %lu bytes", (unsigned long)svc->sample_bytes);
+		return -1;
+	}
+	if (sample_room(svc, out) != 0) {
+		return -1;
+	}
+	uint8_t *rec = fqt_svc_sample_record(svc, svc->sample_count);
+	memcpy(rec + 2, input, size);
+	return sample_stored(svc, out, rec, label);
 }
 
 int fqt_svc_cmd_data(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
