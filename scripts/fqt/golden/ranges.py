@@ -22,6 +22,8 @@ from ..prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS
 from ..quant import preprocess_softmax_scaling, tflite_round
 
 RANGE_ALPHA = 0.1  # EMA weight of the new sample's min/max (the follow-up's activations)
+RANGE_MAX_LAYERS = 16  # FQT_RANGE_MAX_LAYERS: larger groups keep their range
+MIN_SCALE = 2.0**-20  # smallest learned scale
 _CHAIN_OPS = (OpType.MAX_POOL_2D, OpType.AVERAGE_POOL_2D, OpType.RESHAPE)
 
 
@@ -72,6 +74,7 @@ def range_groups(model: Model, trainable: list[int], mse: bool) -> list[RangeGro
                     layers.append(c.index)
                 else:
                     ok = False
+        ok = ok and len(layers) <= RANGE_MAX_LAYERS and len(tensors) <= RANGE_MAX_LAYERS
         if ok:
             q = model.tensors[tensors[0]].quant
             s, zp = float(q.scale[0]), int(q.zero_point[0])
@@ -101,7 +104,7 @@ def derive(g: RangeGroup) -> tuple[float, int] | None:
     if not hi - lo > 0.0:
         return None
     s = float(np.float32((hi - lo) / 255.0))
-    if not s > 0.0:
+    if not s >= MIN_SCALE:  # a collapsed range (and SOFTMAX needs s 2^26 > 1)
         return None
     zp = min(max(tflite_round(-128.0 - lo / s), -128), 127)
     return s, zp

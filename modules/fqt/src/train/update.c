@@ -20,8 +20,8 @@
 /* (M, shift) = QuantizeMultiplier((double)s_in * (double)s_w[c] / (double)s_out) as
  * prepare.py, per channel or (per-tensor FC) once: the product in double, as the
  * tflite-micro wheel's GetQuantizedConvolutionMultipler. */
-static void layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
-			      int32_t *mult, int32_t *shift)
+void fqt_train_layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
+				 int32_t *mult, int32_t *shift)
 {
 	const float s_in = v->input_scale;
 	const float s_out = v->output_scale;
@@ -260,7 +260,7 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 			}
 		}
 	}
-	layer_multipliers(v, L->scale, L->per_channel, L->mult, L->shift);
+	fqt_train_layer_multipliers(v, L->scale, L->per_channel, L->mult, L->shift);
 	memset(L->acc_w, 0, 4u * (size_t)L->n_weights);
 	memset(L->acc_b, 0, 4u * (size_t)L->n_out);
 	L->grad_exp = 0;
@@ -326,6 +326,7 @@ fqt_status fqt_train_update(fqt_trainer *t)
 			fqt_train_mark(t, FQT_PHASE_UPDATE, t->layers[i].layer, 1);
 		}
 	}
+	fqt_train_ranges_update(t);
 	t->counters.updates++;
 	return fqt_trainer_sync_blob(t);
 }
