@@ -1131,9 +1131,7 @@ def json_summary(results: list[TaskResult]) -> dict[str, Any]:
         d["gap_fp32_sgd"] = paired_gap(r.methods["int8"], r.methods["fp32_sgd"])
         d["gap_fp32_tuned"] = paired_gap(r.methods["int8"], r.methods["fp32_tuned"])
         d["ranges_gap_fp32_sgd"] = paired_gap(r.methods["int8_ranges"], r.methods["fp32_sgd"])
-        d["ranges_gap_fp32_tuned"] = paired_gap(
-            r.methods["int8_ranges"], r.methods["fp32_tuned"]
-        )
+        d["ranges_gap_fp32_tuned"] = paired_gap(r.methods["int8_ranges"], r.methods["fp32_tuned"])
         tasks[r.task.name] = d
     return {"tasks": tasks}
 

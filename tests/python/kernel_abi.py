@@ -141,7 +141,17 @@ PROTOTYPES: dict[str, list] = {
     "fqt_reshape_forward": [_P8, c_size_t, _P8],
     # backward
     "fqt_conv2d_backward_weights": [
-        _PCONV, _PD, _P8, _PD, _PD, _P8, _PU16, c_int32, _PSINK, c_void_p, c_size_t,
+        _PCONV,
+        _PD,
+        _P8,
+        _PD,
+        _PD,
+        _P8,
+        _PU16,
+        c_int32,
+        _PSINK,
+        c_void_p,
+        c_size_t,
     ],
     "fqt_conv2d_backward_input": [
         _PCONV,
@@ -158,7 +168,17 @@ PROTOTYPES: dict[str, list] = {
         _P32,
     ],
     "fqt_depthwise_conv2d_backward_weights": [
-        _PCONV, _PD, _P8, _PD, _PD, _P8, _PU16, c_int32, _PSINK, c_void_p, c_size_t,
+        _PCONV,
+        _PD,
+        _P8,
+        _PD,
+        _PD,
+        _P8,
+        _PU16,
+        c_int32,
+        _PSINK,
+        c_void_p,
+        c_size_t,
     ],
     "fqt_depthwise_conv2d_backward_input": [
         _PCONV,

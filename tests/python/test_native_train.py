@@ -57,9 +57,12 @@ CONFIGS = {
     # learned activation ranges (section 7.3)
     "ranges-sgd-sr-b3": dict(batch=3, seed=6, lr=0.5, update_rule="sgd", learn_ranges=True),
     "ranges-std-nearest-fixed-b2-lam05": dict(
-        batch=2, stochastic_rounding=False, error_scaling="fixed", lambda_min=0.5,
+        batch=2,
+        stochastic_rounding=False,
+        error_scaling="fixed",
+        lambda_min=0.5,
         learn_ranges=True,
-    ),  # fmt: skip
+    ),
 }
 # Models ending without SOFTMAX: trained with the squared error against int8 targets of the
 # output's shape (section 3.1).
@@ -70,8 +73,9 @@ MSE_CONFIGS = {
         batch=2, stochastic_rounding=False, error_scaling="fixed", loss="mse"
     ),
     "mse-sgd-sr-b4-lam05": dict(batch=4, lambda_min=0.5, lr=0.2, update_rule="sgd", loss="mse"),
-    "mse-ranges-sgd-b3": dict(batch=3, seed=2, lr=0.2, update_rule="sgd", loss="mse",
-                              learn_ranges=True),  # fmt: skip
+    "mse-ranges-sgd-b3": dict(
+        batch=3, seed=2, lr=0.2, update_rule="sgd", loss="mse", learn_ranges=True
+    ),
 }
 
 
@@ -357,8 +361,14 @@ def test_digits_epochs_all_layers(digits, opts, native_lib) -> None:  # noqa: F8
 
 
 @pytest.mark.parametrize("extra", [[], ["--learn-ranges", "--update", "sgd", "--lr", "0.3"]])
-def test_fqt_train_native_tflm(digits, tmp_path: Path, capsys, native_lib, monkeypatch,
-                               extra: list[str]) -> None:  # noqa: F811  # fmt: skip
+def test_fqt_train_native_tflm(
+    digits,
+    tmp_path: Path,
+    capsys,
+    native_lib,  # noqa: F811
+    monkeypatch,
+    extra: list[str],
+) -> None:
     runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
     from fqt.cli import main
     from fqt.native import NativeEngine

@@ -186,7 +186,9 @@ class Trainer:
             self._set_loss_softmax()
             self._mse = mse_multiplier(float(model.output_tensor.quant.scale[0]))
         self.rng = Xorshift32(self.config.seed) if self.config.stochastic_rounding else None
-        self.ranges = range_groups(model, self.trainable, self.mse) if self.config.learn_ranges else []
+        self.ranges = (
+            range_groups(model, self.trainable, self.mse) if self.config.learn_ranges else []
+        )
         self.l_max = 0
         self.counters = Counters()
         self._fwd_macs = sum(layer_macs(model, i) for i in range(len(model.layers)))

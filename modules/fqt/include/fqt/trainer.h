@@ -111,6 +111,7 @@ typedef struct fqt_range_group {
 	float lo, hi;   /* EMA of the real min / max */
 	float scale;    /* current quantization */
 	int32_t zero_point;
+	uint32_t scale_at[FQT_RANGE_MAX_LAYERS], zero_point_at[FQT_RANGE_MAX_LAYERS]; /* blob */
 } fqt_range_group;
 
 typedef struct fqt_train_counters {

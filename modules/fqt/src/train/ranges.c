@@ -20,6 +20,26 @@
 #define FQT_SOFTMAX_DIFF_BITS 5
 #define FQT_RANGE_MIN_SCALE 9.5367431640625e-07f /* 2^-20 */
 
+void fqt_train_layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
+				 int32_t *mult, int32_t *shift)
+{
+	const float s_in = v->input_scale;
+	const float s_out = v->output_scale;
+	if (v->op == FQT_OP_FULLY_CONNECTED && !per_channel) {
+		int sh;
+		fqt_quantize_multiplier((double)s_in * (double)scale[0] / (double)s_out, &mult[0],
+					&sh);
+		shift[0] = sh;
+		return;
+	}
+	for (uint32_t c = 0; c < v->requant.count; ++c) {
+		const double s_w = (double)(per_channel ? scale[c] : scale[0]);
+		int sh;
+		fqt_quantize_multiplier((double)s_in * s_w / (double)s_out, &mult[c], &sh);
+		shift[c] = sh;
+	}
+}
+
 void fqt_train_softmax_params(double s_in, fqt_softmax_params *p)
 {
 	double real = 1.0 * s_in * (double)(1u << (31 - FQT_SOFTMAX_DIFF_BITS));
@@ -116,6 +136,13 @@ void fqt_train_ranges_init(fqt_trainer *t)
 			continue;
 		}
 		sort_u16(g->layers, g->n_layers);
+		for (uint32_t k = 0; k < g->n_tensors; ++k) { /* blob offsets for the write-back */
+			fqt_tensor ten;
+			fqt_decode_tensor(t->model, (uint32_t)g->tensors[k], &ten);
+			g->scale_at[k] = (uint32_t)((const uint8_t *)ten.scales - t->model->blob);
+			g->zero_point_at[k] =
+				(uint32_t)((const uint8_t *)ten.zero_points - t->model->blob);
+		}
 		fqt_tensor out;
 		fqt_decode_tensor(t->model, (uint32_t)g->tensors[0], &out);
 		g->scale = fqt_read_f32(out.scales, 0);
@@ -207,11 +234,8 @@ static void write_back(fqt_trainer *t, const fqt_range_group *g)
 	const fqt_model *m = t->model;
 	uint8_t *blob = t->blob;
 	for (uint32_t k = 0; k < g->n_tensors; ++k) {
-		fqt_tensor ten;
-		fqt_decode_tensor(m, (uint32_t)g->tensors[k], &ten);
-		memcpy(blob + ((const uint8_t *)ten.scales - m->blob), &g->scale, 4u);
-		fqt_write_u32(blob + ((const uint8_t *)ten.zero_points - m->blob),
-			      (uint32_t)g->zero_point);
+		memcpy(blob + g->scale_at[k], &g->scale, 4u);
+		fqt_write_u32(blob + g->zero_point_at[k], (uint32_t)g->zero_point);
 	}
 	for (uint32_t k = 0; k < g->n_layers; ++k) {
 		const uint32_t li = g->layers[k];

@@ -37,7 +37,7 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac);
  * write the result back into the attached blob. */
 fqt_status fqt_train_update(fqt_trainer *t);
 
-/* train/update.c: layer multipliers as prepare.py (QuantizeMultiplier of s_in s_w / s_out). */
+/* train/ranges.c: layer multipliers as prepare.py (QuantizeMultiplier of s_in s_w / s_out). */
 void fqt_train_layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
 				 int32_t *mult, int32_t *shift);
 
