@@ -100,6 +100,8 @@ SEEDS = (7, 8, 9)  # --seeds N takes the first N; the lr is picked on the first 
 # paper's standardized rule is the "int8_standardized" row (constant lr, its own grid).
 INT8_DEFAULT: dict[str, Any] = {"update_rule": "sgd", "schedule": "cosine"}
 INT8_STANDARDIZED: dict[str, Any] = {"update_rule": "standardized", "schedule": "constant"}
+# The default plus learned activation ranges (EMA min/max, docs/training-semantics.md 7.3).
+INT8_RANGES: dict[str, Any] = {**INT8_DEFAULT, "learn_ranges": True}
 
 # Targets (printed beside the figures).
 TARGET_GAP_POINTS = 0.5  # int8 within 0.5 point of plain-SGD fp32 (mean of the seeds)
@@ -370,7 +372,7 @@ def task_digits(quick: bool) -> Task:
         _digits_net, x[tr], y[tr], x[va], y[va], x[te], y[te],
         epochs=6 if quick else 20, batch=16,
         fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01),
-        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3),
+        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3, 1.0),
         ablate=True,
     )  # fmt: skip
 
@@ -388,7 +390,7 @@ def task_mnist(quick: bool) -> Task:
         _mnist_net, x[tr], y[tr], x[va], y[va], x[te], y[te],
         epochs=4 if quick else 10, batch=16,
         fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01),
-        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3),
+        fp32_lrs=(0.1, 0.3) if quick else (0.03, 0.1, 0.3, 1.0),
         ablate=False,  # ablations on digits and kws only (time budget)
     )  # fmt: skip
 
@@ -418,7 +420,7 @@ def task_kws(quick: bool) -> Task:
         epochs=5 if quick else 20,
         batch=16,
         fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01),
-        fp32_lrs=(0.03, 0.1) if quick else (0.03, 0.1, 0.3),
+        fp32_lrs=(0.03, 0.1) if quick else (0.03, 0.1, 0.3, 1.0),
         ablate=True,
         reinit=(fc,),
     )
@@ -466,7 +468,7 @@ def task_hapt(quick: bool) -> Task:
         _hapt_net, xn[tr], y[tr], xn[va], y[va], xn[te], y[te],
         epochs=4 if quick else 10, batch=16,
         fqt_lrs=(0.003, 0.01) if quick else (0.001, 0.003, 0.01),
-        fp32_lrs=(0.03, 0.1) if quick else (0.03, 0.1, 0.3),
+        fp32_lrs=(0.03, 0.1) if quick else (0.03, 0.1, 0.3, 1.0),
         ablate=False,  # ablations on digits and kws only (time budget)
     )  # fmt: skip
 
@@ -816,8 +818,8 @@ def fp32_training_memory(m: Model, trainable: set[int]) -> Memory:
         # rescaled to int8; fp32 errors accumulate in place) and "sel<l>" (partial-update
         # channel scores and kept list; the fp32 baseline does full updates).
         kind, ti = b.name[:3], b.name[3:]
-        if kind in ("acc", "sel"):
-            continue
+        if kind in ("acc", "sel") or b.name.startswith("wg"):
+            continue  # "wg<l>": the int8 weight-gradient kernels' scratch (fqt only)
         if kind not in ("act", "err") or not ti.isdigit():
             raise ValueError(f"fp32 analogue: unknown training buffer {b.name}")
         bufs.append(Buffer(b.name, 4 * m.tensors[int(ti)].num_elements, b.first, b.last))
@@ -960,6 +962,9 @@ def run_task(
     methods["int8_standardized"], best_std = _fqt_method(
         "int8_standardized", task, data, task.fqt_lrs, seeds, log, **INT8_STANDARDIZED
     )
+    methods["int8_ranges"], _ = _fqt_method(
+        "int8_ranges", task, data, task.fp32_lrs, seeds, log, **INT8_RANGES
+    )
     methods["fp32_sgd"] = _fp32_method("fp32_sgd", task, {"sgd": task.fp32_lrs}, seeds, log)
     tuned = {
         "momentum": tuple(lr / 10 for lr in task.fp32_lrs),
@@ -1012,20 +1017,24 @@ def report(results: list[TaskResult], skipped: list[str]) -> str:
         me = r.methods
         g_sgd, se_sgd = paired_gap(me["int8"], me["fp32_sgd"])
         g_tun, se_tun = paired_gap(me["int8"], me["fp32_tuned"])
+        g_rng, se_rng = paired_gap(me["int8_ranges"], me["fp32_sgd"])
+        g_rt, se_rt = paired_gap(me["int8_ranges"], me["fp32_tuned"])
         rows.append([
             r.task.name, str(len(r.seeds)), _pm(me["int8"].mean, me["int8"].se),
             _pm(me["int8_standardized"].mean, me["int8_standardized"].se),
+            _pm(me["int8_ranges"].mean, me["int8_ranges"].se),
             _pm(me["fp32_sgd"].mean, me["fp32_sgd"].se),
             _pm(me["fp32_tuned"].mean, me["fp32_tuned"].se),
             f"{g_sgd:+.1f} ± {se_sgd:.1f}", mark(g_sgd <= TARGET_GAP_POINTS),
             f"{g_tun:+.1f} ± {se_tun:.1f}", mark(g_tun <= TARGET_TUNED_GAP_POINTS),
+            f"{g_rng:+.1f} ± {se_rng:.1f}", f"{g_rt:+.1f} ± {se_rt:.1f}",
         ])  # fmt: skip
     out.append(table(
         "Test accuracy %, mean ± standard error over seeds (lr picked on the first seed's "
         f"validation); gap = fp32 - int8 (paired per seed); targets: <= {TARGET_GAP_POINTS} "
         f"vs fp32 SGD, <= {TARGET_TUNED_GAP_POINTS} vs tuned fp32",
-        ["task", "seeds", "int8 (sgd+cos)", "int8 standardized", "fp32 SGD", "fp32 tuned",
-         "gap SGD", "", "gap tuned", ""], rows,
+        ["task", "seeds", "int8 (sgd+cos)", "int8 standardized", "int8 +ranges", "fp32 SGD",
+         "fp32 tuned", "gap SGD", "", "gap tuned", "", "ranges: gap SGD", "gap tuned"], rows,
     ))  # fmt: skip
     rows = []
     for r in results:
@@ -1121,6 +1130,8 @@ def json_summary(results: list[TaskResult]) -> dict[str, Any]:
         d["ablation"] = {k: {"test": v.test_acc, "lr": v.lr} for k, v in r.ablation.items()}
         d["gap_fp32_sgd"] = paired_gap(r.methods["int8"], r.methods["fp32_sgd"])
         d["gap_fp32_tuned"] = paired_gap(r.methods["int8"], r.methods["fp32_tuned"])
+        d["ranges_gap_fp32_sgd"] = paired_gap(r.methods["int8_ranges"], r.methods["fp32_sgd"])
+        d["ranges_gap_fp32_tuned"] = paired_gap(r.methods["int8_ranges"], r.methods["fp32_tuned"])
         tasks[r.task.name] = d
     return {"tasks": tasks}
 

@@ -42,6 +42,7 @@ set(FQT_TRAIN_SOURCES
   ${FQT_CORE_DIR}/src/train/loss.c
   ${FQT_CORE_DIR}/src/train/partial.c
   ${FQT_CORE_DIR}/src/train/prng.c
+  ${FQT_CORE_DIR}/src/train/ranges.c
 )
 # service/ (docs/protocol.md): the dispatcher and its command table, replies and argument
 # parsing, the models (A/B halves), the sample store, transfers and the frame codec, the

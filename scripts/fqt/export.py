@@ -14,6 +14,7 @@ from .errors import FqtError
 from .ir import DType, Model
 
 _QUANT_SCALE_SLOT = 8  # QuantizationParameters.scale: vtable offset (field 2)
+_QUANT_ZERO_POINT_SLOT = 10  # QuantizationParameters.zero_point (field 3), int64
 _BUFFER_DATA_SLOT = 4  # Buffer.data: vtable offset (field 0)
 
 
@@ -175,7 +176,26 @@ def export_tflite(model: Model, source: bytes | str | Path) -> bytes:
         if n != len(scale):
             raise FqtError(f"export: tensor '{t.name}' has {n} scales, trained {len(scale)}")
         _patch(out, start, scale.tobytes(), f"tensor '{t.name}' scales")
+    _patch_activations(model, sg, out)
     return bytes(out)
+
+
+def _patch_activations(model: Model, sg, out: bytearray) -> None:
+    """Activation tensors (learned ranges, docs/training-semantics.md 7.3): their one
+    scale (float32) and zero point (int64) in place, where the source has both."""
+    for t in model.tensors:
+        if t.is_const or t.tflite_index < 0 or len(t.quant.scale) != 1:
+            continue
+        q = sg.Tensors(t.tflite_index).Quantization()
+        if q is None:
+            continue
+        s_start, n_s = _vector_span(q, _QUANT_SCALE_SLOT)
+        z_start, n_z = _vector_span(q, _QUANT_ZERO_POINT_SLOT)
+        if n_s != 1 or n_z != 1:
+            continue
+        _patch(out, s_start, np.asarray(t.quant.scale, "<f4").tobytes(), f"'{t.name}' scale")
+        zp = np.asarray(t.quant.zero_point, "<i8")
+        _patch(out, z_start, zp.tobytes(), f"'{t.name}' zero point")
 
 
 def write_tflite(model: Model, source: bytes | str | Path, path: str | Path) -> None:

@@ -367,6 +367,7 @@ class _TrainOptions(ctypes.Structure):
         ("clip_mask", ctypes.c_uint8),
         ("update_rule", ctypes.c_uint8),
         ("loss", ctypes.c_uint8),
+        ("learn_ranges", ctypes.c_uint8),
         ("phase_hook", ctypes.c_void_p),  # fqt_train_phase_hook, NULL here
         ("phase_ctx", ctypes.c_void_p),
     ]
@@ -467,6 +468,7 @@ class NativeTrainer:
             clip_mask=int(bool(c.clip_mask)),
             update_rule=int(c.update_rule == "sgd"),
             loss=int(self.mse),
+            learn_ranges=int(bool(getattr(c, "learn_ranges", False))),
         )
         self._mask = sum(1 << li for li in self.trainable)
         eng = self.engine
@@ -565,6 +567,14 @@ class NativeTrainer:
             return out
         from .golden.softmax import softmax_forward
 
+        if getattr(self.config, "learn_ranges", False):  # the output range may have moved
+            from .prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS as IB
+            from .quant import calculate_input_radius, preprocess_softmax_scaling
+
+            sm, ss = preprocess_softmax_scaling(
+                1.0, float(self.model.output_tensor.quant.scale[0]), IB
+            )
+            self._sm = (sm, ss, -calculate_input_radius(IB, ss))
         m, s, dmin = self._sm
         return softmax_forward(out, input_multiplier=m, input_left_shift=s, diff_min=dmin)
 

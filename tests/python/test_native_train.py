@@ -54,6 +54,15 @@ CONFIGS = {
         update_rule="sgd",
     ),
     "sgd-sr-dyn-b5-lam01": dict(batch=5, lambda_min=0.1, seed=8, lr=2.0, update_rule="sgd"),
+    # learned activation ranges (section 7.3)
+    "ranges-sgd-sr-b3": dict(batch=3, seed=6, lr=0.5, update_rule="sgd", learn_ranges=True),
+    "ranges-std-nearest-fixed-b2-lam05": dict(
+        batch=2,
+        stochastic_rounding=False,
+        error_scaling="fixed",
+        lambda_min=0.5,
+        learn_ranges=True,
+    ),
 }
 # Models ending without SOFTMAX: trained with the squared error against int8 targets of the
 # output's shape (section 3.1).
@@ -64,6 +73,9 @@ MSE_CONFIGS = {
         batch=2, stochastic_rounding=False, error_scaling="fixed", loss="mse"
     ),
     "mse-sgd-sr-b4-lam05": dict(batch=4, lambda_min=0.5, lr=0.2, update_rule="sgd", loss="mse"),
+    "mse-ranges-sgd-b3": dict(
+        batch=3, seed=2, lr=0.2, update_rule="sgd", loss="mse", learn_ranges=True
+    ),
 }
 
 
@@ -97,6 +109,17 @@ def _assert_same(golden: Trainer, native, where: str) -> None:
         pa, pb = gm.params[li], nm.params[li]
         np.testing.assert_array_equal(pb.output_multiplier, pa.output_multiplier, err_msg=where)
         np.testing.assert_array_equal(pb.output_shift, pa.output_shift, err_msg=where)
+    for ti, (a, b) in enumerate(zip(gm.tensors, nm.tensors, strict=True)):
+        assert np.float32(b.quant.scale).tobytes() == np.float32(a.quant.scale).tobytes(), (
+            f"{where} tensor {ti} {a.name} scales"
+        )
+        np.testing.assert_array_equal(b.quant.zero_point, a.quant.zero_point, err_msg=where)
+        if a.is_const:
+            np.testing.assert_array_equal(b.data, a.data, err_msg=f"{where} tensor {ti}")
+    for li, (pa, pb) in enumerate(zip(gm.params, nm.params, strict=True)):
+        for f in ("act_min", "act_max", "input_multiplier", "input_left_shift", "diff_min"):
+            # (every layer: the learned ranges re-prepare frozen pools and the softmax too)
+            assert getattr(pa, f) == getattr(pb, f), f"{where} layer {li} {f}"
     assert native.counters.as_dict() == golden.counters.as_dict(), where
 
 
@@ -124,6 +147,11 @@ def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # n
     native.flush()
     _assert_same(golden, native, f"{name} {cfg} after flush")
     assert golden.counters.updates > 0 and golden.counters.backward_macs > 0
+    if config.learn_ranges and golden.ranges:  # some activation range did move
+        assert any(
+            a.quant.scale[0] != b.quant.scale[0]
+            for a, b in zip(m.tensors, golden.model.tensors, strict=True) if not a.is_const
+        )  # fmt: skip
     # Every weighted layer trained: the errors reached every branch.
     for li in trainable:
         w = m.tensors[m.layers[li].inputs[1]].data
@@ -332,7 +360,15 @@ def test_digits_epochs_all_layers(digits, opts, native_lib) -> None:  # noqa: F8
         assert n_acc > 0.8
 
 
-def test_fqt_train_native_tflm(digits, tmp_path: Path, capsys, native_lib, monkeypatch) -> None:  # noqa: F811
+@pytest.mark.parametrize("extra", [[], ["--learn-ranges", "--update", "sgd", "--lr", "0.3"]])
+def test_fqt_train_native_tflm(
+    digits,
+    tmp_path: Path,
+    capsys,
+    native_lib,  # noqa: F811
+    monkeypatch,
+    extra: list[str],
+) -> None:
     runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
     from fqt.cli import main
     from fqt.native import NativeEngine
@@ -349,7 +385,7 @@ def test_fqt_train_native_tflm(digits, tmp_path: Path, capsys, native_lib, monke
         rc = main([
             "train", str(DIGITS), "--data", str(data), "--val", str(val), "--epochs", "1",
             "--batch", "16", "--lr", "0.002", "--trainable", "all", "--lambda-min", "0.5",
-            "--seed", "7", "-o", str(out), "--json", "--engine", engine,
+            "--seed", "7", "-o", str(out), "--json", "--engine", engine, *extra,
         ])  # fmt: skip
         assert rc == 0
         outs[engine] = (out, json.loads(capsys.readouterr().out))
@@ -363,6 +399,11 @@ def test_fqt_train_native_tflm(digits, tmp_path: Path, capsys, native_lib, monke
 
     trained = load_tflite(out)
     prepare(trained)
+    if extra:  # the export carries the learned activation quantization
+        src = load_tflite(DIGITS)
+        moved = [t.name for t, s in zip(trained.tensors, src.tensors, strict=True)
+                 if not t.is_const and t.quant.scale[0] != s.quant.scale[0]]  # fmt: skip
+        assert moved
     eng = NativeEngine(write_blob(trained), library=native_lib)
     it = runtime.Interpreter.from_file(str(out))
     for x in xte[:50]:

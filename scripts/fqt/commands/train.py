@@ -52,6 +52,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="weight update: the paper's per-channel gradient standardization, or plain SGD "
         "on the batch-mean gradient (its lr is an fp32-like lr, e.g. 0.1)",
     )
+    p.add_argument(
+        "--learn-ranges",
+        action="store_true",
+        help="learn the trainable layers' output activation ranges (EMA of min/max; the "
+        "export carries the new quantization)",
+    )
     p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="lr per epoch")
     p.add_argument(
         "--warmup", type=int_range(0, 100000), default=0, help="linear lr warm-up epochs"
@@ -232,6 +238,7 @@ def run_train(args: argparse.Namespace) -> int:
         warmup_epochs=args.warmup,
         step_epochs=args.step_epochs,
         step_gamma=args.step_gamma,
+        learn_ranges=args.learn_ranges,
     )
     try:
         config.check()
@@ -249,7 +256,8 @@ def run_train(args: argparse.Namespace) -> int:
     score = 1 if mse else 0  # evaluate(): (accuracy, loss)
     before = trainer.evaluate(*val)[score] if val else None
     if not args.json:
-        print(f"loss: {loss}, update: {args.update}, schedule: {args.schedule}")
+        print(f"loss: {loss}, update: {args.update}, schedule: {args.schedule}, "
+              f"activation ranges: {'learned' if args.learn_ranges else 'fixed'}")  # fmt: skip
         if before is not None:
             print(f"before: val {'loss' if mse else 'accuracy'} {_fmt(before, mse)}")
 

@@ -34,6 +34,7 @@ from .loss import (
 )
 from .partial import keep_fractions, lambda_q15
 from .prng import Xorshift32
+from .ranges import derive, observe, range_groups, rescale_bias
 from .softmax import softmax_forward
 from .update import (
     UPDATE_RULES,
@@ -62,6 +63,7 @@ class TrainConfig:
     warmup_epochs: int = 0  # linear warm-up epochs before the schedule
     step_epochs: int = 0  # "step": multiply lr by step_gamma every step_epochs epochs
     step_gamma: float = 0.1
+    learn_ranges: bool = False  # EMA min/max of trainable layers' outputs (section 7.3)
 
     def check(self) -> None:
         """One-line ValueErrors for options no engine can train with."""
@@ -181,11 +183,12 @@ class Trainer:
         if self.mse and self.softmax_at_end:
             raise ValueError("the mse loss needs a model without a final SOFTMAX")
         if not self.softmax_at_end:
-            s_out = float(model.output_tensor.quant.scale[0])
-            m, s = preprocess_softmax_scaling(1.0, s_out, SOFTMAX_SCALED_DIFF_INTEGER_BITS)
-            self._sm = (m, s, -calculate_input_radius(SOFTMAX_SCALED_DIFF_INTEGER_BITS, s))
-            self._mse = mse_multiplier(s_out)
+            self._set_loss_softmax()
+            self._mse = mse_multiplier(float(model.output_tensor.quant.scale[0]))
         self.rng = Xorshift32(self.config.seed) if self.config.stochastic_rounding else None
+        self.ranges = (
+            range_groups(model, self.trainable, self.mse) if self.config.learn_ranges else []
+        )
         self.l_max = 0
         self.counters = Counters()
         self._fwd_macs = sum(layer_macs(model, i) for i in range(len(model.layers)))
@@ -207,6 +210,9 @@ class Trainer:
         n = len(xb)
         values = _run_batched(m, xb, True)
         self.counters.forward_macs += n * self._fwd_macs
+        for i in range(n):  # sample order, as the C engine
+            for g in self.ranges:
+                observe(m, g, values[g.tensors[0]][i], int(m.params[g.root].act_min))
         if self.mse:
             start = m.output
             out = values[start].reshape(n, -1)
@@ -256,7 +262,39 @@ class Trainer:
                 b_t.quant.scale = np.resize(bs, len(b_t.quant.scale)).astype(np.float32)
             m.params[li] = prepare_layer(m, layer)
             st.grad.reset()
+        self._update_ranges()
         self.counters.updates += 1
+
+    def _update_ranges(self) -> None:
+        """Section 7.3: each learned group's new scale / zero point, the consumers' biases
+        in the new input scale, the dependent layers re-prepared (groups in root order)."""
+        m = self.model
+        for g in self.ranges:
+            d = derive(g)
+            q = m.tensors[g.tensors[0]].quant
+            if d is None or (np.float32(d[0]) == q.scale[0] and d[1] == q.zero_point[0]):
+                continue
+            s, zp = d
+            s_old = float(q.scale[0])
+            for t in g.tensors:
+                m.tensors[t].quant.scale = np.array([s], np.float32)
+                m.tensors[t].quant.zero_point = np.array([zp], np.int32)
+            for c in g.consumers:
+                layer = m.layers[c]
+                if _has_bias(layer):
+                    b_t = m.tensors[layer.inputs[2]]
+                    b_t.data = rescale_bias(b_t.data, s_old, s)
+                    bs = np.float32(s) * m.tensors[layer.inputs[1]].quant.scale.astype(np.float32)
+                    b_t.quant.scale = np.resize(bs, len(b_t.quant.scale)).astype(np.float32)
+            for li in g.layers:
+                m.params[li] = prepare_layer(m, m.layers[li])
+            if m.output in g.tensors and not self.softmax_at_end:
+                self._set_loss_softmax()
+
+    def _set_loss_softmax(self) -> None:
+        s_out = float(self.model.output_tensor.quant.scale[0])
+        m, s = preprocess_softmax_scaling(1.0, s_out, SOFTMAX_SCALED_DIFF_INTEGER_BITS)
+        self._sm = (m, s, -calculate_input_radius(SOFTMAX_SCALED_DIFF_INTEGER_BITS, s))
 
     # --- public API ---------------------------------------------------------------------
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -299,17 +337,22 @@ class Trainer:
         """The trained tensors and layer parameters (for keeping the best epoch)."""
         m = self.model
         ids = {t for li in self.trainable for t in m.layers[li].inputs[1:3] if t >= 0}
+        ids |= {t for g in self.ranges for t in g.tensors}
+        layers = set(self.trainable) | {li for g in self.ranges for li in g.layers}
         return (
             {t: copy.deepcopy(m.tensors[t]) for t in ids},
-            {li: copy.deepcopy(m.params[li]) for li in self.trainable},
+            {li: copy.deepcopy(m.params[li]) for li in layers},
+            getattr(self, "_sm", None),
         )
 
     def restore(self, snap: object) -> None:
-        tensors, params = snap  # type: ignore[misc]
+        tensors, params, sm = snap  # type: ignore[misc]
         for t, v in tensors.items():
             self.model.tensors[t] = copy.deepcopy(v)
         for li, v in params.items():
             self.model.params[li] = copy.deepcopy(v)
+        if sm is not None:
+            self._sm = sm
 
     def reconstruction_error(self, xs: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Per-sample 1/2 sum (s_out (y - t))^2: the anomaly score of an autoencoder."""

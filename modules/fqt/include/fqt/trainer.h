@@ -61,6 +61,7 @@ typedef struct fqt_train_options {
 	uint8_t clip_mask;           /* RELU: drop errors where y == act_max (default 1) */
 	uint8_t update_rule;         /* FQT_UPDATE_STANDARDIZED (default) or FQT_UPDATE_SGD */
 	uint8_t loss;                /* FQT_LOSS_CROSS_ENTROPY (default) or FQT_LOSS_MSE */
+	uint8_t learn_ranges;        /* EMA activation ranges (section 7.3; default 0) */
 	fqt_train_phase_hook phase_hook; /* optional phase timer (NULL: none) */
 	void *phase_ctx;                 /* its first argument */
 } fqt_train_options;
@@ -99,6 +100,20 @@ typedef struct fqt_train_layer {
 	const int32_t *blob_multiplier, *blob_shift;
 } fqt_train_layer;
 
+/* A learned activation range (train/ranges.c): the output of trainable layer `root` and
+ * the pool / RESHAPE outputs sharing its quantization, the layers that depend on it. */
+#define FQT_RANGE_MAX_LAYERS 16u
+typedef struct fqt_range_group {
+	uint16_t root;
+	uint8_t n_tensors, n_layers;
+	int16_t tensors[FQT_RANGE_MAX_LAYERS];
+	uint16_t layers[FQT_RANGE_MAX_LAYERS]; /* increasing index */
+	float lo, hi;   /* EMA of the real min / max */
+	float scale;    /* current quantization */
+	int32_t zero_point;
+	uint32_t scale_at[FQT_RANGE_MAX_LAYERS], zero_point_at[FQT_RANGE_MAX_LAYERS]; /* blob */
+} fqt_range_group;
+
 typedef struct fqt_train_counters {
 	uint64_t samples, updates, forward_macs, backward_macs, backward_macs_full;
 } fqt_train_counters;
@@ -136,6 +151,9 @@ typedef struct fqt_trainer {
 	int32_t sm_mult, sm_shift, sm_diff_min; /* when the model does not end in SOFTMAX */
 	int32_t mse_mult, mse_shift;            /* QuantizeMultiplier(s_out), loss MSE */
 	float out_scale;
+	fqt_range_group ranges[FQT_TRAIN_MAX_TRAINABLE];
+	uint16_t n_ranges;
+	int8_t range_of_layer[FQT_MAX_LAYERS]; /* group whose root is the layer, or -1 */
 	fqt_model *blob_model;
 	uint8_t *blob; /* writable blob: updates are written back, CRC refreshed */
 } fqt_trainer;

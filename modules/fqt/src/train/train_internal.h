@@ -37,4 +37,14 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac);
  * write the result back into the attached blob. */
 fqt_status fqt_train_update(fqt_trainer *t);
 
+/* train/ranges.c: layer multipliers as prepare.py (QuantizeMultiplier of s_in s_w / s_out). */
+void fqt_train_layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
+				 int32_t *mult, int32_t *shift);
+
+/* train/ranges.c: learned activation ranges (section 7.3). */
+void fqt_train_softmax_params(double s_in, fqt_softmax_params *p);
+void fqt_train_ranges_init(fqt_trainer *t);
+void fqt_train_range_observe(fqt_trainer *t, uint32_t li, const int8_t *y, uint32_t n);
+void fqt_train_ranges_update(fqt_trainer *t);
+
 #endif /* FQT_TRAIN_INTERNAL_H_ */

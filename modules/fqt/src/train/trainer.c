@@ -15,7 +15,6 @@
 #include "runtime/model_decode.h"
 #include "train_internal.h"
 
-#define FQT_SOFTMAX_DIFF_BITS 5
 
 size_t fqt_trainer_struct_size(void)
 {
@@ -121,15 +120,11 @@ static void init_loss_softmax(fqt_trainer *t)
 {
 	fqt_tensor out;
 	fqt_decode_tensor(t->model, t->model->output_tensor, &out);
-	double real =
-		(double)fqt_read_f32(out.scales, 0) * (double)(1u << (31 - FQT_SOFTMAX_DIFF_BITS));
-	real = real < 2147483647.0 ? real : 2147483647.0;
-	int sh;
-	fqt_quantize_multiplier(real, &t->sm_mult, &sh);
-	t->sm_shift = sh;
-	const double radius = 1.0 * (double)((1 << FQT_SOFTMAX_DIFF_BITS) - 1) *
-			      (double)(1u << (31 - FQT_SOFTMAX_DIFF_BITS)) / ldexp(1.0, sh);
-	t->sm_diff_min = -(int32_t)floor(radius);
+	fqt_softmax_params p;
+	fqt_train_softmax_params((double)fqt_read_f32(out.scales, 0), &p);
+	t->sm_mult = p.input_multiplier;
+	t->sm_shift = p.input_left_shift;
+	t->sm_diff_min = p.diff_min;
 }
 
 fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
@@ -139,7 +134,8 @@ fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
 	if (t == NULL || session == NULL || session->model == NULL || opt == NULL ||
 	    (params == NULL && params_size > 0u) || opt->batch < 1u || opt->lambda_q15 < 0 ||
 	    opt->lambda_q15 > FQT_Q15_ONE || !(opt->lr > 0.0) || !isfinite(opt->lr) ||
-	    opt->update_rule > FQT_UPDATE_SGD || opt->loss > FQT_LOSS_MSE) {
+	    opt->update_rule > FQT_UPDATE_SGD || opt->loss > FQT_LOSS_MSE ||
+	    opt->learn_ranges > 1u) {
 		return FQT_ERR_ARGUMENT;
 	}
 	memset(t, 0, sizeof(*t));
@@ -188,6 +184,7 @@ fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
 		fqt_quantize_multiplier((double)t->out_scale, &t->mse_mult, &sh);
 		t->mse_shift = sh;
 	}
+	fqt_train_ranges_init(t);
 	return FQT_OK;
 }
 
@@ -244,6 +241,12 @@ static fqt_status forward_all(fqt_trainer *t, const int8_t *input)
 	for (uint32_t li = 0; li < t->model->layer_count; ++li) {
 		fqt_train_mark(t, FQT_PHASE_FORWARD, (int32_t)li, 0);
 		const fqt_status st = forward_layer(t, li);
+		if (st == FQT_OK && t->range_of_layer[li] >= 0) {
+			const fqt_layer_view *v = &t->views[li];
+			fqt_train_range_observe(t, li,
+						(const int8_t *)fqt_train_buffer(t, v->output_buffer),
+						v->output_elements);
+		}
 		fqt_train_mark(t, FQT_PHASE_FORWARD, (int32_t)li, 1);
 		if (st != FQT_OK) {
 			return st;

@@ -20,26 +20,6 @@
 /* (M, shift) = QuantizeMultiplier((double)s_in * (double)s_w[c] / (double)s_out) as
  * prepare.py, per channel or (per-tensor FC) once: the product in double, as the
  * tflite-micro wheel's GetQuantizedConvolutionMultipler. */
-static void layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
-			      int32_t *mult, int32_t *shift)
-{
-	const float s_in = v->input_scale;
-	const float s_out = v->output_scale;
-	if (v->op == FQT_OP_FULLY_CONNECTED && !per_channel) {
-		int sh;
-		fqt_quantize_multiplier((double)s_in * (double)scale[0] / (double)s_out, &mult[0],
-					&sh);
-		shift[0] = sh;
-		return;
-	}
-	for (uint32_t c = 0; c < v->requant.count; ++c) {
-		const double s_w = (double)(per_channel ? scale[c] : scale[0]);
-		int sh;
-		fqt_quantize_multiplier((double)s_in * s_w / (double)s_out, &mult[c], &sh);
-		shift[c] = sh;
-	}
-}
-
 static int64_t mul_fixed(int64_t x, double d)
 {
 	int32_t mlt;
@@ -260,7 +240,7 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 			}
 		}
 	}
-	layer_multipliers(v, L->scale, L->per_channel, L->mult, L->shift);
+	fqt_train_layer_multipliers(v, L->scale, L->per_channel, L->mult, L->shift);
 	memset(L->acc_w, 0, 4u * (size_t)L->n_weights);
 	memset(L->acc_b, 0, 4u * (size_t)L->n_out);
 	L->grad_exp = 0;
@@ -326,6 +306,7 @@ fqt_status fqt_train_update(fqt_trainer *t)
 			fqt_train_mark(t, FQT_PHASE_UPDATE, t->layers[i].layer, 1);
 		}
 	}
+	fqt_train_ranges_update(t);
 	t->counters.updates++;
 	return fqt_trainer_sync_blob(t);
 }
