@@ -25,7 +25,7 @@
 #error "FQT_FUZZ_DISPATCH_MODEL: the path of the built-in blob (set by CMakeLists.txt)"
 #endif
 
-#define POLLS_PER_LINE 48
+#define POLLS_PER_LINE 6
 #define N_SAMPLES 4
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
