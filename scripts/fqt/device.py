@@ -415,6 +415,40 @@ class Device:
                 if line.startswith(prefixes):
                     return
 
+    def query_match(self, words: tuple[object, ...], pattern: str) -> re.Match[str]:
+        """Ask a query until one of its reply lines fully matches `pattern` (a reply line
+        garbled on the way is asked again, up to `retries`)."""
+        for _ in range(self.retries + 1):
+            for line in self.command(*words):
+                if m := re.fullmatch(pattern, line):
+                    return m
+            self.stats.resends += 1
+        raise DeviceTimeoutError(f"`fqt {' '.join(map(str, words))}`: no readable answer")
+
+    def wait_train(self, timeout: float, idle: float = 2.0) -> str:
+        """Wait for the train job's end: its `done train ...` line, or, when that line was
+        lost (garbled on the line), what `train status` says after `idle` s of silence
+        (`done train (line lost)`). A stopped or failed job raises DeviceError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                for line in self.events_until(("done train",), min(idle, timeout)):
+                    if line.startswith("done train"):
+                        if "failed" in line.split():
+                            raise DeviceError(line)
+                        return line
+            except DeviceTimeoutError:
+                pass
+            m = self.query_match(
+                ("train", "status"), r"train (?:idle last (\S+) job idle|running .*)"
+            )
+            if m[1] == "done":
+                return "done train (line lost)"
+            if m[1] in ("stopped", "failed"):
+                raise DeviceError(f"train job {m[1]}")
+            if time.monotonic() >= deadline:
+                raise DeviceTimeoutError(f"the train job did not end within {timeout:g} s")
+
     # -- frames --
     def _next_seq(self) -> int:
         self.seq = (self.seq + 1) & 0xFFFFFFFF
@@ -567,7 +601,7 @@ class Device:
         if counts:
             return counts[-1]
         # the commit's `samples N` line was lost to a garbled ack (acked again on resend)
-        return int(self.command("data", "status")[0].split()[1])
+        return int(self.query_match(("data", "status"), r"samples (\d+)")[1])
 
     def push_blob(self, blob: bytes, load: bool = True) -> None:
         self.transfer(XFER_BLOB, blob)
