@@ -6,8 +6,11 @@
         n, correct = dev.eval()
 
 Every wait is bounded: a device that does not answer raises FqtError after `timeout`
-seconds (per command, per frame attempt), never hangs. Frames that the device rejects as
-garbled (bad crc, bad hex) or that are not acked in time are resent up to `retries` times.
+seconds (per command, per frame attempt), never hangs. Any line may be garbled on the way,
+in either direction (docs/protocol.md, "Resync and resend"): state-changing commands go in
+CRC-checked `cmd` frames that run at most once per seq; a garbled or missing answer is
+resynced with a `fqt ping <token>` barrier and the frame or query is sent again, up to
+`retries` times.
 """
 
 from __future__ import annotations
