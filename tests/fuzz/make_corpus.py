@@ -105,6 +105,15 @@ def _small_frames(seq: int = 1) -> dict[str, list[str]]:
         "order": [begin, "fqt " + frame_line(seq + 5, "data", bytes(3))],
         "garbled": ["fqt frame 1 begin 00 00000000", "fqt frame x data - 0", "fqt frame"],
         "read": ["fqt " + frame_line(seq, "read", struct.pack("<II", 0, 16))],
+        "cmd": [
+            "fqt " + frame_line(seq + 10, "cmd", b"info"),
+            "fqt " + frame_line(seq + 10, "cmd", b"info"),
+            "fqt " + frame_line(seq + 11, "cmd", b"train start 1 0.01 2 1 7 last"),
+            "fqt " + frame_line(seq + 11, "cmd", b"train start 1 0.01 2 1 7 last"),
+            "fqt " + frame_line(seq + 12, "cmd", b"load x"),
+            "fqt " + frame_line(seq + 13, "cmd", b"frame 1 abort - 0"),
+            "fqt " + frame_line(seq + 14, "cmd", b"data clear"),
+        ],
     }
 
 
