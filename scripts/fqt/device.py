@@ -600,11 +600,16 @@ class Device:
         rec[:, 1] = (y >> 8) & 0xFF
         rec[:, 2:] = x.view(np.uint8)
         lines = self.transfer(XFER_SAMPLES, rec.tobytes(), progress)
-        counts = [int(m[1]) for ln in lines if (m := re.fullmatch(r"samples (\d+)", ln))]
-        if counts:
-            return counts[-1]
-        # the commit's `samples N` line was lost to a garbled ack (acked again on resend)
-        return int(self.query_match(("data", "status"), r"samples (\d+)")[1])
+        counts = [m[1] for ln in lines if (m := re.fullmatch(r"samples (\d+)", ln))]
+        # Reply lines carry no CRC: a garbled `samples 300` may read `samples 30`, or the line
+        # is lost with a garbled ack. The count is believed once two readings agree.
+        seen = counts[-1:]
+        for _ in range(self.retries + 1):
+            n = self.query_match(("data", "status"), r"samples (\d+)")[1]
+            if n in seen:
+                return int(n)
+            seen.append(n)
+        raise DeviceTimeoutError("the device's sample count does not read the same twice")
 
     def push_blob(self, blob: bytes, load: bool = True) -> None:
         self.transfer(XFER_BLOB, blob)
