@@ -195,14 +195,18 @@ def run_train_device(args: argparse.Namespace) -> int:
                 kv = _kv(line)
                 if line.startswith(("progress train", "epoch ")):
                     ep = kv.get("epoch", "0").split("/")[0]
-                    row = {
-                        "time_s": round(time.monotonic() - t0, 3),
-                        "epoch": float(ep),
-                        "loss": float(kv.get("loss", "nan")),
-                        "accuracy": float(kv.get("acc", "nan%").rstrip("%")) / 100,
-                        "end_of_epoch": float(line.startswith("epoch ")),
-                    }
-                    rows.append(row)
+                    try:
+                        row = {
+                            "time_s": round(time.monotonic() - t0, 3),
+                            "epoch": float(ep),
+                            "loss": float(kv.get("loss", "nan")),
+                            "accuracy": float(kv.get("acc", "nan%").rstrip("%")) / 100,
+                            "end_of_epoch": float(line.startswith("epoch ")),
+                        }
+                    except ValueError:  # a line garbled on the way: not logged
+                        row = None
+                    if row is not None:
+                        rows.append(row)
                 print(line)
                 if line.startswith("done train failed"):
                     raise FqtError(line)
