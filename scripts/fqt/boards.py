@@ -34,7 +34,7 @@ BOARDS = {
         Board("native_sim", 64 * 1024 * 1024, 1024 * 1024, 1024 * 1024, 1024 * 1024),
         # The paper's Cortex-M4F board. (rpi_pico is left out: with the hal_rpi_pico
         # snapshot that could be had, its boot_stage2 does not link.)
-        Board("nrf52840dk/nrf52840", 256 * 1024, 64 * 1024, 64 * 1024, 32 * 1024),
+        Board("nrf52840dk/nrf52840", 256 * 1024, 64 * 1024, 64 * 1024, 32 * 1024, 32768),
     )
 }
 

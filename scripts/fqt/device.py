@@ -6,8 +6,11 @@
         n, correct = dev.eval()
 
 Every wait is bounded: a device that does not answer raises FqtError after `timeout`
-seconds (per command, per frame attempt), never hangs. Frames that the device rejects as
-garbled (bad crc, bad hex) or that are not acked in time are resent up to `retries` times.
+seconds (per command, per frame attempt), never hangs. Any line may be garbled on the way,
+in either direction (docs/protocol.md, "Resync and resend"): state-changing commands go in
+CRC-checked `cmd` frames that run at most once per seq; a garbled or missing answer is
+resynced with a `fqt ping <token>` barrier and the frame or query is sent again, up to
+`retries` times.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ DEFAULT_CHUNK = 96  # bytes a frame: the line (~230 chars) fits Zephyr's default
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # A frame the device could not read (garbled on the line): resending it may help.
 _RETRYABLE = ("bad crc", "bad payload", "bad seq", "frame needs", "unknown kind", "bad crc field")
+# The reply lines a frame may have before its ack; any other line means a garbled line.
+_FRAME_REPLIES = {"commit": ("samples ", "staged "), "read": ("frame ",)}
+# Commands that change nothing: sent as plain lines, resent when the answer is garbled.
+_QUERIES = {("help",), ("ping",), ("info",), ("export",), ("predict",), ("data", "status")}
+_QUERIES |= {("train", "status")}
+_EXPORT = re.compile(r"export bytes (\d+) crc ([0-9a-f]{8}) name .* max_payload (\d+)")
+MAX_CMD_PAYLOAD = 128  # FQT_FRAME_MAX_PAYLOAD: longer state-changing commands go plain
 
 
 class DeviceError(RuntimeFailureError):
@@ -52,8 +62,8 @@ def frame_line(seq: int, kind: str, payload: bytes) -> str:
 
 def parse_frame(line: str) -> tuple[int, str, bytes]:
     """Decode a device->host frame line; raises ValueError when garbled."""
-    words = line.split()
-    if len(words) != 5 or words[0] != "frame":
+    words = line.split(" ")
+    if len(words) != 5 or words[0] != "frame" or not words[1].isdigit():
         raise ValueError("not a frame")
     body = " ".join(words[1:4])
     if int(words[4], 16) != zlib.crc32(body.encode()):
@@ -290,11 +300,72 @@ class Device:
                 )
 
     def command(self, *words: object, timeout: float | None = None) -> list[str]:
-        """Run `fqt <words>`: its reply lines before the final `ok`; `err` -> DeviceError."""
-        cmd = "fqt " + " ".join(str(w) for w in words)
-        self._send(cmd)
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        return self.command_tail(cmd, deadline)
+        """Run `fqt <words>`: its reply lines before the final `ok`; `err` -> DeviceError.
+
+        Queries (which change nothing) go as plain lines and are resent when their answer
+        is garbled or missing. Commands that change the device's state go in a `cmd` frame
+        (CRC-checked, run at most once per seq; docs/protocol.md), so a garbled line can
+        neither run a different command nor run one twice. Every exchange ends with a
+        `ping` barrier: once its `pong` arrives, the whole answer has arrived."""
+        text = " ".join(str(w) for w in words)
+        cmd = "fqt " + text
+        wait = self.timeout if timeout is None else timeout
+        if not _is_query(words) and len(text) <= MAX_CMD_PAYLOAD:
+            try:
+                return self.frame("cmd", text.encode(), timeout=wait)
+            except DeviceError as e:
+                reason = str(e).split(": ", 1)[-1]
+                raise DeviceError(f"`{cmd}`: {reason}") from None
+        query = _is_query(words)
+        last_err = ""
+        for _ in range(self.retries + 1):
+            self._send(cmd)
+            got = self._barrier(wait)
+            if got is None:
+                if not query:
+                    break
+                continue
+            lines, final = _split_final(got)
+            if final == "ok":
+                return lines
+            if final is not None and final.startswith("err "):
+                reason = final[4:]
+                if not query or reason == last_err:
+                    raise DeviceError(f"`{cmd}`: {reason}")
+                last_err = reason  # maybe garbled on the way: ask once more
+                continue
+            if not query:
+                break
+            self.stats.resends += 1
+        if last_err:
+            raise DeviceError(f"`{cmd}`: {last_err}")
+        raise DeviceTimeoutError(f"`{cmd}`: no readable answer after {self.retries + 1} tries")
+
+    def _barrier(self, wait: float) -> list[str] | None:
+        """Send `fqt ping <token>`; the lines that come before `pong <token>` (events noted),
+        or None when the pong did not come within `wait` (then the stream is resynced with
+        further pings, up to `retries`)."""
+        first = True
+        for _ in range(self.retries + 1):
+            token = f"{random.randrange(1 << 32):08x}"
+            self._send(f"fqt ping {token}")
+            deadline = time.monotonic() + wait
+            lines: list[str] = []
+            while (line := self.transport.readline(deadline)) is not None:
+                line = _strip_prompt(line)
+                if line == f"pong {token}":
+                    # the ping's own final line (maybe garbled): exactly one line follows
+                    self.transport.readline(time.monotonic() + min(wait, 1.0))
+                    return lines if first else None
+                if line.startswith(("progress ", "epoch ", "done ", "note ")):
+                    self._note(line)
+                elif not line.startswith("fqt "):  # a shell echoes the command
+                    lines.append(line)
+            self.stats.timeouts += 1
+            first = False  # the answer may be lost with the pong: report it as missing
+        raise DeviceTimeoutError(
+            f"the device does not answer `fqt ping` (no resync after {self.retries + 1} tries)"
+        )
 
     def command_tail(self, cmd: str, deadline: float) -> list[str]:
         lines: list[str] = []
@@ -347,16 +418,65 @@ class Device:
                 if line.startswith(prefixes):
                     return
 
+    def query_match(self, words: tuple[object, ...], pattern: str) -> re.Match[str]:
+        """Ask a query until one of its reply lines fully matches `pattern` (a reply line
+        garbled on the way is asked again, up to `retries`)."""
+        for _ in range(self.retries + 1):
+            for line in self.command(*words):
+                if m := re.fullmatch(pattern, line):
+                    return m
+            self.stats.resends += 1
+        raise DeviceTimeoutError(f"`fqt {' '.join(map(str, words))}`: no readable answer")
+
+    def wait_train(self, timeout: float, idle: float = 2.0) -> str:
+        """Wait for the train job's end: its `done train ...` line, or, when that line was
+        lost (garbled on the line), what `train status` says after `idle` s of silence
+        (`done train (line lost)`). A stopped or failed job raises DeviceError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                for line in self.events_until(("done train",), min(idle, timeout)):
+                    if line.startswith("done train"):
+                        if "failed" in line.split():
+                            raise DeviceError(line)
+                        return line
+            except DeviceTimeoutError:
+                pass
+            m = self.query_match(
+                ("train", "status"), r"train (?:idle last (\S+) job idle|running .*)"
+            )
+            if m[1] == "done":
+                return "done train (line lost)"
+            if m[1] in ("stopped", "failed"):
+                raise DeviceError(f"train job {m[1]}")
+            if time.monotonic() >= deadline:
+                raise DeviceTimeoutError(f"the train job did not end within {timeout:g} s")
+
     # -- frames --
     def _next_seq(self) -> int:
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         return self.seq
 
-    def frame(self, kind: str, payload: bytes = b"", seq: int | None = None) -> list[str]:
-        """Send one frame until acked: reply lines before `ok <seq>`."""
+    def frame(
+        self,
+        kind: str,
+        payload: bytes = b"",
+        seq: int | None = None,
+        timeout: float | None = None,
+    ) -> list[str]:
+        """Send one frame until acked: reply lines before `ok <seq>`.
+
+        A frame the device rejected as garbled is resent. A garbled or missing ack (an
+        unreadable line, an `err` without our seq, an `err unknown command` because `fqt`
+        or `frame` was hit) resyncs with a `ping` barrier and resends the same seq: the
+        device acks a resend of what it already applied without applying it twice. A `cmd`
+        frame is always followed by a barrier (its reply lines are free-form)."""
         seq = self._next_seq() if seq is None else seq
         line = "fqt " + frame_line(seq, kind, payload)
+        wait = self.timeout if timeout is None else timeout
+        ok, err = f"ok {seq}", f"err {seq} "
         last = ""
+        last_reason = ""
         for attempt in range(self.retries + 1):
             send = line
             if self.corrupt_next > 0 and attempt == 0:
@@ -366,31 +486,71 @@ class Device:
                 self.stats.resends += 1
             self.stats.frames += 1
             self._send(send)
-            deadline = time.monotonic() + self.timeout
-            lines: list[str] = []
-            while True:
-                reply = self.transport.readline(deadline)
-                if reply is None:
-                    self.stats.timeouts += 1
-                    last = f"no ack within {self.timeout:g} s"
-                    break
-                reply = _strip_prompt(reply)
-                words = reply.split(" ", 2)
-                if words[0] == "ok" and len(words) == 2 and words[1] == str(seq):
-                    return lines
-                if words[0] == "err" and len(words) >= 2 and words[1] in (str(seq), "-"):
-                    last = words[2] if len(words) == 3 else "error"
-                    if not last.startswith(_RETRYABLE):
-                        raise DeviceError(f"frame {seq} ({kind}): {last}")
-                    break
-                if words[0] == "err" and len(words) >= 2:
-                    if words[1].isdigit():
-                        continue  # the late answer to an earlier frame
-                    raise DeviceError(f"frame {seq} ({kind}): {reply[4:]}")
-                self._note(reply)
-                lines.append(reply)
+            if kind == "cmd":
+                got = self._barrier(wait)
+                lines = [] if got is None else got
+                result = self._find_ack(lines, ok, err)
+            else:
+                lines, result = self._read_ack(ok, err, kind, wait)
+                if result is None:  # garbled: let the answer arrive whole, then look again
+                    got = self._barrier(wait)
+                    if got is not None:
+                        lines += got
+                        result = self._find_ack(lines, ok, err)
+            if result is None:
+                last = "no readable ack"
+                continue
+            lines = [ln for ln in lines if ln not in (ok,) and not ln.startswith(err)]
+            if result == "ok":
+                return lines
+            reason = result
+            last = reason
+            if reason.startswith(_RETRYABLE):
+                continue
+            if last_reason:  # refused twice: the first refusal was real (the resend may
+                raise DeviceError(f"frame {seq} ({kind}): {last_reason}")  # meet new state)
+            # `err <our seq>`: refused, so not applied; but a garbled reason may hide a
+            # retryable one (`bad crx`): resend once to be sure.
+            last_reason = reason
         tries = self.retries + 1
+        if last_reason:
+            raise DeviceError(f"frame {seq} ({kind}): {last_reason}")
         raise DeviceTimeoutError(f"frame {seq} ({kind}) failed after {tries} tries: {last}")
+
+    @staticmethod
+    def _find_ack(lines: list[str], ok: str, err: str) -> str | None:
+        """ "ok", an error reason, or None when the lines hold no ack of ours."""
+        for ln in lines:
+            if ln == ok:
+                return "ok"
+            if ln.startswith(err):
+                return ln[len(err) :] or "error"
+        return None
+
+    def _read_ack(self, ok: str, err: str, kind: str, wait: float) -> tuple[list[str], str | None]:
+        """Lines until our ack ("ok" or the err reason); None on an unexpected line."""
+        expected = _FRAME_REPLIES.get(kind, ())
+        deadline = time.monotonic() + wait
+        lines: list[str] = []
+        while True:
+            reply = self.transport.readline(deadline)
+            if reply is None:
+                self.stats.timeouts += 1
+                return lines, None
+            reply = _strip_prompt(reply)
+            if reply == ok:
+                return lines, "ok"
+            if reply.startswith(err):
+                return lines, reply[len(err) :] or "error"
+            if reply.startswith(("progress ", "epoch ", "done ", "note ")):
+                self._note(reply)
+            elif reply.startswith("fqt "):
+                continue  # a shell's echo
+            elif expected and reply.startswith(expected):
+                lines.append(reply)
+            else:
+                lines.append(reply)
+                return lines, None
 
     def transfer(
         self,
@@ -440,8 +600,16 @@ class Device:
         rec[:, 1] = (y >> 8) & 0xFF
         rec[:, 2:] = x.view(np.uint8)
         lines = self.transfer(XFER_SAMPLES, rec.tobytes(), progress)
-        counts = [int(ln.split()[1]) for ln in lines if ln.startswith("samples ")]
-        return counts[-1] if counts else -1
+        counts = [m[1] for ln in lines if (m := re.fullmatch(r"samples (\d+)", ln))]
+        # Reply lines carry no CRC: a garbled `samples 300` may read `samples 30`, or the line
+        # is lost with a garbled ack. The count is believed once two readings agree.
+        seen = counts[-1:]
+        for _ in range(self.retries + 1):
+            n = self.query_match(("data", "status"), r"samples (\d+)")[1]
+            if n in seen:
+                return int(n)
+            seen.append(n)
+        raise DeviceTimeoutError("the device's sample count does not read the same twice")
 
     def push_blob(self, blob: bytes, load: bool = True) -> None:
         self.transfer(XFER_BLOB, blob)
@@ -449,32 +617,49 @@ class Device:
             self.command("load", "pushed")
 
     def pull_blob(self, progress: Callable[[int, int], None] | None = None) -> bytes:
-        """The active model blob (after training: the trained weights)."""
-        words = self.command("export")[0].split()
-        meta = dict(zip(words[1::2], words[2::2], strict=False))
-        size, crc = int(meta["bytes"]), int(meta["crc"], 16)
-        step = min(self.chunk, int(meta.get("max_payload", self.chunk)))
-        out = bytearray()
-        while len(out) < size:
-            n = min(step, size - len(out))
-            for _ in range(self.retries + 1):
-                lines = self.frame("read", struct.pack("<II", len(out), n))
+        """The active model blob (after training: the trained weights). A garbled `export`
+        answer or chunk is read again; the whole blob must match the CRC `export` gave."""
+        why = ""
+        for _ in range(self.retries + 1):
+            meta = self._export_meta()
+            if meta is None:
+                why = "the `export` answer is unreadable"
+                continue
+            size, crc, step = meta
+            out = bytearray()
+            while len(out) < size:
+                out += self._read_chunk(len(out), min(step, size - len(out)))
+                if progress:
+                    progress(len(out), size)
+            if zlib.crc32(out) == crc:
+                return bytes(out)
+            why = "the pulled blob does not match the device's crc"
+            self.stats.resends += 1
+        raise RuntimeFailureError(f"export: {why}")
+
+    def _export_meta(self) -> tuple[int, int, int] | None:
+        for line in self.command("export"):
+            m = _EXPORT.fullmatch(line)
+            if m:
+                step = min(self.chunk, int(m[3])) if int(m[3]) > 0 else self.chunk
+                return int(m[1]), int(m[2], 16), step
+        return None
+
+    def _read_chunk(self, offset: int, n: int) -> bytes:
+        for _ in range(self.retries + 1):
+            seq = self.seq + 1
+            lines = self.frame("read", struct.pack("<II", offset, n))
+            chunks = []
+            for ln in lines:
                 try:
-                    chunks = [parse_frame(ln) for ln in lines if ln.startswith("frame ")]
+                    chunks.append(parse_frame(ln))
                 except ValueError:
-                    self.stats.resends += 1
-                    continue
-                if len(chunks) == 1 and chunks[0][1] == "chunk" and len(chunks[0][2]) == n:
-                    out += chunks[0][2]
-                    if progress:
-                        progress(len(out), size)
-                    break
-                self.stats.resends += 1
-            else:
-                raise RuntimeFailureError(f"export: reading bytes {len(out)}.. kept failing")
-        if zlib.crc32(out) != crc:
-            raise RuntimeFailureError("export: the pulled blob does not match the device's crc")
-        return bytes(out)
+                    pass
+            if len(chunks) == 1 and chunks[0][:2] == (seq & 0xFFFFFFFF, "chunk"):
+                if len(chunks[0][2]) == n:
+                    return chunks[0][2]
+            self.stats.resends += 1
+        raise RuntimeFailureError(f"export: reading bytes {offset}.. kept failing")
 
     def eval(self, timeout: float = 600.0) -> tuple[int, int]:
         """Run the eval job: (samples, correct)."""
@@ -494,6 +679,19 @@ class Device:
         words = self.command("predict", "hex", hx)[0].split()
         cls = int(words[words.index("class") + 1])
         return cls, np.frombuffer(bytes.fromhex(words[words.index("output") + 1]), np.int8)
+
+
+def _is_query(words: tuple[object, ...]) -> bool:
+    w = tuple(str(x) for x in words[:2])
+    return w[:1] in _QUERIES or w in _QUERIES
+
+
+def _split_final(lines: list[str]) -> tuple[list[str], str | None]:
+    """A plain command's reply lines and its final `ok`/`err ...` (None when unreadable)."""
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i] == "ok" or lines[i].startswith("err "):
+            return lines[:i], lines[i]
+    return lines, None
 
 
 def _strip_prompt(line: str) -> str:

@@ -1,18 +1,24 @@
-"""A short libFuzzer run of the device service's line protocol (tests/fuzz/fuzz_frame.c).
+"""Short libFuzzer runs of the device service's line protocol: tests/fuzz/fuzz_frame.c (no
+model at start) and tests/fuzz/fuzz_dispatch.c (a model loaded, samples stored, the trainer
+bound).
 
-Builds build/fuzz with clang (-DFQT_FUZZ=ON), writes a seed corpus of valid sessions (a blob
-pushed in frames and loaded, samples pushed, eval, predict, save, restore, export reads) to
-a temporary directory and fuzzes from it for a bounded time. Passes when the fuzzer exits 0
-with no crash, leak, timeout or OOM artifact; skips when clang or libFuzzer is absent.
-FQT_FUZZ_SECONDS overrides the run time (default 15).
+Builds build/fuzz with clang (-DFQT_FUZZ=ON) and fuzzes for a bounded time from a copy of
+the committed seed corpora (tests/fuzz/corpus/frame, .../dispatch, written by
+tests/fuzz/make_corpus.py; a test checks they are what the script writes) plus a session
+made here. Passes when the fuzzer exits 0 with no crash, leak, timeout or OOM artifact and
+the seeds reach the coverage they reached when committed; skips when clang or libFuzzer is
+absent. FQT_FUZZ_SECONDS overrides the frame run's time (default 15), FQT_FUZZ_DISPATCH_SECONDS
+the dispatcher's (default 6).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -25,11 +31,22 @@ from fqt.prepare import prepare
 from fqt.tflite_import import load_tflite
 
 BUILD_DIR = REPO / "build" / "fuzz"
+CORPUS = REPO / "tests" / "fuzz" / "corpus"
 FUZZ_SECONDS = int(os.environ.get("FQT_FUZZ_SECONDS", "15"))
+DISPATCH_SECONDS = int(os.environ.get("FQT_FUZZ_DISPATCH_SECONDS", "6"))
 
 
 @pytest.fixture(scope="module")
 def fuzz_frame() -> Path:
+    return _build("fuzz_frame")
+
+
+@pytest.fixture(scope="module")
+def fuzz_dispatch() -> Path:
+    return _build("fuzz_dispatch")
+
+
+def _build(target: str) -> Path:
     from test_fuzz import _libfuzzer_available
 
     clang = shutil.which("clang")
@@ -50,12 +67,12 @@ def fuzz_frame() -> Path:
             "-DFQT_FUZZ=ON",
             *gen,
         ],
-        ["cmake", "--build", str(BUILD_DIR), "--target", "fuzz_frame"],
+        ["cmake", "--build", str(BUILD_DIR), "--target", target],
     ):
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             pytest.fail(f"{' '.join(cmd)}:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
-    return BUILD_DIR / "fuzz_frame"
+    return BUILD_DIR / target
 
 
 def _session(blob: bytes, input_bytes: int, seq: int = 1) -> str:
@@ -99,20 +116,57 @@ def test_fuzz_frame_short_run(fuzz_frame: Path, tmp_path: Path) -> None:
     assert len(blob) <= 4096, "the seed model must fit the fuzzer's model buffer half"
     (corpus / "session").write_text(_session(blob, model.input_tensor.num_elements))
     (corpus / "frames").write_text("fqt " + frame_line(1, "begin", bytes(12)) + "\n")
+    for seed in (CORPUS / "frame").iterdir():
+        shutil.copy(seed, corpus / f"seed_{seed.name}")
+    _fuzz(fuzz_frame, corpus, tmp_path, FUZZ_SECONDS, min_cov=450)
+
+
+def test_fuzz_dispatch_short_run(fuzz_dispatch: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS / "dispatch", corpus)
+    # the committed seeds reached 1215 edges (clang 14): train, eval, predict, save and
+    # restore all run on the loaded model
+    _fuzz(fuzz_dispatch, corpus, tmp_path, DISPATCH_SECONDS, min_cov=1000)
+
+
+def _fuzz(exe: Path, corpus: Path, tmp_path: Path, seconds: int, min_cov: int) -> None:
     proc = subprocess.run(
         [
-            str(fuzz_frame),
-            f"-max_total_time={FUZZ_SECONDS}",
+            str(exe),
+            f"-max_total_time={seconds}",
             "-max_len=16384",
+            "-timeout=20",
             f"-artifact_prefix={tmp_path}/",
             str(corpus),
         ],
         capture_output=True,
         text=True,
         check=False,
-        timeout=FUZZ_SECONDS + 120,
+        timeout=seconds + 120,
     )
     artifacts = [
         p.name for p in tmp_path.iterdir() if p.name.startswith(("crash", "leak", "oom", "timeout"))
     ]
     assert proc.returncode == 0 and not artifacts, proc.stderr[-4000:]
+    inited = re.search(r"INITED cov: (\d+)", proc.stderr)
+    assert inited, proc.stderr[-2000:]
+    assert int(inited[1]) >= min_cov, f"the seeds reach only {inited[1]} edges"
+
+
+def test_committed_corpora_are_what_make_corpus_writes(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "fuzz" / "make_corpus.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for sub in ("model_loader", "frame", "dispatch"):
+        made = {p.name: p.read_bytes() for p in (tmp_path / sub).iterdir()}
+        committed = {
+            p.name: p.read_bytes()
+            for p in (CORPUS / sub).iterdir()
+            if not p.name.startswith("regress-")
+        }
+        assert made == committed, f"{sub}: run tests/fuzz/make_corpus.py and commit"
+        assert sum(len(b) for b in made.values()) < 300 * 1024

@@ -156,14 +156,17 @@ def run_train_device(args: argparse.Namespace) -> int:
                             if echo:
                                 print(line, flush=True)
                             continue
-                        ep = first - 1 + int(kv.get("epoch", "1").split("/")[0])
                         end = line.startswith("epoch ")
-                        s = n if end else int(kv.get("sample", "0").split("/")[0])
+                        try:
+                            ep = first - 1 + int(kv.get("epoch", "1").split("/")[0])
+                            s = n if end else int(kv.get("sample", "0").split("/")[0])
+                            loss = float(kv.get("loss", "nan"))
+                            acc = float(kv.get("acc", "nan%").rstrip("%")) / 100
+                        except ValueError:  # a line garbled on the way: not logged
+                            continue
                         row: dict[str, object] = {
                             "epoch": ep, "sample": s, "epoch_samples": n,
-                            "samples_seen": (ep - 1) * n + s,
-                            "loss": float(kv.get("loss", "nan")),
-                            "accuracy": float(kv.get("acc", "nan%").rstrip("%")) / 100,
+                            "samples_seen": (ep - 1) * n + s, "loss": loss, "accuracy": acc,
                             "time_s": time.monotonic() - t0,
                         }  # fmt: skip
                         if end and val is None:

@@ -95,6 +95,7 @@ typedef enum fqt_frame_kind {
 	FQT_FRAME_ABORT = 4,
 	FQT_FRAME_READ = 5,
 	FQT_FRAME_CHUNK = 6,
+	FQT_FRAME_CMD = 7, /* a command line as the payload: CRC-checked, run at most once */
 } fqt_frame_kind;
 
 typedef struct fqt_frame {
@@ -142,6 +143,11 @@ typedef struct fqt_service {
 	uint32_t last_seq;
 	uint8_t last_kind;
 	fqt_frame frame;
+	/* `cmd` frames: the last one run and its final line, answered again on a resend */
+	int have_cmd_seq;
+	uint32_t cmd_seq;
+	char cmd_result[96];
+	char cmd_line[FQT_FRAME_MAX_PAYLOAD + 8];
 	/* job */
 	int job;
 	uint32_t job_index, job_count, job_epoch, job_correct, job_stride, job_offset;

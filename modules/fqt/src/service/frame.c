@@ -11,7 +11,7 @@
 #include "fqt/service.h"
 #include "service_internal.h"
 
-static const char *const kind_names[] = {"", "begin", "data", "commit", "abort", "read", "chunk"};
+static const char *const kind_names[] = {"", "begin", "data", "commit", "abort", "read", "chunk", "cmd"};
 
 const char *fqt_frame_kind_name(fqt_frame_kind kind)
 {

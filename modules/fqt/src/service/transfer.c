@@ -163,6 +163,63 @@ static int frame_read(fqt_service *svc, const fqt_frame *f, const fqt_service_ou
 	return 0;
 }
 
+/* `cmd` frames: the command's reply lines pass through, its final `ok`/`err` is kept. */
+typedef struct cmd_capture {
+	fqt_service *svc;
+	const fqt_service_output *out;
+	int final_seen;
+} cmd_capture;
+
+static void cmd_capture_write(void *ctx, const char *line)
+{
+	cmd_capture *c = (cmd_capture *)ctx;
+	if (!c->final_seen && (strcmp(line, "ok") == 0 || strncmp(line, "err ", 4) == 0)) {
+		c->final_seen = 1;
+		(void)snprintf(c->svc->cmd_result, sizeof(c->svc->cmd_result), "%s", line);
+		return;
+	}
+	c->out->write(c->out->ctx, line);
+}
+
+/* `fqt frame <seq> cmd <hex of "train start 2 ...">`: the words after `fqt`, run once. A
+ * resend of the last cmd seq answers its stored final line again without running it. */
+static int frame_cmd(fqt_service *svc, const fqt_frame *f, const fqt_service_output *out)
+{
+	const unsigned long seq = (unsigned long)f->seq;
+	if (svc->have_cmd_seq && f->seq == svc->cmd_seq) {
+		if (strcmp(svc->cmd_result, "ok") == 0) {
+			fqt_svc_say(svc, out, "ok %lu", seq);
+			return 0;
+		}
+		fqt_svc_say(svc, out, "err %lu %s", seq, svc->cmd_result + 4);
+		return -1;
+	}
+	if (f->payload_size == 0u || memchr(f->payload, '\0', f->payload_size) != NULL ||
+	    (f->payload_size >= 5u && memcmp(f->payload, "frame", 5) == 0 &&
+	     (f->payload_size == 5u || f->payload[5] == ' '))) {
+		fqt_svc_say(svc, out, "err %lu cmd payload: a command other than frame", seq);
+		return -1;
+	}
+	memcpy(svc->cmd_line, "fqt ", 4);
+	memcpy(svc->cmd_line + 4, f->payload, f->payload_size);
+	svc->cmd_line[4u + f->payload_size] = '\0';
+	cmd_capture cap = {svc, out, 0};
+	const fqt_service_output wrapped = {cmd_capture_write, &cap};
+	svc->have_cmd_seq = 0; /* until this one has its final line */
+	(void)fqt_service_dispatch_line(svc, svc->cmd_line, &wrapped);
+	if (!cap.final_seen) {
+		(void)snprintf(svc->cmd_result, sizeof(svc->cmd_result), "ok");
+	}
+	svc->have_cmd_seq = 1;
+	svc->cmd_seq = f->seq;
+	if (strcmp(svc->cmd_result, "ok") == 0) {
+		fqt_svc_say(svc, out, "ok %lu", seq);
+		return 0;
+	}
+	fqt_svc_say(svc, out, "err %lu %s", seq, svc->cmd_result + 4);
+	return -1;
+}
+
 int fqt_svc_cmd_frame(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
 {
 	fqt_frame *f = &svc->frame;
@@ -177,6 +234,9 @@ int fqt_svc_cmd_frame(fqt_service *svc, int argc, char **argv, const fqt_service
 	}
 	if (f->kind == FQT_FRAME_READ) {
 		return frame_read(svc, f, out);
+	}
+	if (f->kind == FQT_FRAME_CMD) {
+		return frame_cmd(svc, f, out);
 	}
 	if (f->kind == FQT_FRAME_CHUNK) {
 		fqt_svc_say(svc, out, "err %lu chunk frames go from the device to the host",

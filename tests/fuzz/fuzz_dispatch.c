@@ -1,0 +1,202 @@
+/*
+ * libFuzzer target: the dispatcher with a model loaded, samples stored and the training
+ * engine bound. Every input starts from the same state: a fresh service whose built-in
+ * model (FQT_FUZZ_DISPATCH_MODEL, a committed blob of tests/fuzz/corpus/model_loader/) is
+ * loaded, four samples pushed with `fqt data push`, and a real fqt_service_trainer with a
+ * params pool configured, as modules/fqt/host/host_device.c sets it up. The input is then
+ * split into lines and each goes through fqt_service_dispatch_line; a running job is polled
+ * a bounded number of samples after each line and stopped at the end. So the argument
+ * parsing and the bodies of `train`, `predict`, `data`, `eval`, `save`, `restore`, `export`
+ * and frames all run on a live model.
+ *
+ *   cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DFQT_FUZZ=ON
+ *   cmake --build build/fuzz --target fuzz_dispatch
+ *   build/fuzz/fuzz_dispatch -max_total_time=60 tests/fuzz/corpus/dispatch
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fqt/service.h"
+#include "fqt/service_trainer.h"
+
+#ifndef FQT_FUZZ_DISPATCH_MODEL
+#error "FQT_FUZZ_DISPATCH_MODEL: the path of the built-in blob (set by CMakeLists.txt)"
+#endif
+
+#define POLLS_PER_LINE 6
+#define N_SAMPLES 4
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint8_t builtin[16384] __attribute__((aligned(16)));
+static size_t builtin_size;
+static uint8_t slots[2][8192];
+/* The preamble's `fqt data push` lines, built once from the model's input size. */
+static char push_lines[N_SAMPLES][2 * 4096 + 64];
+
+static void sink(void *ctx, const char *line)
+{
+	(void)ctx;
+	(void)line;
+}
+
+static uint32_t fake_clock(void *ctx)
+{
+	static uint32_t t;
+	(void)ctx;
+	return t += 7u;
+}
+
+static int st_read(void *ctx, uint32_t slot, uint32_t off, void *d, uint32_t n)
+{
+	(void)ctx;
+	if (slot > 1u || off > sizeof(slots[0]) || n > sizeof(slots[0]) - off) {
+		return -1;
+	}
+	memcpy(d, &slots[slot][off], n);
+	return 0;
+}
+
+static int st_write(void *ctx, uint32_t slot, uint32_t off, const void *d, uint32_t n)
+{
+	(void)ctx;
+	if (slot > 1u || off > sizeof(slots[0]) || n > sizeof(slots[0]) - off) {
+		return -1;
+	}
+	memcpy(&slots[slot][off], d, n);
+	return 0;
+}
+
+static int st_erase(void *ctx, uint32_t slot)
+{
+	(void)ctx;
+	if (slot > 1u) {
+		return -1;
+	}
+	memset(slots[slot], 0xFF, sizeof(slots[0]));
+	return 0;
+}
+
+/* The model's input size from `fqt info` (the line `input_bytes N`). */
+static size_t info_input_bytes;
+
+static void info_sink(void *ctx, const char *line)
+{
+	(void)ctx;
+	if (strncmp(line, "input_bytes ", 12) == 0) {
+		info_input_bytes = (size_t)strtoul(line + 12, NULL, 10);
+	}
+}
+
+static fqt_service svc;
+static fqt_service_trainer service_trainer;
+static fqt_trainer_ops trainer_ops;
+
+static void setup(const fqt_service_output *out)
+{
+	static uint8_t arena[32768] __attribute__((aligned(16)));
+	static uint8_t samples[4096];
+	static uint8_t model_buffer[32768] __attribute__((aligned(16)));
+	static uint8_t params[32768] __attribute__((aligned(16)));
+	static const fqt_storage storage = {sizeof(slots[0]), st_read, st_write, st_erase, NULL};
+	fqt_service_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	memset(slots, 0xFF, sizeof(slots));
+	cfg.arena = arena;
+	cfg.arena_size = sizeof(arena);
+	cfg.sample_buffer = samples;
+	cfg.sample_buffer_size = sizeof(samples);
+	cfg.model_buffer = model_buffer;
+	cfg.model_buffer_size = sizeof(model_buffer);
+	cfg.builtin_blob = builtin;
+	cfg.builtin_blob_size = builtin_size;
+	cfg.storage = &storage;
+	cfg.clock_ms = fake_clock;
+	cfg.progress_interval_ms = 10;
+	if (fqt_service_trainer_init(&service_trainer, params, sizeof(params), &trainer_ops) !=
+	    FQT_OK) {
+		__builtin_trap();
+	}
+	cfg.trainer = &trainer_ops;
+	if (fqt_service_init(&svc, &cfg) != FQT_OK) {
+		__builtin_trap();
+	}
+	char load[] = "fqt load builtin";
+	if (fqt_service_dispatch_line(&svc, load, out) != 0) {
+		__builtin_trap();
+	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	FILE *f = fopen(FQT_FUZZ_DISPATCH_MODEL, "rb");
+	if (f == NULL) {
+		fprintf(stderr, "fuzz_dispatch: cannot open %s\n", FQT_FUZZ_DISPATCH_MODEL);
+		abort();
+	}
+	builtin_size = fread(builtin, 1, sizeof(builtin), f);
+	fclose(f);
+	const fqt_service_output quiet = {sink, NULL};
+	setup(&quiet);
+	char info[] = "fqt info";
+	const fqt_service_output grab = {info_sink, NULL};
+	(void)fqt_service_dispatch_line(&svc, info, &grab);
+	if (info_input_bytes == 0u || info_input_bytes > 4096u) {
+		fprintf(stderr, "fuzz_dispatch: the model did not load (input_bytes %zu)\n",
+			info_input_bytes);
+		abort();
+	}
+	for (int s = 0; s < N_SAMPLES; s++) {
+		char *p = push_lines[s];
+		p += sprintf(p, "fqt data push %d ", s % 2);
+		for (size_t i = 0; i < info_input_bytes; i++) {
+			p += sprintf(p, "%02x", (unsigned)((i * 37u + (size_t)s * 11u) & 0xFFu));
+		}
+	}
+	return 0;
+}
+
+static int dispatch(char *line, const fqt_service_output *out)
+{
+	const int r = fqt_service_dispatch_line(&svc, line, out);
+	for (int k = 0; k < POLLS_PER_LINE && fqt_service_poll(&svc, out); k++) {
+	}
+	return r;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const fqt_service_output out = {sink, NULL};
+	setup(&out);
+	static char line[sizeof(push_lines[0])];
+	for (int s = 0; s < N_SAMPLES; s++) {
+		memcpy(line, push_lines[s], sizeof(line));
+		if (dispatch(line, &out) != 0) {
+			__builtin_trap(); /* the preamble must hold: the fuzzed part starts with data */
+		}
+	}
+	size_t start = 0;
+	for (size_t i = 0; i <= size; i++) {
+		if (i == size || data[i] == '\n') {
+			size_t n = i - start;
+			if (n >= sizeof(line)) {
+				n = sizeof(line) - 1u;
+			}
+			memcpy(line, data + start, n);
+			line[n] = '\0';
+			(void)dispatch(line, &out);
+			start = i + 1u;
+		}
+	}
+	char stop[] = "fqt train stop";
+	(void)fqt_service_dispatch_line(&svc, stop, &out);
+	if (fqt_service_busy(&svc)) {
+		__builtin_trap(); /* `train stop` ends any job at once (docs/protocol.md) */
+	}
+	return 0;
+}
