@@ -335,6 +335,10 @@ DW_CASES = [
     ConvCase("kept_subset_dm2", (5, 5), 3, 2, padding="SAME", kept=(0, 3, 5)),
     ConvCase("kept_one", (4, 4), 4, 1, stride=(2, 2), padding="SAME", kept=(2,)),
     ConvCase("weight_scales_spread_2e20", (5, 5), 2, 2, scale_spread=2.0**20),
+    # dm 1 input error in stack chunks of 32 channels: three chunks, the middle one unkept
+    ConvCase("dm1_70ch_kept_chunks", (4, 4), 70, 1, padding="SAME", kept=(1, 5, 31, 64, 69)),
+    ConvCase("dm1_40ch_stride2_dilation2", (7, 6), 40, 1, stride=(2, 2), dilation=(2, 2),
+             padding="SAME"),
     *_random_conv_cases(True, 8),
 ]
 
