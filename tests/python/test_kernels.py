@@ -515,26 +515,32 @@ def _conv_backward_input(lib, monkeypatch, case: ConvCase, depthwise: bool) -> N
         **extra,
         **_golden_conv_kwargs(case, L),
     )
-    acc = np.full((*case.in_hw, case.cin), SENTINEL, np.int32)
-    fold = ctypes.c_int32(-999)
-    fn = lib.fqt_depthwise_conv2d_backward_input if depthwise else lib.fqt_conv2d_backward_input
-    _ok(
-        fn(
-            byref(L.params),
-            byref(abi.dims(L.x[:1].shape)),
-            byref(abi.dims(L.w.shape)),
-            abi.p8(L.w),
-            abi.pf32(L.s_w),
-            len(L.s_w),
-            byref(abi.dims(err.shape)),
-            abi.p8(err),
-            abi.pu16(kept),
-            len(kept),
-            abi.p32(acc),
-            byref(fold),
-        )
+    xd, wd, ed = abi.dims(L.x[:1].shape), abi.dims(L.w.shape), abi.dims(err.shape)
+    args = lambda acc, fold: (  # noqa: E731
+        byref(L.params), byref(xd), byref(wd), abi.p8(L.w), abi.pf32(L.s_w), len(L.s_w),
+        byref(ed), abi.p8(err), abi.pu16(kept), len(kept), abi.p32(acc), byref(fold),
+    )  # fmt: skip
+    if not depthwise:
+        acc = np.full((*case.in_hw, case.cin), SENTINEL, np.int32)
+        fold = ctypes.c_int32(-999)
+        _ok(lib.fqt_conv2d_backward_input(*args(acc, fold)))
+        _check_input_error(acc, fold.value, seen, golden_out, -FOLD_BITS)
+        return
+    # The gather (a scratch of the planned size; 0 where it does not apply) and the scatter
+    # (none, or one byte short) must both give the golden errors.
+    need = lib.fqt_depthwise_conv2d_backward_input_scratch_size(
+        byref(L.params), byref(xd), byref(wd), byref(ed)
     )
-    _check_input_error(acc, fold.value, seen, golden_out, -FOLD_BITS)
+    gathers = case.out_or_dm == 1 and case.stride == (1, 1) and case.dilation == (1, 1)
+    assert (need > 0) == gathers
+    for size in sorted({need, max(need - 1, 0), 0}, reverse=True):
+        scratch = np.full(max(size, 1) + 4, 0xA5, np.uint8)
+        base = scratch.ctypes.data + (-scratch.ctypes.data % 4)
+        acc = np.full((*case.in_hw, case.cin), SENTINEL, np.int32)
+        fold = ctypes.c_int32(-999)
+        fn = lib.fqt_depthwise_conv2d_backward_input
+        _ok(fn(*args(acc, fold), base if size else None, size))
+        _check_input_error(acc, fold.value, seen, golden_out, -FOLD_BITS)
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=_ids(CONV_CASES))

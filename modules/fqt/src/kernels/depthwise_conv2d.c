@@ -7,6 +7,7 @@
 
 #include "dot_s16.h"
 #include "dot_s8.h"
+#include "dw_input_error.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
 #include "quant.h"
@@ -394,85 +395,17 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 	return FQT_OK;
 }
 
-/* Input error, depth multiplier 1: channels contiguous in the error, the weights and acc,
- * so one error row's g (requantized once per element) is scattered to a tap's input row as
- * one contiguous multiply-add run. Channels go in stack chunks (their multipliers computed
- * once per chunk); a chunk without kept channels is skipped, a position whose g are all zero
- * too. The sums are the scalar kernel's: exact int32 (the caller's bound). */
-#define FQT_DW_IE_CHUNK 32
-
-static void backward_input_dm1(const fqt_conv_params *params, const fqt_dims *id,
-			       const fqt_dims *fd, const int8_t *filter, const void *scales,
-			       uint32_t scale_count, int p, const fqt_dims *od, const int8_t *err,
-			       const uint16_t *kept, int32_t n_kept, int32_t *acc)
+/* The gather's scratch (kernels/dw_input_error.h); 0 where the kernel has no gather (depth
+ * multiplier > 1, strides or dilations > 1). */
+size_t fqt_depthwise_conv2d_backward_input_scratch_size(const fqt_conv_params *params,
+							const fqt_dims *input_dims,
+							const fqt_dims *filter_dims,
+							const fqt_dims *output_dims)
 {
-	const int32_t in_h = id->h, in_w = id->w, C = id->c;
-	const int32_t k_h = fd->h, k_w = fd->w;
-	int32_t m[FQT_DW_IE_CHUNK], g[FQT_DW_IE_CHUNK];
-	int sh[FQT_DW_IE_CHUNK];
-	uint8_t on[FQT_DW_IE_CHUNK];
-	int32_t j = 0;
-	for (int32_t c0 = 0; c0 < C; c0 += FQT_DW_IE_CHUNK) {
-		const int32_t nc = C - c0 < FQT_DW_IE_CHUNK ? C - c0 : FQT_DW_IE_CHUNK;
-		int any = 0;
-		for (int32_t c = 0; c < nc; ++c) {
-			on[c] = 0;
-		}
-		for (; j < n_kept && kept[j] < c0 + nc; ++j) {
-			const int32_t c = kept[j] - c0;
-			on[c] = 1;
-			any = 1;
-			fqt_fold_multiplier(scales, scale_count, kept[j], p, &m[c], &sh[c]);
-		}
-		if (!any) {
-			continue;
-		}
-		for (int32_t oy = 0; oy < od->h; ++oy) {
-			for (int32_t ox = 0; ox < od->w; ++ox) {
-				const int8_t *er = err + ((size_t)oy * (size_t)od->w + (size_t)ox) *
-								 (size_t)C +
-						   (size_t)c0;
-				int nz = 0;
-				for (int32_t c = 0; c < nc; ++c) {
-					const int32_t e = on[c] ? er[c] : 0;
-					g[c] = e == 0 ? 0
-						      : fqt_requantize(e * (1 << FQT_ERROR_FOLD_BITS),
-								       m[c], sh[c]);
-					nz |= g[c];
-				}
-				if (nz == 0) {
-					continue;
-				}
-				for (int32_t ky = 0; ky < k_h; ++ky) {
-					const int32_t iy = oy * params->stride_h - params->pad_h +
-							   params->dilation_h * ky;
-					if (iy < 0 || iy >= in_h) {
-						continue;
-					}
-					for (int32_t kx = 0; kx < k_w; ++kx) {
-						const int32_t ix = ox * params->stride_w -
-								   params->pad_w +
-								   params->dilation_w * kx;
-						if (ix < 0 || ix >= in_w) {
-							continue;
-						}
-						const int8_t *w =
-							filter +
-							((size_t)ky * (size_t)k_w + (size_t)kx) *
-								(size_t)C +
-							(size_t)c0;
-						int32_t *a = acc + ((size_t)iy * (size_t)in_w +
-								    (size_t)ix) *
-									   (size_t)C +
-							     (size_t)c0;
-						for (int32_t c = 0; c < nc; ++c) {
-							a[c] += (int32_t)w[c] * g[c];
-						}
-					}
-				}
-			}
-		}
+	if (params == NULL || input_dims == NULL || filter_dims == NULL || output_dims == NULL) {
+		return 0u;
 	}
+	return dw_ie_scratch_size(params, input_dims, filter_dims, output_dims);
 }
 
 fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
@@ -481,7 +414,7 @@ fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 					       const void *scales, uint32_t scale_count,
 					       const fqt_dims *output_dims, const int8_t *err,
 					       const uint16_t *kept, int32_t n_kept, int32_t *acc,
-					       int32_t *fold_exp)
+					       int32_t *fold_exp, void *scratch, size_t scratch_size)
 {
 	if (params == NULL || input_dims == NULL || filter_dims == NULL || filter == NULL ||
 	    scales == NULL || output_dims == NULL || err == NULL || kept == NULL || acc == NULL ||
@@ -494,10 +427,16 @@ fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 	const int32_t dm = params->depth_multiplier;
 	const int p = fqt_fold_exponent(scales, scale_count);
 	*fold_exp = p;
+	const size_t need = dw_ie_scratch_size(params, input_dims, filter_dims, output_dims);
+	if (need > 0u && scratch != NULL && scratch_size >= need &&
+	    dw_ie_gather(params, input_dims, filter_dims, filter, scales, scale_count, p,
+			 output_dims, err, kept, n_kept, acc, scratch)) {
+		return FQT_OK;
+	}
 	memset(acc, 0, (size_t)in_h * (size_t)in_w * (size_t)in_c * sizeof(int32_t));
 	if (dm == 1 && out_c == in_c) {
-		backward_input_dm1(params, input_dims, filter_dims, filter, scales, scale_count, p,
-				   output_dims, err, kept, n_kept, acc);
+		dw_ie_scatter(params, input_dims, filter_dims, filter, scales, scale_count, p,
+			      output_dims, err, kept, n_kept, acc);
 		return FQT_OK;
 	}
 	for (int32_t j = 0; j < n_kept; ++j) {
