@@ -54,20 +54,36 @@ static inline int32_t dw_ie_slot(int32_t c)
 	return (c & ~3) + ((c & 1) << 1) + ((c >> 1) & 1);
 }
 
-/* g of output row r into ring row r % k_h. */
+static inline int32_t dw_ie_g(int32_t e, int32_t m, int sh)
+{
+	return e == 0 ? 0 : fqt_requantize(e * (1 << FQT_ERROR_FOLD_BITS), m, sh);
+}
+
+/* g of output row r into ring row r % k_h (channels past C: 0). */
 static inline void dw_ie_ring_row(const int8_t *err, int32_t r, int32_t out_w, int32_t C,
-				  int32_t c4, int32_t k_h, const int32_t *m, const int32_t *sh,
+				  int32_t c4, int32_t k_h, const int32_t *m, const int *sh,
 				  int16_t *ring, uint8_t *nz)
 {
+	const int32_t c_main = C & ~3;
 	for (int32_t ox = 0; ox < out_w; ++ox) {
 		const size_t slot = (size_t)(r % k_h) * (size_t)out_w + (size_t)ox;
 		const int8_t *er = err + ((size_t)r * (size_t)out_w + (size_t)ox) * (size_t)C;
 		int16_t *gr = ring + slot * (size_t)c4;
 		int32_t any = 0;
-		for (int32_t c = 0; c < c4; ++c) {
-			const int32_t e = c < C ? er[c] : 0;
-			const int32_t g =
-				e == 0 ? 0 : fqt_requantize(e * (1 << FQT_ERROR_FOLD_BITS), m[c], sh[c]);
+		int32_t c = 0;
+		for (; c < c_main; c += 4) {
+			const int32_t g0 = dw_ie_g(er[c], m[c], sh[c]);
+			const int32_t g1 = dw_ie_g(er[c + 1], m[c + 1], sh[c + 1]);
+			const int32_t g2 = dw_ie_g(er[c + 2], m[c + 2], sh[c + 2]);
+			const int32_t g3 = dw_ie_g(er[c + 3], m[c + 3], sh[c + 3]);
+			gr[c] = (int16_t)g0;
+			gr[c + 1] = (int16_t)g2;
+			gr[c + 2] = (int16_t)g1;
+			gr[c + 3] = (int16_t)g3;
+			any |= g0 | g1 | g2 | g3;
+		}
+		for (; c < c4; ++c) {
+			const int32_t g = c < C ? dw_ie_g(er[c], m[c], sh[c]) : 0;
 			gr[dw_ie_slot(c)] = (int16_t)g;
 			any |= g;
 		}
@@ -124,8 +140,8 @@ static inline int dw_ie_gather(const fqt_conv_params *params, const fqt_dims *id
 	const int32_t in_h = id->h, in_w = id->w, C = id->c, k_h = fd->h, k_w = fd->w;
 	const int32_t out_h = od->h, out_w = od->w, c4 = (C + 3) & ~3;
 	int32_t *m = (int32_t *)scratch;
-	int32_t *sh = m + C;
-	int32_t *taps = sh + C;
+	int *sh = (int *)(void *)(m + C); /* int: 32 bits on every target of the core */
+	int32_t *taps = (int32_t *)(void *)(sh + C);
 	int16_t *ring = (int16_t *)(void *)(taps + 2 * k_h * k_w);
 	uint8_t *nz = (uint8_t *)(void *)(ring + (size_t)k_h * (size_t)out_w * (size_t)c4);
 	for (int32_t c = 0; c < C; ++c) {
