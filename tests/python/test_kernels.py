@@ -1098,3 +1098,43 @@ def test_cases_cover_the_named_situations() -> None:
     assert any(c.cin % 4 for c in CONV_CASES if c.cin > 4)
     modes = {_sink_mode(n, ERR_EXP, ERR_EXP - d)[0] for n, d in SINKS.values()}
     assert modes == {abi.FQT_GRAD_FIRST, abi.FQT_GRAD_UP, abi.FQT_GRAD_DOWN}
+
+
+# --- error quantization (kernels/error_quant.c: the int32 fast paths) ------------------------
+
+
+def _quantize_error_c(lib, acc: np.ndarray, base: int, fixed: bool) -> tuple[np.ndarray, int]:
+    fn = lib.fqt_quantize_error_s32
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int32, ctypes.c_int,
+                   ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]  # fmt: skip
+    acc = np.ascontiguousarray(acc, np.int32)
+    out = np.full(acc.size, 99, np.int8)
+    ex = ctypes.c_int32(-999)
+    fn(acc.ctypes.data, acc.size, base, int(fixed), out.ctypes.data, byref(ex))
+    return out, ex.value
+
+
+def _error_ranges() -> list[np.ndarray]:
+    rng = _rng("error_quant")
+    cases = [np.zeros(5, np.int32), np.array([127, -127, 3], np.int32)]
+    for bits in (7, 8, 9, 12, 17, 24, 29, 30, 31):
+        hi = (1 << bits) - 1
+        a = rng.integers(-hi, hi + 1, 37, dtype=np.int64)
+        r = max(bits - 7, 1)
+        # exact halves of 2^r, both signs, and the extremes of the range
+        halves = np.array([(1 << (r - 1)), -(1 << (r - 1)), 3 << (r - 1), -(3 << (r - 1))])
+        a = np.concatenate([a, halves, [hi, -hi]]).clip(-hi, hi)
+        cases.append(a.astype(np.int32))
+    cases.append(np.array([-(2**31), 2**31 - 1, 5, -5], np.int32))
+    return cases
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["dynamic", "fixed"])
+@pytest.mark.parametrize("base", [-20, -9, -7, 0])
+def test_quantize_error_s32(lib, fixed: bool, base: int) -> None:
+    for acc in _error_ranges():
+        out, ex = _quantize_error_c(lib, acc, base, fixed)
+        q, qe = quantize_error(acc[None].astype(np.int64), base, "fixed" if fixed else "dynamic")
+        np.testing.assert_array_equal(out, q.reshape(-1))
+        assert ex == int(qe[0])
