@@ -126,23 +126,12 @@ def weight_gradient_scratch(model: Model, li: int) -> int:
 
 
 def input_error_scratch(model: Model, li: int) -> int:
-    """Bytes of the input error's gather scratch, the twin of
-    fqt_*_backward_input_scratch_size(). Depthwise: per channel a multiplier and a shift
+    """Bytes of the depthwise input error's gather scratch, the twin of
+    fqt_depthwise_conv2d_backward_input_scratch_size(): per channel a multiplier and a shift
     (int32), two int32 per tap, k_h output rows of int16 errors (channels rounded up to 4)
     and a byte per ring position; 0 without a gather (depth multiplier, stride or dilation
     above 1) and for other ops."""
     layer = model.layers[li]
-    if layer.op == OpType.CONV_2D:
-        _n, ih, iw, ic = model.tensors[layer.inputs[0]].shape
-        _n, oh, ow, oc = model.tensors[layer.output].shape
-        fh, fw = model.tensors[layer.inputs[1]].shape[1:3]
-        # (1 x 1, stride 1 and out == in leave no padding in either mode)
-        if (fh, fw, layer.stride_h, layer.stride_w, oh, ow) != (1, 1, 1, 1, ih, iw):
-            return 0
-        # pointwise: the kept weight rows transposed (int8), one int16 error row and a
-        # multiplier and shift per output channel
-        k4 = (oc + 3) & ~3
-        return ic * k4 + 2 * k4 + 8 * oc
     if layer.op != OpType.DEPTHWISE_CONV_2D:
         return 0
     ic = model.tensors[layer.inputs[0]].shape[-1]

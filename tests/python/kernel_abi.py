@@ -166,8 +166,6 @@ PROTOTYPES: dict[str, list] = {
         c_int32,
         _P32,
         _P32,
-        c_void_p,
-        c_size_t,
     ],
     "fqt_depthwise_conv2d_backward_weights": [
         _PCONV,
@@ -224,8 +222,6 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.fqt_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD, _PD]
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.restype = c_size_t
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD]
-    lib.fqt_conv2d_backward_input_scratch_size.restype = c_size_t
-    lib.fqt_conv2d_backward_input_scratch_size.argtypes = [_PCONV, _PD, _PD, _PD]
     lib.fqt_depthwise_conv2d_backward_input_scratch_size.restype = c_size_t
     lib.fqt_depthwise_conv2d_backward_input_scratch_size.argtypes = [_PCONV, _PD, _PD, _PD]
     for name, argtypes in PROTOTYPES.items():

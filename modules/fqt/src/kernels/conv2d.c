@@ -5,7 +5,6 @@
  */
 #include <stddef.h>
 
-#include "conv_input_error.h"
 #include "dot_s16.h"
 #include "dot_s8.h"
 #include "fqt/kernels.h"
@@ -306,25 +305,12 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 	return FQT_OK;
 }
 
-/* The pointwise gather's scratch (kernels/conv_input_error.h); 0 where the kernel has no
- * gather (kernels other than 1 x 1, strides above 1, padding). */
-size_t fqt_conv2d_backward_input_scratch_size(const fqt_conv_params *params,
-					      const fqt_dims *input_dims,
-					      const fqt_dims *filter_dims,
-					      const fqt_dims *output_dims)
-{
-	if (params == NULL || input_dims == NULL || filter_dims == NULL || output_dims == NULL) {
-		return 0u;
-	}
-	return conv_ie_scratch_size(params, input_dims, filter_dims, output_dims);
-}
-
 fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_dims *input_dims,
 				     const fqt_dims *filter_dims, const int8_t *filter,
 				     const void *scales, uint32_t scale_count,
 				     const fqt_dims *output_dims, const int8_t *err,
 				     const uint16_t *kept, int32_t n_kept, int32_t *acc,
-				     int32_t *fold_exp, void *scratch, size_t scratch_size)
+				     int32_t *fold_exp)
 {
 	if (params == NULL || input_dims == NULL || filter_dims == NULL || filter == NULL ||
 	    scales == NULL || output_dims == NULL || err == NULL || kept == NULL || acc == NULL ||
@@ -336,12 +322,6 @@ fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_di
 	const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
 	const int p = fqt_fold_exponent(scales, scale_count);
 	*fold_exp = p;
-	const size_t need = conv_ie_scratch_size(params, input_dims, filter_dims, output_dims);
-	if (need > 0u && scratch != NULL && scratch_size >= need &&
-	    conv_ie_gather(input_dims, filter, scales, scale_count, p, output_dims, err, kept,
-			   n_kept, acc, scratch)) {
-		return FQT_OK;
-	}
 	memset(acc, 0, (size_t)in_h * (size_t)in_w * (size_t)in_c * sizeof(int32_t));
 	for (int32_t j = 0; j < n_kept; ++j) {
 		const int32_t o = kept[j];

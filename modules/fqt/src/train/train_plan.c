@@ -46,21 +46,6 @@ static uint32_t weight_gradient_scratch(const fqt_trainer *t, uint32_t li)
 	return 0u;
 }
 
-/* The input error's gather scratch (the kernels' *_backward_input_scratch_size(); plan.py
- * input_error_scratch), 0 where the layer's kernel has no gather. */
-static uint32_t input_error_scratch(const fqt_layer_view *v)
-{
-	if (v->op == FQT_OP_CONV_2D) {
-		return (uint32_t)fqt_conv2d_backward_input_scratch_size(
-			&v->params.conv, &v->input_dims, &v->filter_dims, &v->output_dims);
-	}
-	if (v->op == FQT_OP_DEPTHWISE_CONV_2D) {
-		return (uint32_t)fqt_depthwise_conv2d_backward_input_scratch_size(
-			&v->params.conv, &v->input_dims, &v->filter_dims, &v->output_dims);
-	}
-	return 0u;
-}
-
 static fqt_status choose_layers(fqt_trainer *t, const fqt_model *m, uint64_t mask)
 {
 	const uint32_t n = m->layer_count;
@@ -180,8 +165,10 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 		 * input error's gather ring when the layer passes an error on (it runs after the
 		 * weight gradient, in the same step). */
 		uint32_t wg = weight_gradient_scratch(t, li);
-		if (li > t->first_bw && v->input_buffer[0] >= 1) {
-			const uint32_t ie = input_error_scratch(v);
+		if (li > t->first_bw && v->input_buffer[0] >= 1 &&
+		    v->op == FQT_OP_DEPTHWISE_CONV_2D) {
+			const uint32_t ie = (uint32_t)fqt_depthwise_conv2d_backward_input_scratch_size(
+				&v->params.conv, &v->input_dims, &v->filter_dims, &v->output_dims);
 			wg = ie > wg ? ie : wg;
 		}
 		if (wg > 0u) {
