@@ -125,6 +125,25 @@ def weight_gradient_scratch(model: Model, li: int) -> int:
     return 2 * p2 * (_pairs(oc) + rows)
 
 
+def input_error_scratch(model: Model, li: int) -> int:
+    """Bytes of the depthwise input error's gather scratch, the twin of
+    fqt_depthwise_conv2d_backward_input_scratch_size(): per channel a multiplier and a shift
+    (int32), two int32 per tap, k_h output rows of int16 errors (channels rounded up to 4)
+    and a byte per ring position; 0 without a gather (depth multiplier, stride or dilation
+    above 1) and for other ops."""
+    layer = model.layers[li]
+    if layer.op != OpType.DEPTHWISE_CONV_2D:
+        return 0
+    ic = model.tensors[layer.inputs[0]].shape[-1]
+    _n, _oh, ow, oc = model.tensors[layer.output].shape
+    fh, fw = model.tensors[layer.inputs[1]].shape[1:3]
+    steps = (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w)
+    if layer.depth_multiplier != 1 or oc != ic or steps != (1, 1, 1, 1):
+        return 0
+    ring = fh * ow
+    return 8 * ic + 8 * fh * fw + 2 * ring * ((ic + 3) & ~3) + align(ring)
+
+
 def params_bytes(model: Model, li: int) -> int:
     """RAM a trainable layer takes in the params pool."""
     layer = model.layers[li]
@@ -217,8 +236,12 @@ def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
             s = bw_step(layer.index)
             n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, layer.index)
             bufs.append(Buffer(f"sel{layer.index}", n_sel, s, s))
-        if layer.index in trainable and (wg := weight_gradient_scratch(model, layer.index)):
-            # The weight gradient's transposed error and input rows (int16).
+        wg = weight_gradient_scratch(model, layer.index) if layer.index in trainable else 0
+        if layer.index > first_bw and layer.inputs[0] in producer:
+            wg = max(wg, input_error_scratch(model, layer.index))
+        if wg:
+            # One backward scratch: the weight gradient's transposed error and input rows
+            # (int16), then the depthwise input error's gather ring.
             s = bw_step(layer.index)
             bufs.append(Buffer(f"wg{layer.index}", wg, s, s))
     return bufs

@@ -193,6 +193,8 @@ PROTOTYPES: dict[str, list] = {
         c_int32,
         _P32,
         _P32,
+        c_void_p,
+        c_size_t,
     ],
     "fqt_fully_connected_backward_weights": [_P8, _P8, c_int32, c_int32, _PU16, c_int32, _PSINK],
     "fqt_fully_connected_backward_input": [
@@ -220,6 +222,8 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.fqt_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD, _PD]
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.restype = c_size_t
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD]
+    lib.fqt_depthwise_conv2d_backward_input_scratch_size.restype = c_size_t
+    lib.fqt_depthwise_conv2d_backward_input_scratch_size.argtypes = [_PCONV, _PD, _PD, _PD]
     for name, argtypes in PROTOTYPES.items():
         fn = getattr(lib, name)
         fn.restype = ctypes.c_int

@@ -161,7 +161,8 @@ def test_ctrl_c_during_train_is_one_line_exit_130(files) -> None:
 
 
 def test_ctrl_c_during_infer_is_one_line_exit_130(files) -> None:
-    big = np.concatenate([np.load(files["big_npy"])] * 20)
+    # long enough (about 5 s here) that the interrupt lands mid-work on an idle machine
+    big = np.concatenate([np.load(files["big_npy"])] * 60)
     np.save(files["dir"] / "huge.npy", big)
     r = _interrupt(["infer", str(MODEL), "--inputs", str(files["dir"] / "huge.npy"),
                     "-o", str(files["dir"] / "y.npy")])  # fmt: skip

@@ -335,6 +335,10 @@ DW_CASES = [
     ConvCase("kept_subset_dm2", (5, 5), 3, 2, padding="SAME", kept=(0, 3, 5)),
     ConvCase("kept_one", (4, 4), 4, 1, stride=(2, 2), padding="SAME", kept=(2,)),
     ConvCase("weight_scales_spread_2e20", (5, 5), 2, 2, scale_spread=2.0**20),
+    # dm 1 input error in stack chunks of 32 channels: three chunks, the middle one unkept
+    ConvCase("dm1_70ch_kept_chunks", (4, 4), 70, 1, padding="SAME", kept=(1, 5, 31, 64, 69)),
+    ConvCase("dm1_40ch_stride2_dilation2", (7, 6), 40, 1, stride=(2, 2), dilation=(2, 2),
+             padding="SAME"),
     *_random_conv_cases(True, 8),
 ]
 
@@ -511,26 +515,32 @@ def _conv_backward_input(lib, monkeypatch, case: ConvCase, depthwise: bool) -> N
         **extra,
         **_golden_conv_kwargs(case, L),
     )
-    acc = np.full((*case.in_hw, case.cin), SENTINEL, np.int32)
-    fold = ctypes.c_int32(-999)
-    fn = lib.fqt_depthwise_conv2d_backward_input if depthwise else lib.fqt_conv2d_backward_input
-    _ok(
-        fn(
-            byref(L.params),
-            byref(abi.dims(L.x[:1].shape)),
-            byref(abi.dims(L.w.shape)),
-            abi.p8(L.w),
-            abi.pf32(L.s_w),
-            len(L.s_w),
-            byref(abi.dims(err.shape)),
-            abi.p8(err),
-            abi.pu16(kept),
-            len(kept),
-            abi.p32(acc),
-            byref(fold),
-        )
+    xd, wd, ed = abi.dims(L.x[:1].shape), abi.dims(L.w.shape), abi.dims(err.shape)
+    args = lambda acc, fold: (  # noqa: E731
+        byref(L.params), byref(xd), byref(wd), abi.p8(L.w), abi.pf32(L.s_w), len(L.s_w),
+        byref(ed), abi.p8(err), abi.pu16(kept), len(kept), abi.p32(acc), byref(fold),
+    )  # fmt: skip
+    if not depthwise:
+        acc = np.full((*case.in_hw, case.cin), SENTINEL, np.int32)
+        fold = ctypes.c_int32(-999)
+        _ok(lib.fqt_conv2d_backward_input(*args(acc, fold)))
+        _check_input_error(acc, fold.value, seen, golden_out, -FOLD_BITS)
+        return
+    # The gather (a scratch of the planned size; 0 where it does not apply) and the scatter
+    # (none, or one byte short) must both give the golden errors.
+    need = lib.fqt_depthwise_conv2d_backward_input_scratch_size(
+        byref(L.params), byref(xd), byref(wd), byref(ed)
     )
-    _check_input_error(acc, fold.value, seen, golden_out, -FOLD_BITS)
+    gathers = case.out_or_dm == 1 and case.stride == (1, 1) and case.dilation == (1, 1)
+    assert (need > 0) == gathers
+    for size in sorted({need, max(need - 1, 0), 0}, reverse=True):
+        scratch = np.full(max(size, 1) + 4, 0xA5, np.uint8)
+        base = scratch.ctypes.data + (-scratch.ctypes.data % 4)
+        acc = np.full((*case.in_hw, case.cin), SENTINEL, np.int32)
+        fold = ctypes.c_int32(-999)
+        fn = lib.fqt_depthwise_conv2d_backward_input
+        _ok(fn(*args(acc, fold), base if size else None, size))
+        _check_input_error(acc, fold.value, seen, golden_out, -FOLD_BITS)
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=_ids(CONV_CASES))
@@ -1088,3 +1098,43 @@ def test_cases_cover_the_named_situations() -> None:
     assert any(c.cin % 4 for c in CONV_CASES if c.cin > 4)
     modes = {_sink_mode(n, ERR_EXP, ERR_EXP - d)[0] for n, d in SINKS.values()}
     assert modes == {abi.FQT_GRAD_FIRST, abi.FQT_GRAD_UP, abi.FQT_GRAD_DOWN}
+
+
+# --- error quantization (kernels/error_quant.c: the int32 fast paths) ------------------------
+
+
+def _quantize_error_c(lib, acc: np.ndarray, base: int, fixed: bool) -> tuple[np.ndarray, int]:
+    fn = lib.fqt_quantize_error_s32
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int32, ctypes.c_int,
+                   ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]  # fmt: skip
+    acc = np.ascontiguousarray(acc, np.int32)
+    out = np.full(acc.size, 99, np.int8)
+    ex = ctypes.c_int32(-999)
+    fn(acc.ctypes.data, acc.size, base, int(fixed), out.ctypes.data, byref(ex))
+    return out, ex.value
+
+
+def _error_ranges() -> list[np.ndarray]:
+    rng = _rng("error_quant")
+    cases = [np.zeros(5, np.int32), np.array([127, -127, 3], np.int32)]
+    for bits in (7, 8, 9, 12, 17, 24, 29, 30, 31):
+        hi = (1 << bits) - 1
+        a = rng.integers(-hi, hi + 1, 37, dtype=np.int64)
+        r = max(bits - 7, 1)
+        # exact halves of 2^r, both signs, and the extremes of the range
+        halves = np.array([(1 << (r - 1)), -(1 << (r - 1)), 3 << (r - 1), -(3 << (r - 1))])
+        a = np.concatenate([a, halves, [hi, -hi]]).clip(-hi, hi)
+        cases.append(a.astype(np.int32))
+    cases.append(np.array([-(2**31), 2**31 - 1, 5, -5], np.int32))
+    return cases
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["dynamic", "fixed"])
+@pytest.mark.parametrize("base", [-20, -9, -7, 0])
+def test_quantize_error_s32(lib, fixed: bool, base: int) -> None:
+    for acc in _error_ranges():
+        out, ex = _quantize_error_c(lib, acc, base, fixed)
+        q, qe = quantize_error(acc[None].astype(np.int64), base, "fixed" if fixed else "dynamic")
+        np.testing.assert_array_equal(out, q.reshape(-1))
+        assert ex == int(qe[0])

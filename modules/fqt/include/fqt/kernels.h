@@ -155,13 +155,20 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 						 const uint16_t *kept, int32_t n_kept,
 						 const fqt_grad_sink *sink, void *scratch,
 						 size_t scratch_size);
+/* The depthwise input error gathers over a ring of int16 errors in a scratch of
+ * *_scratch_size() bytes (4-byte aligned; 0: no gather for these params); with a smaller
+ * one (or NULL) it scatters. Both give the same sums. */
+size_t fqt_depthwise_conv2d_backward_input_scratch_size(const fqt_conv_params *params,
+							const fqt_dims *input_dims,
+							const fqt_dims *filter_dims,
+							const fqt_dims *output_dims);
 fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 					       const fqt_dims *input_dims,
 					       const fqt_dims *filter_dims, const int8_t *filter,
 					       const void *scales, uint32_t scale_count,
 					       const fqt_dims *output_dims, const int8_t *err,
 					       const uint16_t *kept, int32_t n_kept, int32_t *acc,
-					       int32_t *fold_exp);
+					       int32_t *fold_exp, void *scratch, size_t scratch_size);
 fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t *input,
 						int32_t input_offset, int32_t accum_depth,
 						const uint16_t *kept, int32_t n_kept,

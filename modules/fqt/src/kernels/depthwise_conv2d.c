@@ -7,6 +7,7 @@
 
 #include "dot_s16.h"
 #include "dot_s8.h"
+#include "dw_input_error.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
 #include "quant.h"
@@ -394,13 +395,26 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 	return FQT_OK;
 }
 
+/* The gather's scratch (kernels/dw_input_error.h); 0 where the kernel has no gather (depth
+ * multiplier > 1, strides or dilations > 1). */
+size_t fqt_depthwise_conv2d_backward_input_scratch_size(const fqt_conv_params *params,
+							const fqt_dims *input_dims,
+							const fqt_dims *filter_dims,
+							const fqt_dims *output_dims)
+{
+	if (params == NULL || input_dims == NULL || filter_dims == NULL || output_dims == NULL) {
+		return 0u;
+	}
+	return dw_ie_scratch_size(params, input_dims, filter_dims, output_dims);
+}
+
 fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 					       const fqt_dims *input_dims,
 					       const fqt_dims *filter_dims, const int8_t *filter,
 					       const void *scales, uint32_t scale_count,
 					       const fqt_dims *output_dims, const int8_t *err,
 					       const uint16_t *kept, int32_t n_kept, int32_t *acc,
-					       int32_t *fold_exp)
+					       int32_t *fold_exp, void *scratch, size_t scratch_size)
 {
 	if (params == NULL || input_dims == NULL || filter_dims == NULL || filter == NULL ||
 	    scales == NULL || output_dims == NULL || err == NULL || kept == NULL || acc == NULL ||
@@ -413,7 +427,18 @@ fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 	const int32_t dm = params->depth_multiplier;
 	const int p = fqt_fold_exponent(scales, scale_count);
 	*fold_exp = p;
+	const size_t need = dw_ie_scratch_size(params, input_dims, filter_dims, output_dims);
+	if (need > 0u && scratch != NULL && scratch_size >= need &&
+	    dw_ie_gather(params, input_dims, filter_dims, filter, scales, scale_count, p,
+			 output_dims, err, kept, n_kept, acc, scratch)) {
+		return FQT_OK;
+	}
 	memset(acc, 0, (size_t)in_h * (size_t)in_w * (size_t)in_c * sizeof(int32_t));
+	if (dm == 1 && out_c == in_c) {
+		dw_ie_scatter(params, input_dims, filter_dims, filter, scales, scale_count, p,
+			      output_dims, err, kept, n_kept, acc);
+		return FQT_OK;
+	}
 	for (int32_t j = 0; j < n_kept; ++j) {
 		const int32_t o = kept[j];
 		const int32_t i = o / dm;

@@ -36,16 +36,44 @@ int fqt_error_shift(uint64_t max_abs, int32_t base, int fixed, int32_t *exponent
 	return r;
 }
 
+/* The int32 form of fqt_error_quantize_one for the dynamic case (0 < r <= 30, |a| < 2^30):
+ * RDBPOT(a, r) = floor((a + 2^(r-1) - [a < 0]) / 2^r), which cannot overflow here; then the
+ * clamp to +-127. Same integers as the int64 path, a few instructions an element. */
+static void quantize_shift32(const int32_t *acc, size_t n, int r, int8_t *out)
+{
+	const int32_t half = (int32_t)1 << (r - 1);
+	for (size_t i = 0; i < n; ++i) {
+		const int32_t a = acc[i];
+		int32_t q = fqt_arithmetic_shift_right(a + half - (a < 0), r);
+		q = q > FQT_ERROR_MAX ? FQT_ERROR_MAX : q;
+		q = q < -FQT_ERROR_MAX ? -FQT_ERROR_MAX : q;
+		out[i] = (int8_t)q;
+	}
+}
+
 void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixed,
 			    int8_t *out, int32_t *exponent)
 {
-	uint64_t m = 0;
+	/* max |a| from the int32 extremes: |INT32_MIN| = 2^31 in uint64 */
+	int32_t hi = 0, lo = 0;
 	for (size_t i = 0; i < n; ++i) {
-		const int64_t a = acc[i];
-		const uint64_t v = (uint64_t)(a < 0 ? -a : a);
-		m = v > m ? v : m;
+		const int32_t a = acc[i];
+		hi = a > hi ? a : hi;
+		lo = a < lo ? a : lo;
 	}
+	const uint64_t neg = (uint64_t)(-(int64_t)lo);
+	const uint64_t m = neg > (uint64_t)hi ? neg : (uint64_t)hi;
 	const int r = fqt_error_shift(m, base, fixed, exponent);
+	if (r == 0 && m <= (uint64_t)FQT_ERROR_MAX) {
+		for (size_t i = 0; i < n; ++i) {
+			out[i] = (int8_t)acc[i]; /* |a| <= 127: unchanged */
+		}
+		return;
+	}
+	if (r > 0 && r <= 30 && m < ((uint64_t)1 << 30)) {
+		quantize_shift32(acc, n, r, out);
+		return;
+	}
 	for (size_t i = 0; i < n; ++i) {
 		const int32_t a = acc[i];
 		out[i] = fqt_error_quantize_one(a, fixed, r);

@@ -42,6 +42,36 @@ fqt_status fqt_fully_connected_forward(const fqt_fully_connected_params *params,
 
 /* ---- backward (docs/training-semantics.md 5.2, 5.3) ------------------------------------ */
 
+/* fqt_grad_put of one gradient row in int32 where that is exact: every term
+ * g = e * (x + offset) has |g| <= 128 * 255 < 2^15, so FIRST stores g, and DOWN adds
+ * RDBPOT(g, shift) = floor((g + 2^(shift-1) - [g < 0]) / 2^shift) with the int32 saturation
+ * (no int64 on the way). Returns 0 for UP, whose rescaled accumulator takes the int64 path. */
+static int grad_row_int32(const fqt_grad_sink *s, int32_t *row, int32_t e, const int8_t *x,
+			  int32_t offset, int32_t n)
+{
+	if (offset < -255 || offset > 255) {
+		return 0; /* outside the int8 zero-point range: the generic path */
+	}
+	if (s->mode == FQT_GRAD_FIRST) {
+		for (int32_t k = 0; k < n; ++k) {
+			row[k] = e * (x[k] + offset);
+		}
+		return 1;
+	}
+	if (s->mode == FQT_GRAD_UP) {
+		return 0;
+	}
+	const int sh = s->shift;
+	const int32_t half = sh > 0 ? (int32_t)1 << (sh - 1) : 0;
+	for (int32_t k = 0; k < n; ++k) {
+		const int32_t g = e * (x[k] + offset);
+		const int32_t q = sh > 0 ? fqt_arithmetic_shift_right(g + half - (g < 0), sh) : g;
+		const int64_t v = (int64_t)row[k] + q;
+		row[k] = (int32_t)fqt_sat32_64(v);
+	}
+	return 1;
+}
+
 fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t *input,
 						int32_t input_offset, int32_t accum_depth,
 						const uint16_t *kept, int32_t n_kept,
@@ -54,8 +84,11 @@ fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t 
 		const int32_t o = kept[j];
 		const int32_t e = err[o];
 		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
-		for (int32_t k = 0; k < accum_depth; ++k) {
-			fqt_grad_put(sink, &row[k], (int64_t)e * (int64_t)(input[k] + input_offset));
+		if (!grad_row_int32(sink, row, e, input, input_offset, accum_depth)) {
+			for (int32_t k = 0; k < accum_depth; ++k) {
+				fqt_grad_put(sink, &row[k],
+					     (int64_t)e * (int64_t)(input[k] + input_offset));
+			}
 		}
 		fqt_grad_put(sink, &sink->acc_b[o], e);
 	}

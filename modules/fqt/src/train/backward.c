@@ -192,7 +192,8 @@ static fqt_status input_error(fqt_trainer *t, uint32_t li, const fqt_layer_view 
 		st = fqt_depthwise_conv2d_backward_input(
 			&v->params.conv, &v->input_dims, &v->filter_dims, v->weights,
 			v->weight_scales, v->weight_scale_count, &v->output_dims, e, kept, n_kept,
-			acc, &p);
+			acc, &p, t->wg_buf[li] >= 0 ? fqt_train_buffer(t, t->wg_buf[li]) : NULL,
+			t->wg_buf[li] >= 0 ? t->buffers[t->wg_buf[li]].size : 0u);
 		break;
 	default:
 		st = fqt_fully_connected_backward_input(e, v->output_depth,

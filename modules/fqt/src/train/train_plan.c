@@ -161,7 +161,16 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 				.last = FQT_BW_STEP(n, li),
 				.tensor = (uint16_t)v->output_tensor};
 		}
-		const uint32_t wg = weight_gradient_scratch(t, li);
+		/* One backward scratch per layer (wg_buf): the weight gradient's, and the depthwise
+		 * input error's gather ring when the layer passes an error on (it runs after the
+		 * weight gradient, in the same step). */
+		uint32_t wg = weight_gradient_scratch(t, li);
+		if (li > t->first_bw && v->input_buffer[0] >= 1 &&
+		    v->op == FQT_OP_DEPTHWISE_CONV_2D) {
+			const uint32_t ie = (uint32_t)fqt_depthwise_conv2d_backward_input_scratch_size(
+				&v->params.conv, &v->input_dims, &v->filter_dims, &v->output_dims);
+			wg = ie > wg ? ie : wg;
+		}
 		if (wg > 0u) {
 			t->wg_buf[li] = (int16_t)count;
 			t->buffers[count++] = (fqt_plan_buffer){.size = wg,
