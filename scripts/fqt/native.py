@@ -367,6 +367,8 @@ class _TrainOptions(ctypes.Structure):
         ("clip_mask", ctypes.c_uint8),
         ("update_rule", ctypes.c_uint8),
         ("loss", ctypes.c_uint8),
+        ("partial_fixed", ctypes.c_uint8),
+        ("keep_classifier", ctypes.c_uint8),
         ("phase_hook", ctypes.c_void_p),  # fqt_train_phase_hook, NULL here
         ("phase_ctx", ctypes.c_void_p),
     ]
@@ -467,6 +469,8 @@ class NativeTrainer:
             clip_mask=int(bool(c.clip_mask)),
             update_rule=int(c.update_rule == "sgd"),
             loss=int(self.mse),
+            partial_fixed=int(c.partial_mode == "fixed"),
+            keep_classifier=int(bool(c.keep_classifier)),
         )
         self._mask = sum(1 << li for li in self.trainable)
         eng = self.engine

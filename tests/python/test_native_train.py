@@ -54,6 +54,11 @@ CONFIGS = {
         update_rule="sgd",
     ),
     "sgd-sr-dyn-b5-lam01": dict(batch=5, lambda_min=0.1, seed=8, lr=2.0, update_rule="sgd"),
+    # partial updates: a fixed budget (section 6), the classifier cut by top-k too
+    "sgd-sr-fixedk-b4-lam01": dict(
+        batch=4, lambda_min=0.1, seed=12, lr=1.0, update_rule="sgd", partial_mode="fixed"
+    ),
+    "sr-dyn-b3-lam01-cutclassifier": dict(batch=3, lambda_min=0.1, seed=13, keep_classifier=False),
 }
 # Models ending without SOFTMAX: trained with the squared error against int8 targets of the
 # output's shape (section 3.1).

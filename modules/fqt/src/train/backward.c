@@ -94,7 +94,19 @@ static void grad_skipped(const fqt_train_layer *L, const fqt_grad_sink *s, const
 	}
 }
 
-/* Kept output channels of a weighted layer's error (all of them with full updates). */
+/* Is layer li the classifier, the model's last weighted layer (section 6)? */
+static int is_classifier(const fqt_trainer *t, uint32_t li)
+{
+	for (uint32_t j = li + 1u; j < t->model->layer_count; ++j) {
+		if (fqt_op_is_weighted(t->views[j].op)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Kept output channels of a weighted layer's error (all of them with full updates, and
+ * for the classifier with keep_classifier). */
 static int32_t select_channels(const fqt_trainer *t, uint32_t li, const int8_t *e, int32_t n_ch,
 			       int32_t positions, int32_t frac, uint16_t **kept_out)
 {
@@ -102,7 +114,7 @@ static int32_t select_channels(const fqt_trainer *t, uint32_t li, const int8_t *
 	int32_t *score = (int32_t *)(void *)sel;
 	uint16_t *kept = (uint16_t *)(void *)(sel + 4u * (size_t)n_ch);
 	*kept_out = kept;
-	if (t->opt.lambda_q15 < FQT_Q15_ONE) {
+	if (t->opt.lambda_q15 < FQT_Q15_ONE && !(t->opt.keep_classifier && is_classifier(t, li))) {
 		return fqt_partial_select(e, positions, n_ch, fqt_partial_keep_count(frac, n_ch),
 					  score, kept);
 	}
