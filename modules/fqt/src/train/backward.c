@@ -286,8 +286,21 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 		if (!need_in) {
 			return FQT_OK;
 		}
-		int32_t *acc = (int32_t *)(void *)fqt_train_buffer(t, t->acc_buf[li]);
 		fqt_status st;
+		if (t->acc_buf[li] < 0) {
+			/* No int32 scratch planned (train_plan.c pool_error_direct): the pool is
+			 * the input's only consumer and its windows are disjoint. */
+			fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
+			st = fqt_pool2d_backward_s8(
+				&v->params.pool, v->op == FQT_OP_AVERAGE_POOL_2D, &v->input_dims,
+				(const int8_t *)fqt_train_buffer(t, bi), &v->output_dims, e, ex,
+				t->opt.fixed_error_scaling,
+				(int8_t *)fqt_train_buffer(t, t->err_buf[bi]), &t->err_exp[bi]);
+			fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 1);
+			t->has_err[bi] = st == FQT_OK;
+			return st;
+		}
+		int32_t *acc = (int32_t *)(void *)fqt_train_buffer(t, t->acc_buf[li]);
 		fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
 		if (v->op == FQT_OP_AVERAGE_POOL_2D) {
 			st = fqt_average_pool2d_backward(&v->params.pool, &v->input_dims,
