@@ -816,8 +816,8 @@ def fp32_training_memory(m: Model, trainable: set[int]) -> Memory:
         # rescaled to int8; fp32 errors accumulate in place) and "sel<l>" (partial-update
         # channel scores and kept list; the fp32 baseline does full updates).
         kind, ti = b.name[:3], b.name[3:]
-        if kind in ("acc", "sel"):
-            continue
+        if kind in ("acc", "sel") or b.name.startswith("wg"):
+            continue  # "wg<l>": the int16 weight-gradient scratch, fqt-only too
         if kind not in ("act", "err") or not ti.isdigit():
             raise ValueError(f"fp32 analogue: unknown training buffer {b.name}")
         bufs.append(Buffer(b.name, 4 * m.tensors[int(ti)].num_elements, b.first, b.last))
