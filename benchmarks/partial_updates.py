@@ -16,6 +16,16 @@ counters, docs/training-semantics.md section 6), and the fraction of the full ba
 kept. --json FILE writes {"tasks": {TASK: {"lr", "full", MODE: {...}}}}.
 
     .venv/bin/python benchmarks/partial_updates.py [--quick] [--tasks digits,kws] [--seeds N]
+
+Measured (full sizes, seeds 7 and 8, lr picked 0.3 on both; test %, mean of the seeds):
+
+    task    full   dynamic_0.1        budget_0.1          dynamic_0.1_cut    budget_0.1_cut
+    kws     93.0   92.9 (4.59x, 0.22) 91.9 (10.37x, 0.10) 91.8 (1.96x, 0.51)  9.2 (10.67x)
+    digits  95.8   93.8 (4.02x, 0.25) 90.0 (10.28x, 0.10) 84.6 (1.58x, 0.63) 10.0 (14.21x)
+
+(speed-up = full / partial backward MACs, then the kept fraction of the full backward.)
+kws transfer at a 10 % budget: 10.4x fewer backward MACs for -1.1 point (400 test samples,
+one point = 4 samples); digits trains from scratch, where a fixed 10 % costs 5.8 points.
 """
 
 from __future__ import annotations
