@@ -61,7 +61,7 @@ static const command commands[] = {
 	{"data", "data push <label> <hex>|clear|status: the sample store", fqt_svc_cmd_data},
 	{"train",
 	 "train start [epochs 1..1000] [lr 0.000001..1] [batch 1..1024] [lambda_min 0..1] "
-	 "[seed] [last|all|i,j]; train stop; train status",
+	 "[seed] [last|all|i,j] [dynamic|fixed]; train stop; train status",
 	 fqt_svc_cmd_train},
 	{"eval", "eval: accuracy over the stored samples (a job; ends with `done eval`)",
 	 fqt_svc_cmd_eval},
