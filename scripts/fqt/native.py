@@ -368,6 +368,8 @@ class _TrainOptions(ctypes.Structure):
         ("update_rule", ctypes.c_uint8),
         ("loss", ctypes.c_uint8),
         ("learn_ranges", ctypes.c_uint8),
+        ("partial_fixed", ctypes.c_uint8),
+        ("keep_classifier", ctypes.c_uint8),
         ("phase_hook", ctypes.c_void_p),  # fqt_train_phase_hook, NULL here
         ("phase_ctx", ctypes.c_void_p),
     ]
@@ -469,6 +471,8 @@ class NativeTrainer:
             update_rule=int(c.update_rule == "sgd"),
             loss=int(self.mse),
             learn_ranges=int(bool(getattr(c, "learn_ranges", False))),
+            partial_fixed=int(c.partial_mode == "fixed"),
+            keep_classifier=int(bool(c.keep_classifier)),
         )
         self._mask = sum(1 << li for li in self.trainable)
         eng = self.engine

@@ -177,6 +177,24 @@ def _consumers(model: Model) -> dict[int, list[int]]:
     return users
 
 
+def pool_error_direct(model: Model, li: int, users: dict[int, list[int]] | None = None) -> bool:
+    """Whether pool li writes its input error as int8 directly, with no int32 scratch
+    (train_plan.c pool_error_direct, kernels/pooling.c fqt_pool2d_backward_s8): an
+    AVERAGE_POOL_2D / MAX_POOL_2D whose windows are disjoint (each input element in at most
+    one window, so the exact max of the sums is the max of the windows' terms), that is
+    the only consumer of its input, which is not the model output."""
+    layer = model.layers[li]
+    if layer.op not in (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D):
+        return False
+    oh, ow = model.tensors[layer.output].shape[1:3]
+    disjoint = (oh == 1 or layer.stride_h >= layer.filter_h) and (
+        ow == 1 or layer.stride_w >= layer.filter_w
+    )
+    users = _consumers(model) if users is None else users
+    x = layer.inputs[0]
+    return disjoint and x != model.output and len(users.get(x, [])) == 1
+
+
 def inference_buffers(model: Model) -> list[Buffer]:
     users = _consumers(model)
     last_step = len(model.layers) - 1
@@ -225,7 +243,11 @@ def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
         ti = layer.output
         born = bw_step(max(users[ti])) if ti in users else bw_step(n - 1)
         bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(layer.index)))
-        if layer.index > first_bw and layer.inputs[0] in producer:
+        if (
+            layer.index > first_bw
+            and layer.inputs[0] in producer
+            and not pool_error_direct(model, layer.index, users)
+        ):
             # int32 accumulators for the error of this layer's input, before it is
             # rescaled to int8 with a scale chosen from its range.
             x = model.tensors[layer.inputs[0]]

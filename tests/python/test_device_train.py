@@ -281,6 +281,7 @@ def _state(dev: Device) -> tuple[dict[str, str], list[str]]:
         (("2", "0.003", "32", "1", "1", "99"), "trainable must be"),
         (("2", "0.003", "32", "1", "1", "1"), "trainable must be"),  # a pooling layer
         (("2", "0.003", "32", "1", "1", "5,"), "trainable"),
+        (("2", "0.003", "32", "0.1", "1", "last", "topk"), "partial mode must be dynamic or"),
     ],
 )
 def test_bad_train_args_change_nothing(

@@ -169,6 +169,23 @@ def test_plan_counts_training_memory() -> None:
     assert full.training_params > head.training_params
 
 
+def test_pools_with_disjoint_windows_plan_no_int32_error_scratch() -> None:
+    from fqt.plan import pool_error_direct, training_buffers
+
+    for name, direct in [
+        ("maxpool_2x2_valid_stride2", True), ("avgpool_2x2_valid_stride2", True),
+        ("maxpool_3x3_same_stride2", False), ("avgpool_3x3_valid_stride2", False),
+    ]:  # fmt: skip
+        assert pool_error_direct(load_tflite(FIXTURE_MODELS / f"{name}.tflite"), 0) is direct
+    model = load_tflite(FIXTURE_MODELS / "digits_cnn.tflite")
+    pools = [la for la in model.layers if la.op in (OpType.MAX_POOL_2D, OpType.AVERAGE_POOL_2D)]
+    weighted = {la.index for la in model.layers if la.inputs[1:] and la.op not in (
+        OpType.MAX_POOL_2D, OpType.AVERAGE_POOL_2D, OpType.ADD)}  # fmt: skip
+    names = {b.name for b in training_buffers(model, weighted)}
+    assert pools and all(pool_error_direct(model, la.index) for la in pools)
+    assert not any(f"acc{la.inputs[0]}" in names for la in pools)
+
+
 def test_board_fit_says_by_how_many_bytes(shared_dir: Path, tmp_path: Path) -> None:
     model_path = shared_dir / "models" / "kws_ref_model.tflite"
     model = load_tflite(model_path)

@@ -337,8 +337,9 @@ DW_CASES = [
     ConvCase("weight_scales_spread_2e20", (5, 5), 2, 2, scale_spread=2.0**20),
     # dm 1 input error in stack chunks of 32 channels: three chunks, the middle one unkept
     ConvCase("dm1_70ch_kept_chunks", (4, 4), 70, 1, padding="SAME", kept=(1, 5, 31, 64, 69)),
-    ConvCase("dm1_40ch_stride2_dilation2", (7, 6), 40, 1, stride=(2, 2), dilation=(2, 2),
-             padding="SAME"),
+    ConvCase(
+        "dm1_40ch_stride2_dilation2", (7, 6), 40, 1, stride=(2, 2), dilation=(2, 2), padding="SAME"
+    ),
     *_random_conv_cases(True, 8),
 ]
 

@@ -63,6 +63,11 @@ CONFIGS = {
         lambda_min=0.5,
         learn_ranges=True,
     ),
+    # partial updates: a fixed budget (section 6), the classifier cut by top-k too
+    "sgd-sr-fixedk-b4-lam01": dict(
+        batch=4, lambda_min=0.1, seed=12, lr=1.0, update_rule="sgd", partial_mode="fixed"
+    ),
+    "sr-dyn-b3-lam01-cutclassifier": dict(batch=3, lambda_min=0.1, seed=13, keep_classifier=False),
 }
 # Models ending without SOFTMAX: trained with the squared error against int8 targets of the
 # output's shape (section 3.1).

@@ -40,7 +40,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--lambda-min",
         type=float_range(0.0, 1.0),
         default=1.0,
-        help="dynamic partial updates: 1.0 = off",
+        help="partial updates: fraction of channels kept at least (1.0 = off)",
+    )
+    p.add_argument(
+        "--partial-mode",
+        choices=("dynamic", "fixed"),
+        default="dynamic",
+        help="dynamic: the kept fraction follows the loss (the paper); fixed: every sample "
+        "keeps --lambda-min of each layer's channels",
+    )
+    p.add_argument(
+        "--cut-classifier",
+        action="store_true",
+        help="partial updates also cut the last weighted layer (default: it keeps all classes)",
     )
     p.add_argument(
         "--alpha-norm", type=float_range(0.0, 1.0), default=0.85, help="EMA of the gradient stats"
@@ -228,6 +240,8 @@ def run_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         batch=args.batch,
         lambda_min=args.lambda_min,
+        partial_mode=args.partial_mode,
+        keep_classifier=not args.cut_classifier,
         alpha_norm=args.alpha_norm,
         stochastic_rounding=args.rounding == "stochastic",
         error_scaling=args.error_scaling,

@@ -43,12 +43,16 @@ class Backward:
         grads: dict[int, GradientAccumulator],
         *,
         clip_mask: bool = True,
+        keep_classifier: bool = True,
         skip_layer: int = -1,
     ) -> None:
         self.model = model
         self.first = min(trainable)
         self.grads = grads
         self.clip_mask = clip_mask
+        # The classifier (the last weighted layer) is exempt from top-k (section 6).
+        weighted = [la.index for la in model.layers if la.op in WEIGHTED_OPS]
+        self.classifier = weighted[-1] if keep_classifier and weighted else -1
         self.skip_layer = skip_layer  # the final SOFTMAX, whose backward the loss includes
         self.producer = {layer.output: layer.index for layer in model.layers}
         self.macs = 0
@@ -119,7 +123,7 @@ class Backward:
             assert w is not None  # a weighted layer's weights are constant data
             n_ch = out_t.shape[-1]
             kept = None
-            if lam < Q15:
+            if lam < Q15 and layer.index != self.classifier:
                 kept = select_channels(e, keep_count(fracs, n_ch))
                 e = np.where(kept.reshape((len(e),) + (1,) * (e.ndim - 2) + (n_ch,)), e, 0)
                 e = e.astype(np.int8)

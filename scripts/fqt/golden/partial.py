@@ -4,8 +4,10 @@ Per sample: l_max = max(l_max, l)   (running, over all samples since training st
     eps   = l_max ? (l << 15) / l_max : 0                     Q15, C division
     frac  = min(lam + ((eps * (32768 - lam)) >> 15), 32768)    lam = round(lambda_min * 2^15)
     k     = max(1, (frac * N) >> 15)                           N output channels of the layer
+partial_mode "fixed": frac = lam for every sample (a fixed per-layer budget).
 Per layer and sample: score[c] = sum over positions of |e[c]| (int32); keep the k channels
-with the largest score, ties to the lower index.
+with the largest score, ties to the lower index. With keep_classifier the last weighted
+layer of the model is never cut: it keeps all N channels.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ def lambda_q15(lambda_min: float) -> int:
     return min(max(tflite_round(float(lambda_min) * Q15), 0), Q15)
 
 
-def keep_fractions(magnitudes: np.ndarray, l_max: int, lam: int) -> tuple[np.ndarray, int]:
-    """Sequential over the samples: Q15 fraction of channels kept per sample, new l_max."""
+def keep_fractions(
+    magnitudes: np.ndarray, l_max: int, lam: int, fixed: bool = False
+) -> tuple[np.ndarray, int]:
+    """Sequential over the samples: Q15 fraction of channels kept per sample, new l_max.
+    `fixed` (partial_mode "fixed"): every sample keeps lam, l_max is still tracked."""
     fracs = np.zeros(len(magnitudes), np.int64)
     for i, m in enumerate(int(v) for v in magnitudes):
         l_max = max(l_max, m)
         eps = (m << 15) // l_max if l_max else 0
-        fracs[i] = min(lam + ((eps * (Q15 - lam)) >> 15), Q15)
+        fracs[i] = lam if fixed else min(lam + ((eps * (Q15 - lam)) >> 15), Q15)
     return fracs, l_max
 
 

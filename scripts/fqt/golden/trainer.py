@@ -50,7 +50,9 @@ from .update import (
 class TrainConfig:
     lr: float = 0.01
     batch: int = 32
-    lambda_min: float = 1.0  # 1.0: full updates; < 1: dynamic partial updates
+    lambda_min: float = 1.0  # 1.0: full updates; < 1: partial updates (section 6)
+    partial_mode: str = "dynamic"  # kept fraction from the loss; "fixed": lambda_min always
+    keep_classifier: bool = True  # the last weighted layer keeps all channels (no top-k)
     alpha_norm: float = 0.85  # EMA weight of the old gradient mean/std
     stochastic_rounding: bool = True  # of the weight update (else round to nearest)
     error_scaling: str = "dynamic"  # per-sample power-of-two error scales; "fixed": 2^-7
@@ -73,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"batch must be >= 1, not {self.batch}")
         if not 0.0 <= self.lambda_min <= 1.0:
             raise ValueError(f"lambda_min must lie in [0, 1], not {self.lambda_min}")
+        if self.partial_mode not in PARTIAL_MODES:
+            raise ValueError(f"partial mode {self.partial_mode!r}: choose from {PARTIAL_MODES}")
         if self.update_rule not in UPDATE_RULES:
             raise ValueError(f"update rule {self.update_rule!r}: choose from {UPDATE_RULES}")
         if self.loss not in LOSSES:
@@ -87,6 +91,7 @@ class TrainConfig:
 
 MAX_LR = 100.0  # larger learning rates are refused as absurd (the sgd rule uses ~0.01-1)
 LOSSES = ("cross_entropy", "mse")
+PARTIAL_MODES = ("dynamic", "fixed")
 SCHEDULES = ("constant", "cosine", "step")
 
 
@@ -176,6 +181,7 @@ class Trainer:
             self.trainable,
             {li: st.grad for li, st in self.state.items()},
             clip_mask=self.config.clip_mask,
+            keep_classifier=self.config.keep_classifier,
             skip_layer=len(model.layers) - 1 if self.softmax_at_end else -1,
         )
         self.lr = float(self.config.lr)
@@ -224,7 +230,7 @@ class Trainer:
             e, ex, mag = softmax_cross_entropy_backward(p, yb, mode)
             loss, pred = cross_entropy(p, yb), p.argmax(axis=1)
         lam = lambda_q15(cfg.lambda_min)
-        fracs, self.l_max = keep_fractions(mag, self.l_max, lam)
+        fracs, self.l_max = keep_fractions(mag, self.l_max, lam, cfg.partial_mode == "fixed")
         macs, macs_full = self.backward.run(
             values, start, (e.reshape(values[start].shape), ex), fracs, lam, mode
         )

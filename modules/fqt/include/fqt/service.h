@@ -63,6 +63,7 @@ typedef struct fqt_train_config {
 	uint32_t lambda_min_micro; /* dynamic partial updates: x 1e6, 1000000 = off */
 	uint32_t seed;
 	uint64_t trainable_mask;   /* bit l: layer l is trained */
+	uint8_t partial_fixed;     /* 1: every sample keeps lambda_min (fixed budget) */
 } fqt_train_config;
 
 typedef struct fqt_train_step_result {

@@ -62,6 +62,8 @@ typedef struct fqt_train_options {
 	uint8_t update_rule;         /* FQT_UPDATE_STANDARDIZED (default) or FQT_UPDATE_SGD */
 	uint8_t loss;                /* FQT_LOSS_CROSS_ENTROPY (default) or FQT_LOSS_MSE */
 	uint8_t learn_ranges;        /* EMA activation ranges (section 7.3; default 0) */
+	uint8_t partial_fixed;       /* 1: every sample keeps lambda (fixed budget); 0: dynamic */
+	uint8_t keep_classifier;     /* the last weighted layer is never cut by top-k (default 1) */
 	fqt_train_phase_hook phase_hook; /* optional phase timer (NULL: none) */
 	void *phase_ctx;                 /* its first argument */
 } fqt_train_options;

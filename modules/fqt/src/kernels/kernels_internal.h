@@ -85,4 +85,13 @@ static inline void fqt_grad_put(const fqt_grad_sink *s, int32_t *acc, int64_t g)
 	}
 }
 
+/* Pools whose windows do not overlap (docs/training-semantics.md 5.4, 5.5): the input
+ * error written as int8 directly, no int32 scratch (kernels/pooling.c). avg: AVERAGE_POOL_2D,
+ * else MAX_POOL_2D (input: the kept input, for the argmax). */
+int fqt_pool2d_windows_disjoint(const fqt_pool_params *params, const fqt_dims *output_dims);
+fqt_status fqt_pool2d_backward_s8(const fqt_pool_params *params, int avg,
+				  const fqt_dims *input_dims, const int8_t *input,
+				  const fqt_dims *output_dims, const int8_t *err, int32_t err_exp,
+				  int fixed, int8_t *out, int32_t *out_exp);
+
 #endif /* FQT_KERNELS_INTERNAL_H_ */

@@ -311,7 +311,7 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 	if (fqt_svc_require_model(svc, out) != 0 || fqt_svc_require_idle(svc, out) != 0) {
 		return -1;
 	}
-	fqt_train_config c = {1u, 3000u, 32u, 1000000u, 0u, 0u};
+	fqt_train_config c = {1u, 3000u, 32u, 1000000u, 0u, 0u, 0u};
 	if ((argc > 2 &&
 	     fqt_svc_arg_u32(svc, out, "epochs", argv[2], 1u, MAX_TRAIN_EPOCHS, &c.epochs)) ||
 	    (argc > 3 && fqt_svc_arg_micro(svc, out, "lr", argv[3], 1u, 1000000u, &c.lr_micro)) ||
@@ -322,6 +322,13 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 	    (argc > 6 && fqt_svc_arg_u32(svc, out, "seed", argv[6], 0u, 0xFFFFFFFFu, &c.seed)) ||
 	    parse_trainable(svc, out, argc > 7 ? argv[7] : "last", &c.trainable_mask)) {
 		return -1;
+	}
+	if (argc > 8) {
+		c.partial_fixed = strcmp(argv[8], "fixed") == 0;
+		if (!c.partial_fixed && strcmp(argv[8], "dynamic") != 0) {
+			fqt_svc_say(svc, out, "err partial mode must be dynamic or fixed");
+			return -1;
+		}
 	}
 	if (svc->cfg.trainer == NULL || svc->cfg.trainer->begin == NULL ||
 	    svc->cfg.trainer->step == NULL) {
@@ -374,10 +381,10 @@ int fqt_svc_cmd_train(fqt_service *svc, int argc, char **argv, const fqt_service
 	if (argc == 2 && strcmp(argv[1], "stop") == 0) {
 		return train_stop(svc, out);
 	}
-	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 8) {
+	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 9) {
 		fqt_svc_say(svc, out,
-			    "err usage: fqt train start [epochs lr batch lambda_min seed trainable] | "
-			    "stop | status");
+			    "err usage: fqt train start [epochs lr batch lambda_min seed trainable "
+			    "partial] | stop | status");
 		return -1;
 	}
 	return train_start(svc, argc, argv, out);

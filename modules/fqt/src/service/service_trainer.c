@@ -16,6 +16,7 @@ static fqt_status st_begin(void *ctx, fqt_session *session, fqt_model *model, ui
 	opt.lambda_q15 = (int32_t)(((uint64_t)config->lambda_min_micro * 32768u + 500000u) /
 				   1000000u);
 	opt.seed = config->seed;
+	opt.partial_fixed = config->partial_fixed;
 	fqt_status s = fqt_trainer_init(&st->trainer, session, st->params, st->params_size,
 					config->trainable_mask, &opt);
 	if (s == FQT_OK) {

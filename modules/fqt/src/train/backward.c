@@ -94,7 +94,19 @@ static void grad_skipped(const fqt_train_layer *L, const fqt_grad_sink *s, const
 	}
 }
 
-/* Kept output channels of a weighted layer's error (all of them with full updates). */
+/* Is layer li the classifier, the model's last weighted layer (section 6)? */
+static int is_classifier(const fqt_trainer *t, uint32_t li)
+{
+	for (uint32_t j = li + 1u; j < t->model->layer_count; ++j) {
+		if (fqt_op_is_weighted(t->views[j].op)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Kept output channels of a weighted layer's error (all of them with full updates, and
+ * for the classifier with keep_classifier). */
 static int32_t select_channels(const fqt_trainer *t, uint32_t li, const int8_t *e, int32_t n_ch,
 			       int32_t positions, int32_t frac, uint16_t **kept_out)
 {
@@ -102,7 +114,7 @@ static int32_t select_channels(const fqt_trainer *t, uint32_t li, const int8_t *
 	int32_t *score = (int32_t *)(void *)sel;
 	uint16_t *kept = (uint16_t *)(void *)(sel + 4u * (size_t)n_ch);
 	*kept_out = kept;
-	if (t->opt.lambda_q15 < FQT_Q15_ONE) {
+	if (t->opt.lambda_q15 < FQT_Q15_ONE && !(t->opt.keep_classifier && is_classifier(t, li))) {
 		return fqt_partial_select(e, positions, n_ch, fqt_partial_keep_count(frac, n_ch),
 					  score, kept);
 	}
@@ -275,8 +287,21 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 		if (!need_in) {
 			return FQT_OK;
 		}
-		int32_t *acc = (int32_t *)(void *)fqt_train_buffer(t, t->acc_buf[li]);
 		fqt_status st;
+		if (t->acc_buf[li] < 0) {
+			/* No int32 scratch planned (train_plan.c pool_error_direct): the pool is
+			 * the input's only consumer and its windows are disjoint. */
+			fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
+			st = fqt_pool2d_backward_s8(
+				&v->params.pool, v->op == FQT_OP_AVERAGE_POOL_2D, &v->input_dims,
+				(const int8_t *)fqt_train_buffer(t, bi), &v->output_dims, e, ex,
+				t->opt.fixed_error_scaling,
+				(int8_t *)fqt_train_buffer(t, t->err_buf[bi]), &t->err_exp[bi]);
+			fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 1);
+			t->has_err[bi] = st == FQT_OK;
+			return st;
+		}
+		int32_t *acc = (int32_t *)(void *)fqt_train_buffer(t, t->acc_buf[li]);
 		fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
 		if (v->op == FQT_OP_AVERAGE_POOL_2D) {
 			st = fqt_average_pool2d_backward(&v->params.pool, &v->input_dims,

@@ -5,6 +5,7 @@
  * selection scratch and the weight-gradient scratch of trainable convolutions, placed by the same greedy planner; and the params buffer's bytes.
  */
 #include "fqt/memory_plan.h"
+#include "kernels/kernels_internal.h"
 #include "runtime/layer_ops.h"
 #include "runtime/model_decode.h"
 #include "runtime/model_plan.h"
@@ -106,6 +107,25 @@ static void keep_for_backward(fqt_trainer *t, const fqt_model *m, uint64_t mask,
 	}
 }
 
+/* plan.py pool_error_direct: a pool whose input error needs no int32 scratch (written as
+ * int8 straight into the input's error buffer): its windows are disjoint and it is the
+ * only reader of its input, which is not the model output (so no other error is there). */
+static int pool_error_direct(const fqt_trainer *t, const fqt_model *m, uint32_t li)
+{
+	const fqt_layer_view *v = &t->views[li];
+	if ((v->op != FQT_OP_AVERAGE_POOL_2D && v->op != FQT_OP_MAX_POOL_2D) ||
+	    !fqt_pool2d_windows_disjoint(&v->params.pool, &v->output_dims) ||
+	    (uint32_t)v->input_tensor[0] == m->output_tensor) {
+		return 0;
+	}
+	int readers = 0;
+	for (uint32_t l = 0; l < m->layer_count; ++l) {
+		readers += (t->views[l].input_buffer[0] == v->input_buffer[0]) +
+			   (t->views[l].input_buffer[1] == v->input_buffer[0]);
+	}
+	return readers == 1;
+}
+
 fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mask)
 {
 	const uint32_t n = m->layer_count;
@@ -146,7 +166,7 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 							.first = born,
 							.last = FQT_BW_STEP(n, li),
 							.tensor = (uint16_t)v->output_tensor};
-		if (li > t->first_bw && v->input_buffer[0] >= 1) {
+		if (li > t->first_bw && v->input_buffer[0] >= 1 && !pool_error_direct(t, m, li)) {
 			t->acc_buf[li] = (int16_t)count;
 			t->buffers[count++] = (fqt_plan_buffer){.size = 4u * v->input_elements,
 								.first = FQT_BW_STEP(n, li),

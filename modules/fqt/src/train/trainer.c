@@ -36,6 +36,7 @@ void fqt_train_options_default(fqt_train_options *opt)
 	opt->stochastic_rounding = 1;
 	opt->center = 1;
 	opt->clip_mask = 1;
+	opt->keep_classifier = 1;
 }
 
 static uint32_t align4(uint32_t n)
@@ -262,7 +263,10 @@ static fqt_status backward_all(fqt_trainer *t, uint32_t mag)
 {
 	const uint32_t n = t->model->layer_count;
 	t->has_err[t->loss_buffer] = 1;
-	const int32_t frac = fqt_partial_fraction(mag, &t->l_max, t->opt.lambda_q15);
+	int32_t frac = fqt_partial_fraction(mag, &t->l_max, t->opt.lambda_q15);
+	if (t->opt.partial_fixed) {
+		frac = t->opt.lambda_q15; /* fixed budget: l_max is still tracked */
+	}
 	fqt_train_mark(t, FQT_PHASE_LOSS, -1, 1);
 	for (int32_t li = (int32_t)n - 1; li >= (int32_t)t->first_bw; --li) {
 		if (t->softmax_at_end && (uint32_t)li == n - 1u) {
