@@ -21,11 +21,14 @@
 #include "fqt/service.h"
 #include "fqt/service_trainer.h"
 
+#define FUZZ_SLOT_BYTES 8192u
+#include "fuzz_service.h"
+
 #ifndef FQT_FUZZ_DISPATCH_MODEL
 #error "FQT_FUZZ_DISPATCH_MODEL: the path of the built-in blob (set by CMakeLists.txt)"
 #endif
 
-#define POLLS_PER_LINE 6
+#define POLLS_PER_LINE 2
 #define N_SAMPLES 4
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -33,52 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t builtin[16384] __attribute__((aligned(16)));
 static size_t builtin_size;
-static uint8_t slots[2][8192];
 /* The preamble's `fqt data push` lines, built once from the model's input size. */
 static char push_lines[N_SAMPLES][2 * 4096 + 64];
-
-static void sink(void *ctx, const char *line)
-{
-	(void)ctx;
-	(void)line;
-}
-
-static uint32_t fake_clock(void *ctx)
-{
-	static uint32_t t;
-	(void)ctx;
-	return t += 7u;
-}
-
-static int st_read(void *ctx, uint32_t slot, uint32_t off, void *d, uint32_t n)
-{
-	(void)ctx;
-	if (slot > 1u || off > sizeof(slots[0]) || n > sizeof(slots[0]) - off) {
-		return -1;
-	}
-	memcpy(d, &slots[slot][off], n);
-	return 0;
-}
-
-static int st_write(void *ctx, uint32_t slot, uint32_t off, const void *d, uint32_t n)
-{
-	(void)ctx;
-	if (slot > 1u || off > sizeof(slots[0]) || n > sizeof(slots[0]) - off) {
-		return -1;
-	}
-	memcpy(&slots[slot][off], d, n);
-	return 0;
-}
-
-static int st_erase(void *ctx, uint32_t slot)
-{
-	(void)ctx;
-	if (slot > 1u) {
-		return -1;
-	}
-	memset(slots[slot], 0xFF, sizeof(slots[0]));
-	return 0;
-}
 
 /* The model's input size from `fqt info` (the line `input_bytes N`). */
 static size_t info_input_bytes;
@@ -101,7 +60,6 @@ static void setup(const fqt_service_output *out)
 	static uint8_t samples[4096];
 	static uint8_t model_buffer[32768] __attribute__((aligned(16)));
 	static uint8_t params[32768] __attribute__((aligned(16)));
-	static const fqt_storage storage = {sizeof(slots[0]), st_read, st_write, st_erase, NULL};
 	fqt_service_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	memset(slots, 0xFF, sizeof(slots));
@@ -113,7 +71,7 @@ static void setup(const fqt_service_output *out)
 	cfg.model_buffer_size = sizeof(model_buffer);
 	cfg.builtin_blob = builtin;
 	cfg.builtin_blob_size = builtin_size;
-	cfg.storage = &storage;
+	cfg.storage = &fuzz_storage;
 	cfg.clock_ms = fake_clock;
 	cfg.progress_interval_ms = 10;
 	if (fqt_service_trainer_init(&service_trainer, params, sizeof(params), &trainer_ops) !=

@@ -13,52 +13,10 @@
 
 #include "fqt/service.h"
 
+#define FUZZ_SLOT_BYTES 4096u
+#include "fuzz_service.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void sink(void *ctx, const char *line)
-{
-	(void)ctx;
-	(void)line;
-}
-
-static uint32_t fake_clock(void *ctx)
-{
-	static uint32_t t;
-	(void)ctx;
-	return t += 7u;
-}
-
-static uint8_t slots[2][4096];
-
-static int st_read(void *ctx, uint32_t slot, uint32_t off, void *d, uint32_t n)
-{
-	(void)ctx;
-	if (slot > 1u || off > sizeof(slots[0]) || n > sizeof(slots[0]) - off) {
-		return -1;
-	}
-	memcpy(d, &slots[slot][off], n);
-	return 0;
-}
-
-static int st_write(void *ctx, uint32_t slot, uint32_t off, const void *d, uint32_t n)
-{
-	(void)ctx;
-	if (slot > 1u || off > sizeof(slots[0]) || n > sizeof(slots[0]) - off) {
-		return -1;
-	}
-	memcpy(&slots[slot][off], d, n);
-	return 0;
-}
-
-static int st_erase(void *ctx, uint32_t slot)
-{
-	(void)ctx;
-	if (slot > 1u) {
-		return -1;
-	}
-	memset(slots[slot], 0xFF, sizeof(slots[0]));
-	return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -66,7 +24,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static uint8_t samples[1024];
 	static uint8_t model_buffer[8192] __attribute__((aligned(16)));
 	static fqt_service svc;
-	static const fqt_storage storage = {sizeof(slots[0]), st_read, st_write, st_erase, NULL};
 	fqt_service_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.arena = arena;
@@ -75,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.sample_buffer_size = sizeof(samples);
 	cfg.model_buffer = model_buffer;
 	cfg.model_buffer_size = sizeof(model_buffer);
-	cfg.storage = &storage;
+	cfg.storage = &fuzz_storage;
 	cfg.clock_ms = fake_clock;
 	cfg.progress_interval_ms = 10;
 	if (fqt_service_init(&svc, &cfg) != FQT_OK) {
