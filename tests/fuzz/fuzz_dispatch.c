@@ -1,8 +1,10 @@
 /*
  * libFuzzer target: the dispatcher with a model loaded, samples stored and the training
  * engine bound. Every input starts from the same state: a fresh service whose built-in
- * model (FQT_FUZZ_DISPATCH_MODEL, a committed blob of tests/fuzz/corpus/model_loader/) is
- * loaded, four samples pushed with `fqt data push`, and a real fqt_service_trainer with a
+ * model (FQT_FUZZ_DISPATCH_MODEL, a committed blob of tests/fuzz/corpus/model_loader/:
+ * fc_softmax, two FC layers and a SOFTMAX, so that training steps cost microseconds and the
+ * executions go to the dispatcher; the kernels have tests of their own, and the loader
+ * fuzzer runs the forward kernels on mutated models) is loaded, four samples pushed with `fqt data push`, and a real fqt_service_trainer with a
  * params pool configured, as modules/fqt/host/host_device.c sets it up. That state is built
  * once and copied back before each input (the portable core keeps no state of its own
  * outside the structures and pools it is given): a copy, where re-running the set-up cost

@@ -6,7 +6,7 @@
   ones skipped) through load_tflite -> prepare -> write_blob into <stem>.fqtb;
 - frame/: line sessions for fuzz_frame (no model at start): a blob pushed in frames and
   loaded, samples pushed in frames, then commands and export reads;
-- dispatch/: line sessions for fuzz_dispatch (dscnn_tiny loaded, 4 samples stored, the
+- dispatch/: line sessions for fuzz_dispatch (fc_softmax loaded, 4 samples stored, the
   trainer bound): every command with valid and edge-case arguments.
 
 Only the project's own models are used, so the corpora can be committed. Output is
@@ -38,6 +38,10 @@ from fqt.prepare import prepare  # noqa: E402
 from fqt.tflite_import import load_tflite  # noqa: E402
 
 # Seed inputs of the dispatcher fuzzer, sent after its preamble (docs/protocol.md).
+# fuzz_dispatch's built-in model (CMakeLists.txt, FQT_FUZZ_DISPATCH_MODEL): two FC layers and
+# a SOFTMAX, 200 MACs, so that an execution costs parsing, not convolutions.
+DISPATCH_MODEL = "fc_softmax"
+
 DISPATCH_SESSIONS: dict[str, list[str]] = {
     "info": ["fqt info", "fqt help", "fqt ping 1234abcd", "fqt data status"],
     "train_last": ["fqt train start 1 0.01 2 1 7 last", "fqt train status", "fqt train stop"],
@@ -142,11 +146,12 @@ def make_sessions(out: Path) -> list[Path]:
     for name, lines in DISPATCH_SESSIONS.items():
         written.append(_write_lines(dispatch_dir / name, lines))
     # The dispatcher's model pushed again in frames (it has room for a second copy).
-    model = load_tflite(str(FIXTURES / "dscnn_tiny.tflite"))
+    model = load_tflite(str(FIXTURES / f"{DISPATCH_MODEL}.tflite"))
     prepare(model)
     blob = write_blob(model)
-    lines = _frame_session(blob, model.input_tensor.num_elements, 4, seq=1000)
-    written.append(_write_lines(dispatch_dir / "push_dscnn", lines))
+    classes = model.output_tensor.num_elements
+    lines = _frame_session(blob, model.input_tensor.num_elements, classes, seq=1000)
+    written.append(_write_lines(dispatch_dir / "push_model", lines))
     for name, lines in _small_frames(seq=77).items():
         written.append(_write_lines(dispatch_dir / f"frame_{name}", lines))
     return written

@@ -124,10 +124,10 @@ def test_fuzz_frame_short_run(fuzz_frame: Path, tmp_path: Path) -> None:
 def test_fuzz_dispatch_short_run(fuzz_dispatch: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS / "dispatch", corpus)
-    # the committed seeds reach 918 edges (clang 14; the kernels and the CRC are not
-    # instrumented for coverage, CMakeLists.txt says why): train, eval, predict, save and
-    # restore all run on the loaded model
-    _fuzz(fuzz_dispatch, corpus, tmp_path, DISPATCH_SECONDS, min_cov=850)
+    # the committed seeds reach 818 edges (clang 14; fc_softmax loaded; the kernels and the
+    # CRC are not instrumented for coverage, CMakeLists.txt says why): train, eval, predict,
+    # save and restore all run on the loaded model
+    _fuzz(fuzz_dispatch, corpus, tmp_path, DISPATCH_SECONDS, min_cov=780)
 
 
 def _fuzz(exe: Path, corpus: Path, tmp_path: Path, seconds: int, min_cov: int) -> None:
