@@ -69,7 +69,6 @@ struct harness_state {
 
 static struct harness_state live;
 static struct harness_state start_state;
-#define svc (live.svc)
 
 static void setup(const fqt_service_output *out)
 {
@@ -92,19 +91,19 @@ static void setup(const fqt_service_output *out)
 		__builtin_trap();
 	}
 	cfg.trainer = &live.trainer_ops;
-	if (fqt_service_init(&svc, &cfg) != FQT_OK) {
+	if (fqt_service_init(&live.svc, &cfg) != FQT_OK) {
 		__builtin_trap();
 	}
 	char load[] = "fqt load builtin";
-	if (fqt_service_dispatch_line(&svc, load, out) != 0) {
+	if (fqt_service_dispatch_line(&live.svc, load, out) != 0) {
 		__builtin_trap();
 	}
 }
 
 static int dispatch(char *line, const fqt_service_output *out)
 {
-	const int r = fqt_service_dispatch_line(&svc, line, out);
-	for (int k = 0; k < POLLS_PER_LINE && fqt_service_poll(&svc, out); k++) {
+	const int r = fqt_service_dispatch_line(&live.svc, line, out);
+	for (int k = 0; k < POLLS_PER_LINE && fqt_service_poll(&live.svc, out); k++) {
 	}
 	return r;
 }
@@ -124,7 +123,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	setup(&quiet);
 	char info[] = "fqt info";
 	const fqt_service_output grab = {info_sink, NULL};
-	(void)fqt_service_dispatch_line(&svc, info, &grab);
+	(void)fqt_service_dispatch_line(&live.svc, info, &grab);
 	if (info_input_bytes == 0u || info_input_bytes > 4096u) {
 		fprintf(stderr, "fuzz_dispatch: the model did not load (input_bytes %zu)\n",
 			info_input_bytes);
@@ -170,8 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	char stop[] = "fqt train stop";
-	(void)fqt_service_dispatch_line(&svc, stop, &out);
-	if (fqt_service_busy(&svc)) {
+	(void)fqt_service_dispatch_line(&live.svc, stop, &out);
+	if (fqt_service_busy(&live.svc)) {
 		__builtin_trap(); /* `train stop` ends any job at once (docs/protocol.md) */
 	}
 	return 0;
