@@ -42,6 +42,21 @@ static inline int16x2_t fqt_sxtab16_ror8(int16x2_t a, uint32_t w)
 	__asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(w));
 	return r;
 }
+
+/* SMULBB / SMULTB (bottom / top halfword of a times the bottom of b): not in GCC's ACLE. */
+static inline int32_t fqt_smulbb(int16x2_t a, int16x2_t b)
+{
+	int32_t r;
+	__asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+	return r;
+}
+
+static inline int32_t fqt_smultb(int16x2_t a, int16x2_t b)
+{
+	int32_t r;
+	__asm__("smultb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+	return r;
+}
 #endif
 
 /* acc[r] += sum_k (x[k] + offset) * w[r * stride + k] for r = 0..3, k < n. */

@@ -4,6 +4,9 @@
  * weights_offset is 0.
  */
 #include <stddef.h>
+#include <string.h>
+
+#include "dot_s8.h"
 
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
@@ -42,34 +45,165 @@ fqt_status fqt_fully_connected_forward(const fqt_fully_connected_params *params,
 
 /* ---- backward (docs/training-semantics.md 5.2, 5.3) ------------------------------------ */
 
-/* fqt_grad_put of one gradient row in int32 where that is exact: every term
- * g = e * (x + offset) has |g| <= 128 * 255 < 2^15, so FIRST stores g, and DOWN adds
- * RDBPOT(g, shift) = floor((g + 2^(shift-1) - [g < 0]) / 2^shift) with the int32 saturation
- * (no int64 on the way). Returns 0 for UP, whose rescaled accumulator takes the int64 path. */
-static int grad_row_int32(const fqt_grad_sink *s, int32_t *row, int32_t e, const int8_t *x,
-			  int32_t offset, int32_t n)
+/* RDBPOT(g, sh) for 0 < sh <= 31 and |g| < 2^30: floor((g + 2^(sh-1) - [g < 0]) / 2^sh),
+ * no overflow on the way. */
+static inline int32_t rdbpot_small(int32_t g, int sh, int32_t half)
 {
-	if (offset < -255 || offset > 255) {
-		return 0; /* outside the int8 zero-point range: the generic path */
-	}
-	if (s->mode == FQT_GRAD_FIRST) {
-		for (int32_t k = 0; k < n; ++k) {
+	return fqt_arithmetic_shift_right(g + half - (g < 0), sh);
+}
+
+/* row += q (DOWN's int32 saturation), row any int32, |q| < 2^30. */
+static inline int32_t sat_add_small(int32_t row, int32_t q)
+{
+#if FQT_SIMD_DSP
+	return __qadd(row, q);
+#else
+	const int64_t v = (int64_t)row + q;
+	return (int32_t)fqt_sat32_64(v);
+#endif
+}
+
+/* fqt_grad_put of one gradient row in int32 where that is exact: every term
+ * g = e * (x + offset) has |g| <= 128 * 383 < 2^16, so FIRST stores g, and DOWN adds
+ * RDBPOT(g, shift) with the int32 saturation (no int64 on the way). UP (its rescaled
+ * accumulator) takes the int64 path. */
+static void grad_row_int32(int first, int sh, int32_t *row, int32_t e, const int8_t *x,
+			   int32_t offset, int32_t k, int32_t n)
+{
+	if (first) {
+		for (; k < n; ++k) {
 			row[k] = e * (x[k] + offset);
 		}
-		return 1;
+		return;
 	}
-	if (s->mode == FQT_GRAD_UP) {
-		return 0;
-	}
-	const int sh = s->shift;
 	const int32_t half = sh > 0 ? (int32_t)1 << (sh - 1) : 0;
+	for (; k < n; ++k) {
+		const int32_t g = e * (x[k] + offset);
+		row[k] = sat_add_small(row[k], sh > 0 ? rdbpot_small(g, sh, half) : g);
+	}
+}
+
+#if FQT_SIMD_DSP
+/* DOWN, shift 0, after SMLABB wrapped some row + g (the Q flag): row = wrap(row + g) - g is
+ * the old row, exactly; redo those n elements with the int32 saturation. */
+static void repair_row(int32_t *row, int32_t e, const int8_t *x, int32_t offset, int32_t n)
+{
 	for (int32_t k = 0; k < n; ++k) {
 		const int32_t g = e * (x[k] + offset);
-		const int32_t q = sh > 0 ? fqt_arithmetic_shift_right(g + half - (g < 0), sh) : g;
-		const int64_t v = (int64_t)row[k] + q;
-		row[k] = (int32_t)fqt_sat32_64(v);
+		const int32_t old = (int32_t)((uint32_t)row[k] - (uint32_t)g);
+		row[k] = (int32_t)fqt_sat32_64((int64_t)old + g);
 	}
-	return 1;
+}
+
+/* Two gradient rows from one widening of x (four int8 to two int16 pairs, the offset
+ * folded in by SXTAB16), each product one SMULBB / SMULTB with the row's error, four row
+ * words per LDM / STM (GCC splits them into single loads and stores, a third of the loop):
+ * FIRST stores the products; DOWN with shift 0 accumulates them with SMLABB / SMLATB, whose
+ * rare int32 overflow sets the Q flag and is repaired after the loop (QADD would cost an
+ * instruction an element); DOWN with a shift adds RDBPOT with QADD, in C. Returns the
+ * elements done (a multiple of 4). */
+static int32_t grad_rows2_dsp(int first, int sh, int32_t *r0, int32_t e0, int32_t *r1,
+			      int32_t e1, const int8_t *x, int32_t offset, int32_t n)
+{
+	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)offset) * 0x00010001u);
+	const int16x2_t f0 = (int16x2_t)(uint32_t)(uint16_t)e0;
+	const int16x2_t f1 = (int16x2_t)(uint32_t)(uint16_t)e1;
+	const int32_t half = sh > 0 ? (int32_t)1 << (sh - 1) : 0;
+	const int32_t n4 = n & ~3;
+	if (n4 == 0) {
+		return 0;
+	}
+	if (first || sh == 0) {
+		/* e0 in the bottom halfword, e1 in the top: ...BB / ...BT */
+		const uint32_t f01 = (uint32_t)(uint16_t)e0 | ((uint32_t)(uint16_t)e1 << 16);
+		const int8_t *xp = x, *end = x + n4;
+		int32_t *p0 = r0, *p1 = r1;
+		int16x2_t xe, xo;
+		uint32_t q = 0;
+		if (first) {
+			__asm__ volatile(
+				"1:\n\t"
+				"ldr %[xo], [%[xp]], #4\n\t"
+				"sxtab16 %[xe], %[off], %[xo]\n\t"
+				"sxtab16 %[xo], %[off], %[xo], ror #8\n\t"
+				"smulbb r8, %[xe], %[f]\n\t"
+				"smulbb r9, %[xo], %[f]\n\t"
+				"smultb r10, %[xe], %[f]\n\t"
+				"smultb r11, %[xo], %[f]\n\t"
+				"stm %[p0]!, {r8, r9, r10, r11}\n\t"
+				"smulbt r8, %[xe], %[f]\n\t"
+				"smulbt r9, %[xo], %[f]\n\t"
+				"smultt r10, %[xe], %[f]\n\t"
+				"smultt r11, %[xo], %[f]\n\t"
+				"stm %[p1]!, {r8, r9, r10, r11}\n\t"
+				"cmp %[xp], %[end]\n\t"
+				"bne 1b"
+				: [xp] "+r"(xp), [p0] "+r"(p0), [p1] "+r"(p1), [xe] "=&r"(xe),
+				  [xo] "=&r"(xo)
+				: [off] "r"(off2), [f] "r"(f01), [end] "r"(end)
+				: "r8", "r9", "r10", "r11", "cc", "memory");
+			return n4;
+		}
+		__asm__ volatile(
+			"msr APSR_nzcvq, %[q]\n\t" /* q = 0: clear Q */
+			"1:\n\t"
+			"ldr %[xo], [%[xp]], #4\n\t"
+			"sxtab16 %[xe], %[off], %[xo]\n\t"
+			"sxtab16 %[xo], %[off], %[xo], ror #8\n\t"
+			"ldm %[p0], {r8, r9, r10, r11}\n\t"
+			"smlabb r8, %[xe], %[f], r8\n\t"
+			"smlabb r9, %[xo], %[f], r9\n\t"
+			"smlatb r10, %[xe], %[f], r10\n\t"
+			"smlatb r11, %[xo], %[f], r11\n\t"
+			"stm %[p0]!, {r8, r9, r10, r11}\n\t"
+			"ldm %[p1], {r8, r9, r10, r11}\n\t"
+			"smlabt r8, %[xe], %[f], r8\n\t"
+			"smlabt r9, %[xo], %[f], r9\n\t"
+			"smlatt r10, %[xe], %[f], r10\n\t"
+			"smlatt r11, %[xo], %[f], r11\n\t"
+			"stm %[p1]!, {r8, r9, r10, r11}\n\t"
+			"cmp %[xp], %[end]\n\t"
+			"bne 1b\n\t"
+			"mrs %[q], APSR"
+			: [xp] "+r"(xp), [p0] "+r"(p0), [p1] "+r"(p1), [xe] "=&r"(xe),
+			  [xo] "=&r"(xo), [q] "+r"(q)
+			: [off] "r"(off2), [f] "r"(f01), [end] "r"(end)
+			: "r8", "r9", "r10", "r11", "cc", "memory");
+		if ((q & (1u << 27)) != 0u) {
+			repair_row(r0, e0, x, offset, n4);
+			repair_row(r1, e1, x, offset, n4);
+		}
+		return n4;
+	}
+	int32_t k = 0;
+	for (; k < n4; k += 4) {
+		const uint32_t w = fqt_load_u32(x + k);
+		const int16x2_t xe = __sxtab16(off2, (int8x4_t)w);
+		const int16x2_t xo = fqt_sxtab16_ror8(off2, w);
+		r0[k] = __qadd(r0[k], rdbpot_small(fqt_smulbb(xe, f0), sh, half));
+		r0[k + 1] = __qadd(r0[k + 1], rdbpot_small(fqt_smulbb(xo, f0), sh, half));
+		r0[k + 2] = __qadd(r0[k + 2], rdbpot_small(fqt_smultb(xe, f0), sh, half));
+		r0[k + 3] = __qadd(r0[k + 3], rdbpot_small(fqt_smultb(xo, f0), sh, half));
+		r1[k] = __qadd(r1[k], rdbpot_small(fqt_smulbb(xe, f1), sh, half));
+		r1[k + 1] = __qadd(r1[k + 1], rdbpot_small(fqt_smulbb(xo, f1), sh, half));
+		r1[k + 2] = __qadd(r1[k + 2], rdbpot_small(fqt_smultb(xe, f1), sh, half));
+		r1[k + 3] = __qadd(r1[k + 3], rdbpot_small(fqt_smultb(xo, f1), sh, half));
+	}
+	return k;
+}
+#endif
+
+/* fqt_grad_put of the bias term e (|e| <= 128), int32 for FIRST and DOWN. */
+static inline void grad_bias(const fqt_grad_sink *s, int32_t *acc, int32_t e)
+{
+	if (s->mode == FQT_GRAD_FIRST) {
+		*acc = e;
+	} else if (s->mode == FQT_GRAD_DOWN) {
+		const int sh = s->shift;
+		*acc = sat_add_small(*acc, sh > 0 ? rdbpot_small(e, sh, (int32_t)1 << (sh - 1)) : e);
+	} else {
+		fqt_grad_put(s, acc, e);
+	}
 }
 
 fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t *input,
@@ -80,19 +214,69 @@ fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t 
 	if (err == NULL || input == NULL || kept == NULL || sink == NULL || accum_depth < 1) {
 		return FQT_ERR_ARGUMENT;
 	}
-	for (int32_t j = 0; j < n_kept; ++j) {
+	/* int32 rows: FIRST and DOWN, an offset in the int8 zero-point range */
+	const int fast = sink->mode != FQT_GRAD_UP && input_offset >= -255 && input_offset <= 255;
+	const int first = sink->mode == FQT_GRAD_FIRST;
+	const int sh = sink->shift;
+	int32_t j = 0;
+#if FQT_SIMD_DSP
+	for (; fast && j + 2 <= n_kept; j += 2) {
+		const int32_t o0 = kept[j], o1 = kept[j + 1];
+		int32_t *r0 = sink->acc_w + (size_t)o0 * (size_t)sink->row;
+		int32_t *r1 = sink->acc_w + (size_t)o1 * (size_t)sink->row;
+		const int32_t k = grad_rows2_dsp(first, sh, r0, err[o0], r1, err[o1], input,
+						 input_offset, accum_depth);
+		if (k < accum_depth) {
+			grad_row_int32(first, sh, r0, err[o0], input, input_offset, k, accum_depth);
+			grad_row_int32(first, sh, r1, err[o1], input, input_offset, k, accum_depth);
+		}
+		grad_bias(sink, &sink->acc_b[o0], err[o0]);
+		grad_bias(sink, &sink->acc_b[o1], err[o1]);
+	}
+#endif
+	for (; j < n_kept; ++j) {
 		const int32_t o = kept[j];
 		const int32_t e = err[o];
 		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
-		if (!grad_row_int32(sink, row, e, input, input_offset, accum_depth)) {
+		if (fast) {
+			grad_row_int32(first, sh, row, e, input, input_offset, 0, accum_depth);
+		} else {
 			for (int32_t k = 0; k < accum_depth; ++k) {
 				fqt_grad_put(sink, &row[k],
 					     (int64_t)e * (int64_t)(input[k] + input_offset));
 			}
 		}
-		fqt_grad_put(sink, &sink->acc_b[o], e);
+		grad_bias(sink, &sink->acc_b[o], e);
 	}
 	return FQT_OK;
+}
+
+#if FQT_SIMD_DSP
+/* acc[k] += w0[k] * g0 + w1[k] * g1 for k < n & ~3 (g0, g1 int16): four int8 of each row
+ * widened to two int16 pairs, each term one SMLABB / SMLATB. */
+static void scatter_rows2_dsp(int32_t *acc, const int8_t *w0, int32_t g0, const int8_t *w1,
+			      int32_t g1, int32_t n)
+{
+	const int16x2_t h0 = (int16x2_t)(uint32_t)(uint16_t)g0;
+	const int16x2_t h1 = (int16x2_t)(uint32_t)(uint16_t)g1;
+	for (int32_t k = 0; k + 4 <= n; k += 4) {
+		const uint32_t a = fqt_load_u32(w0 + k);
+		const uint32_t b = fqt_load_u32(w1 + k);
+		const int16x2_t ae = __sxtb16((int8x4_t)a), ao = fqt_sxtb16_ror8(a);
+		const int16x2_t be = __sxtb16((int8x4_t)b), bo = fqt_sxtb16_ror8(b);
+		acc[k] = __smlabb(be, h1, __smlabb(ae, h0, acc[k]));
+		acc[k + 1] = __smlabb(bo, h1, __smlabb(ao, h0, acc[k + 1]));
+		acc[k + 2] = __smlatb(be, h1, __smlatb(ae, h0, acc[k + 2]));
+		acc[k + 3] = __smlatb(bo, h1, __smlatb(ao, h0, acc[k + 3]));
+	}
+}
+#endif
+
+static void scatter_row(int32_t *acc, const int8_t *w, int32_t g, int32_t k, int32_t n)
+{
+	for (; k < n; ++k) {
+		acc[k] += (int32_t)w[k] * g;
+	}
 }
 
 fqt_status fqt_fully_connected_backward_input(const int8_t *err, int32_t out_depth,
@@ -108,6 +292,10 @@ fqt_status fqt_fully_connected_backward_input(const int8_t *err, int32_t out_dep
 	const int p = fqt_fold_exponent(scales, scale_count);
 	*fold_exp = p;
 	memset(acc, 0, (size_t)accum_depth * sizeof(int32_t));
+	/* Rows with a nonzero g, two at a time where both g fit int16 (always, unless a scale
+	 * is larger than 2^P: section 2.2 gives |g| <= 2^15 otherwise). */
+	const int8_t *held = NULL; /* a row waiting for its pair */
+	int32_t held_g = 0;
 	for (int32_t j = 0; j < n_kept; ++j) {
 		const int32_t o = kept[j];
 		int32_t m;
@@ -119,9 +307,25 @@ fqt_status fqt_fully_connected_backward_input(const int8_t *err, int32_t out_dep
 			continue;
 		}
 		const int8_t *w = weights + (size_t)o * (size_t)accum_depth;
-		for (int32_t k = 0; k < accum_depth; ++k) {
-			acc[k] += (int32_t)w[k] * g;
+#if FQT_SIMD_DSP
+		if (g >= INT16_MIN && g <= INT16_MAX) {
+			if (held == NULL) {
+				held = w;
+				held_g = g;
+				continue;
+			}
+			scatter_rows2_dsp(acc, held, held_g, w, g, accum_depth);
+			const int32_t k = accum_depth & ~3;
+			scatter_row(acc, held, held_g, k, accum_depth);
+			scatter_row(acc, w, g, k, accum_depth);
+			held = NULL;
+			continue;
 		}
+#endif
+		scatter_row(acc, w, g, 0, accum_depth);
+	}
+	if (held != NULL) {
+		scatter_row(acc, held, held_g, 0, accum_depth);
 	}
 	return FQT_OK;
 }
