@@ -224,14 +224,31 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 }
 
 /* Stride 1, dilation 1: one padded channel image. With the error of channel o laid out
- * at the padded width Wp = out_w + k_w - 1 (columns ox >= out_w zero), tap (ky, kx) of
- * output q = oy * Wp + ox reads the padded input at q + ky * Wp + kx: the gradient of
- * each tap is one contiguous dot product of L = even(out_h * Wp) int16 (the zero error
- * columns cancel the wrap to the next row). Scratch: the error (L), then the image
- * (L + (k_h - 1) * Wp + k_w - 1, even), both int16. */
+ * at a padded width Wp (columns ox >= out_w zero), tap (ky, kx) of output q = oy * Wp + ox
+ * reads the padded input at q + ky * Wp + kx: the gradient of each tap is one contiguous
+ * dot product of L = even(out_h * Wp) int16 (the zero error columns cancel the wrap to the
+ * next row). Scratch: the error (L), then the image (L + (k_h - 1) * Wp + k_w - 1, even),
+ * both int16, sized for Wp = out_w + k_w - 1. */
 static int32_t padded_width(const fqt_dims *filter_dims, const fqt_dims *output_dims)
 {
 	return output_dims->w + filter_dims->w - 1;
+}
+
+/* The narrowest Wp that works: a tap reading past column Wp - 1 lands in the next row's
+ * left padding, whose true input (ix >= in_w) is padding too, when
+ * Wp >= max(out_w, pad_w + in_w, out_w + k_w - 1 - pad_w); never wider than the above
+ * (pad_w >= 0, the right padding >= 0). KWS: 6 columns instead of 7. */
+static int32_t tight_padded_width(const fqt_conv_params *params, const fqt_dims *input_dims,
+				  const fqt_dims *filter_dims, const fqt_dims *output_dims)
+{
+	const int32_t full = padded_width(filter_dims, output_dims);
+	if (params->pad_w < 0 || params->pad_w + input_dims->w > full) {
+		return full;
+	}
+	int32_t wp = output_dims->w;
+	wp = params->pad_w + input_dims->w > wp ? params->pad_w + input_dims->w : wp;
+	const int32_t right = output_dims->w + filter_dims->w - 1 - params->pad_w;
+	return right > wp ? right : wp;
 }
 
 static size_t padded_scratch_size(const fqt_dims *filter_dims, const fqt_dims *output_dims)
@@ -257,16 +274,34 @@ size_t fqt_depthwise_conv2d_backward_weights_scratch_size(const fqt_dims *filter
 	return rows > padded ? rows : padded;
 }
 
+/* fqt_grad_put of an int32 sum s, in int32 for FIRST and DOWN when |s| < 2^30 (small):
+ * RDBPOT(s, shift) = floor((s + 2^(shift-1) - [s < 0]) / 2^shift) and the saturating add
+ * (the int64 helper costs a few dozen instructions a tap). */
+static inline void grad_put_s32(const fqt_grad_sink *sink, int32_t *acc, int32_t s, int small)
+{
+	if (small && sink->mode == FQT_GRAD_FIRST) {
+		*acc = s;
+	} else if (small && sink->mode == FQT_GRAD_DOWN) {
+		const int sh = sink->shift;
+		const int32_t q = sh > 0 ? fqt_arithmetic_shift_right(
+						   s + ((int32_t)1 << (sh - 1)) - (s < 0), sh)
+					 : s;
+		*acc = (int32_t)fqt_sat32_64((int64_t)*acc + q);
+	} else {
+		fqt_grad_put(sink, acc, s);
+	}
+}
+
 static void backward_weights_padded(const fqt_conv_params *params, const fqt_dims *input_dims,
 				    const int8_t *input, const fqt_dims *filter_dims,
 				    const fqt_dims *output_dims, const int8_t *err,
 				    const uint16_t *kept, int32_t n_kept, const fqt_grad_sink *sink,
-				    int16_t *scratch)
+				    int16_t *scratch, int small)
 {
-	const int32_t k_w = filter_dims->w, taps = filter_dims->h * k_w;
+	const int32_t k_w = filter_dims->w;
 	const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
 	const int32_t in_c = input_dims->c;
-	const int32_t wp = padded_width(filter_dims, output_dims);
+	const int32_t wp = tight_padded_width(params, input_dims, filter_dims, output_dims);
 	const int32_t hp = out_h + filter_dims->h - 1;
 	const int32_t l = fqt_s16_pairs_len(out_h * wp);
 	int16_t *e_pad = scratch;
@@ -302,27 +337,35 @@ static void backward_weights_padded(const fqt_conv_params *params, const fqt_dim
 		for (int32_t oy = 0; oy < out_h; ++oy) {
 			int16_t *dst = e_pad + (size_t)oy * (size_t)wp;
 			for (int32_t ox = 0; ox < out_w; ++ox, src += out_c) {
-				dst[ox] = *src;
-				gb += *src;
+				const int32_t v = *src;
+				dst[ox] = (int16_t)v;
+				gb += v;
 			}
 		}
 		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
-		for (int32_t t = 0; t < taps; t += 3) {
-			/* Three taps per pass share the error loads; past the last tap, repeat it. */
-			const int32_t t1 = t + 1 < taps ? t + 1 : t, t2 = t + 2 < taps ? t + 2 : t;
-			int32_t s[3];
-			fqt_dot_s16_1x3(e_pad, x_pad + (t / k_w) * wp + t % k_w,
-					x_pad + (t1 / k_w) * wp + t1 % k_w,
-					x_pad + (t2 / k_w) * wp + t2 % k_w, l, s);
-			fqt_grad_put(sink, &row[t], s[0]);
-			if (t + 1 < taps) {
-				fqt_grad_put(sink, &row[t + 1], s[1]);
+		for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
+			const int16_t *xr = x_pad + (size_t)ky * (size_t)wp;
+			int32_t *g = row + (size_t)ky * (size_t)k_w;
+			int32_t kx = 0;
+			for (; kx + 3 <= k_w; kx += 3) {
+				int32_t s[3];
+				fqt_dot_s16_1x3_adjacent(e_pad, xr + kx, l, s);
+				grad_put_s32(sink, &g[kx], s[0], small);
+				grad_put_s32(sink, &g[kx + 1], s[1], small);
+				grad_put_s32(sink, &g[kx + 2], s[2], small);
 			}
-			if (t + 2 < taps) {
-				fqt_grad_put(sink, &row[t + 2], s[2]);
+			if (kx < k_w) {
+				/* one or two taps left: the last repeated */
+				const int32_t k1 = kx + 1 < k_w ? kx + 1 : kx;
+				int32_t s[3];
+				fqt_dot_s16_1x3(e_pad, xr + kx, xr + k1, xr + k1, l, s);
+				grad_put_s32(sink, &g[kx], s[0], small);
+				if (k1 != kx) {
+					grad_put_s32(sink, &g[k1], s[1], small);
+				}
 			}
 		}
-		fqt_grad_put(sink, &sink->acc_b[o], gb);
+		grad_put_s32(sink, &sink->acc_b[o], gb, small);
 	}
 }
 
@@ -349,10 +392,11 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 				       kept, n_kept, sink);
 		return FQT_OK;
 	}
+	const int small = (int64_t)positions * 128 * 255 < ((int64_t)1 << 30);
 	if (params->stride_h == 1 && params->stride_w == 1 && params->dilation_h == 1 &&
 	    params->dilation_w == 1) {
 		backward_weights_padded(params, input_dims, input, filter_dims, output_dims, err,
-					kept, n_kept, sink, (int16_t *)scratch);
+					kept, n_kept, sink, (int16_t *)scratch, small);
 		return FQT_OK;
 	}
 	const int32_t p2 = fqt_s16_pairs_len(positions);
@@ -385,12 +429,12 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 			int32_t s[2];
 			fqt_dot_s16_1x2(e_row, x_t + (size_t)t * (size_t)p2,
 					x_t + (size_t)(t + 1) * (size_t)p2, p2, s);
-			fqt_grad_put(sink, &row[t], s[0]);
+			grad_put_s32(sink, &row[t], s[0], small);
 			if (t + 1 < taps) {
-				fqt_grad_put(sink, &row[t + 1], s[1]);
+				grad_put_s32(sink, &row[t + 1], s[1], small);
 			}
 		}
-		fqt_grad_put(sink, &sink->acc_b[o], gb);
+		grad_put_s32(sink, &sink->acc_b[o], gb, small);
 	}
 	return FQT_OK;
 }

@@ -251,27 +251,6 @@ fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t 
 	return FQT_OK;
 }
 
-#if FQT_SIMD_DSP
-/* acc[k] += w0[k] * g0 + w1[k] * g1 for k < n & ~3 (g0, g1 int16): four int8 of each row
- * widened to two int16 pairs, each term one SMLABB / SMLATB. */
-static void scatter_rows2_dsp(int32_t *acc, const int8_t *w0, int32_t g0, const int8_t *w1,
-			      int32_t g1, int32_t n)
-{
-	const int16x2_t h0 = (int16x2_t)(uint32_t)(uint16_t)g0;
-	const int16x2_t h1 = (int16x2_t)(uint32_t)(uint16_t)g1;
-	for (int32_t k = 0; k + 4 <= n; k += 4) {
-		const uint32_t a = fqt_load_u32(w0 + k);
-		const uint32_t b = fqt_load_u32(w1 + k);
-		const int16x2_t ae = __sxtb16((int8x4_t)a), ao = fqt_sxtb16_ror8(a);
-		const int16x2_t be = __sxtb16((int8x4_t)b), bo = fqt_sxtb16_ror8(b);
-		acc[k] = __smlabb(be, h1, __smlabb(ae, h0, acc[k]));
-		acc[k + 1] = __smlabb(bo, h1, __smlabb(ao, h0, acc[k + 1]));
-		acc[k + 2] = __smlatb(be, h1, __smlatb(ae, h0, acc[k + 2]));
-		acc[k + 3] = __smlatb(bo, h1, __smlatb(ao, h0, acc[k + 3]));
-	}
-}
-#endif
-
 static void scatter_row(int32_t *acc, const int8_t *w, int32_t g, int32_t k, int32_t n)
 {
 	for (; k < n; ++k) {
@@ -314,7 +293,9 @@ fqt_status fqt_fully_connected_backward_input(const int8_t *err, int32_t out_dep
 				held_g = g;
 				continue;
 			}
-			scatter_rows2_dsp(acc, held, held_g, w, g, accum_depth);
+			fqt_scatter2_s8(acc, held, w,
+					(uint32_t)(uint16_t)held_g | ((uint32_t)(uint16_t)g << 16),
+					accum_depth & ~3);
 			const int32_t k = accum_depth & ~3;
 			scatter_row(acc, held, held_g, k, accum_depth);
 			scatter_row(acc, w, g, k, accum_depth);
