@@ -340,6 +340,17 @@ DW_CASES = [
     ConvCase(
         "dm1_40ch_stride2_dilation2", (7, 6), 40, 1, stride=(2, 2), dilation=(2, 2), padding="SAME"
     ),
+    # dm 1 weight gradient, four channels' padded images at once (KWS-like: the planned
+    # scratch holds four), alone and mixed with single channels of a kept subset
+    ConvCase("dm1_four_lanes_kws_like", (25, 5), 8, 1, padding="SAME"),
+    ConvCase(
+        "dm1_four_lanes_kept_mix",
+        (25, 5),
+        12,
+        1,
+        padding="SAME",
+        kept=(0, 1, 2, 3, 5, 8, 9, 10, 11),
+    ),
     *_random_conv_cases(True, 8),
 ]
 
