@@ -43,6 +43,22 @@ static inline int16x2_t fqt_sxtab16_ror8(int16x2_t a, uint32_t w)
 	return r;
 }
 
+/* PKHBT (bottom of a, bottom of b on top) and PKHTB (top of a at the bottom, top of b):
+ * GCC builds neither from the masks and shifts. */
+static inline uint32_t fqt_pack_bottoms(uint32_t a, uint32_t b)
+{
+	uint32_t r;
+	__asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+	return r;
+}
+
+static inline uint32_t fqt_pack_tops(uint32_t a, uint32_t b)
+{
+	uint32_t r;
+	__asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+	return r;
+}
+
 /* SMULBB / SMULTB (bottom / top halfword of a times the bottom of b): not in GCC's ACLE. */
 static inline int32_t fqt_smulbb(int16x2_t a, int16x2_t b)
 {

@@ -137,6 +137,62 @@ static inline void dw_wg_taps(const dw_wg_geo *g, const int16_t *e, const fqt_di
 	}
 }
 
+#if FQT_SIMD_DSP
+/* Four channels' images from words of four channels: rows rows of n words (src_col apart,
+ * src_row from row to row) into dst (channel k at dst + k * per, rows dst_row apart), one
+ * SXTAB16 pair per word (the offset folded in) and four halfword stores. Own function:
+ * inlined into the kernel it spills most of its registers. */
+__attribute__((noinline)) static void dw_wg_x4(const int8_t *src, size_t src_col, size_t src_row,
+					       int32_t rows, int32_t n, int16_t *dst, size_t dst_row,
+					       size_t per, int16_t offset)
+{
+	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)offset) * 0x00010001u);
+	for (int32_t r = 0; r < rows; ++r, src += src_row, dst += dst_row) {
+		const int8_t *s = src;
+		int16_t *d = dst;
+		for (int32_t k = 0; k < n; ++k, s += src_col, ++d) {
+			const uint32_t w = fqt_load_u32(s);
+			const uint32_t p02 = (uint32_t)__sxtab16(off2, (int8x4_t)w);
+			const uint32_t p13 = (uint32_t)fqt_sxtab16_ror8(off2, w);
+			d[0] = (int16_t)p02;
+			d[per] = (int16_t)p13;
+			d[2u * per] = (int16_t)(p02 >> 16);
+			d[3u * per] = (int16_t)(p13 >> 16);
+		}
+	}
+}
+
+/* The same for the error (no offset), gb[k] += the channel's values. */
+__attribute__((noinline)) static void dw_wg_e4(const int8_t *src, size_t src_col, int32_t rows,
+					       int32_t n, int16_t *dst, size_t dst_row, size_t per,
+					       int32_t gb[4])
+{
+	int32_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
+	for (int32_t r = 0; r < rows; ++r, dst += dst_row) {
+		int16_t *d = dst;
+		for (int32_t k = 0; k < n; ++k, src += src_col, ++d) {
+			const uint32_t w = fqt_load_u32(src);
+			const uint32_t p02 = (uint32_t)__sxtb16((int8x4_t)w);
+			const uint32_t p13 = (uint32_t)fqt_sxtb16_ror8(w);
+			const int32_t v0 = (int16_t)p02, v1 = (int16_t)p13;
+			const int32_t v2 = (int32_t)p02 >> 16, v3 = (int32_t)p13 >> 16;
+			d[0] = (int16_t)v0;
+			d[per] = (int16_t)v1;
+			d[2u * per] = (int16_t)v2;
+			d[3u * per] = (int16_t)v3;
+			g0 += v0;
+			g1 += v1;
+			g2 += v2;
+			g3 += v3;
+		}
+	}
+	gb[0] = g0;
+	gb[1] = g1;
+	gb[2] = g2;
+	gb[3] = g3;
+}
+#endif
+
 /* Image and error of channels i.. (input) and o.. (error), n = 1 or 4 of them (n = 4: the
  * four channels of one word, i = o), into slots 0..n-1; gb[k] = the bias gradient. */
 static inline void dw_wg_build(const dw_wg_geo *g, const fqt_conv_params *params,
@@ -146,68 +202,44 @@ static inline void dw_wg_build(const dw_wg_geo *g, const fqt_conv_params *params
 {
 	const int32_t in_c = id->c, out_c = od->c, wp = g->wp;
 	const int16_t offset = (int16_t)params->input_offset;
-	int16_t *d[4];
+	const size_t per = (size_t)g->per;
+	const int8_t *xs = input + ((size_t)(g->r0 - params->pad_h) * (size_t)id->w +
+				    (size_t)(g->c0 - params->pad_w)) *
+					   (size_t)in_c +
+			   (size_t)i;
+	int16_t *xd = scratch + (size_t)g->l + (size_t)g->r0 * (size_t)wp + (size_t)g->c0;
+	const size_t x_row = (size_t)id->w * (size_t)in_c;
+	const int32_t cols = g->c1 - g->c0;
 	for (int32_t k = 0; k < 4; ++k) {
-		d[k] = scratch + (size_t)(k < n ? k : 0) * (size_t)g->per;
 		gb[k] = 0;
 	}
-	for (int32_t r = g->r0; build_x && r < g->r1; ++r) {
-		const int8_t *src = input + ((size_t)(r - params->pad_h) * (size_t)id->w +
-					     (size_t)(g->c0 - params->pad_w)) *
-						    (size_t)in_c +
-				    (size_t)i;
-		const size_t at = (size_t)g->l + (size_t)r * (size_t)wp;
-		if (n == 1) {
-			int16_t *x0 = d[0] + at;
-			for (int32_t c = g->c0; c < g->c1; ++c, src += in_c) {
-				x0[c] = (int16_t)(*src + offset);
-			}
-			continue;
-		}
-		int16_t *x0 = d[0] + at, *x1 = d[1] + at, *x2 = d[2] + at, *x3 = d[3] + at;
 #if FQT_SIMD_DSP
-		const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)offset) * 0x00010001u);
-		for (int32_t c = g->c0; c < g->c1; ++c, src += in_c) {
-			const uint32_t w = fqt_load_u32(src);
-			const uint32_t p02 = (uint32_t)__sxtab16(off2, (int8x4_t)w);
-			const uint32_t p13 = (uint32_t)fqt_sxtab16_ror8(off2, w);
-			x0[c] = (int16_t)p02;
-			x2[c] = (int16_t)(p02 >> 16);
-			x1[c] = (int16_t)p13;
-			x3[c] = (int16_t)(p13 >> 16);
+	if (n == 4) {
+		if (build_x && g->r1 > g->r0 && cols > 0) {
+			dw_wg_x4(xs, (size_t)in_c, x_row, g->r1 - g->r0, cols, xd, (size_t)wp, per,
+				 offset);
 		}
-#else
-		for (int32_t c = g->c0; c < g->c1; ++c, src += in_c) {
-			x0[c] = (int16_t)(src[0] + offset);
-			x1[c] = (int16_t)(src[1] + offset);
-			x2[c] = (int16_t)(src[2] + offset);
-			x3[c] = (int16_t)(src[3] + offset);
-		}
+		dw_wg_e4(err + o, (size_t)out_c, od->h, od->w, scratch, (size_t)wp, per, gb);
+		return;
+	}
 #endif
+	for (int32_t r = g->r0; build_x && r < g->r1; ++r, xs += x_row, xd += wp) {
+		const int8_t *src = xs;
+		for (int32_t c = 0; c < cols; ++c, src += in_c) {
+			for (int32_t k = 0; k < n; ++k) {
+				xd[(size_t)k * per + (size_t)c] = (int16_t)(src[k] + offset);
+			}
+		}
 	}
 	const int8_t *src = err + o;
 	for (int32_t oy = 0; oy < od->h; ++oy) {
-		const size_t at = (size_t)oy * (size_t)wp;
-		if (n == 1) {
-			int16_t *e0 = d[0] + at;
-			for (int32_t ox = 0; ox < od->w; ++ox, src += out_c) {
-				const int32_t v = *src;
-				e0[ox] = (int16_t)v;
-				gb[0] += v;
-			}
-			continue;
-		}
-		int16_t *e0 = d[0] + at, *e1 = d[1] + at, *e2 = d[2] + at, *e3 = d[3] + at;
+		int16_t *e = scratch + (size_t)oy * (size_t)wp;
 		for (int32_t ox = 0; ox < od->w; ++ox, src += out_c) {
-			const int32_t v0 = src[0], v1 = src[1], v2 = src[2], v3 = src[3];
-			e0[ox] = (int16_t)v0;
-			e1[ox] = (int16_t)v1;
-			e2[ox] = (int16_t)v2;
-			e3[ox] = (int16_t)v3;
-			gb[0] += v0;
-			gb[1] += v1;
-			gb[2] += v2;
-			gb[3] += v3;
+			for (int32_t k = 0; k < n; ++k) {
+				const int32_t v = src[k];
+				e[(size_t)k * per + (size_t)ox] = (int16_t)v;
+				gb[k] += v;
+			}
 		}
 	}
 }
