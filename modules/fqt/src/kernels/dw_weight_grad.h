@@ -60,7 +60,7 @@ static inline int32_t dw_wg_tight_width(const fqt_conv_params *params, const fqt
 /* fqt_grad_put of an int32 sum s, in int32 for FIRST and DOWN when |s| < 2^30 (small):
  * RDBPOT(s, shift) = floor((s + 2^(shift-1) - [s < 0]) / 2^shift) and the saturating add
  * (the int64 helper costs a few dozen instructions a tap). */
-static inline void dw_wg_put(const fqt_grad_sink *sink, int32_t *acc, int32_t s, int small)
+static void dw_wg_put(const fqt_grad_sink *sink, int32_t *acc, int32_t s, int small)
 {
 	if (small && sink->mode == FQT_GRAD_FIRST) {
 		*acc = s;
@@ -72,6 +72,21 @@ static inline void dw_wg_put(const fqt_grad_sink *sink, int32_t *acc, int32_t s,
 		*acc = (int32_t)fqt_sat32_64((int64_t)*acc + q);
 	} else {
 		fqt_grad_put(sink, acc, s);
+	}
+}
+
+/* dw_wg_put of n sums into n adjacent accumulators: one call a dot pass, not one a tap. */
+static void dw_wg_put_run(const fqt_grad_sink *sink, int32_t *acc, const int32_t *s, int32_t n,
+			  int small)
+{
+	if (small && sink->mode == FQT_GRAD_FIRST) {
+		for (int32_t k = 0; k < n; ++k) {
+			acc[k] = s[k];
+		}
+		return;
+	}
+	for (int32_t k = 0; k < n; ++k) {
+		dw_wg_put(sink, &acc[k], s[k], small);
 	}
 }
 
@@ -96,10 +111,8 @@ static inline void dw_wg_taps(const dw_wg_geo *g, const int16_t *e, const fqt_di
 			for (; kx + 3 <= k_w; kx += 3) {
 				int32_t s[6];
 				fqt_dot_s16_2x3_adjacent(e, xr + kx, xr + g->wp + kx, g->l, s);
-				for (int32_t t = 0; t < 3; ++t) {
-					dw_wg_put(sink, &gr[kx + t], s[t], small);
-					dw_wg_put(sink, &gr[k_w + kx + t], s[3 + t], small);
-				}
+				dw_wg_put_run(sink, &gr[kx], s, 3, small);
+				dw_wg_put_run(sink, &gr[k_w + kx], s + 3, 3, small);
 			}
 			if (kx < k_w) {
 				/* the one or two taps left of both rows: the last repeated */
@@ -120,9 +133,7 @@ static inline void dw_wg_taps(const dw_wg_geo *g, const int16_t *e, const fqt_di
 		for (; kx + 3 <= k_w; kx += 3) {
 			int32_t s[3];
 			fqt_dot_s16_1x3_adjacent(e, xr + kx, g->l, s);
-			dw_wg_put(sink, &gr[kx], s[0], small);
-			dw_wg_put(sink, &gr[kx + 1], s[1], small);
-			dw_wg_put(sink, &gr[kx + 2], s[2], small);
+			dw_wg_put_run(sink, &gr[kx], s, 3, small);
 		}
 		if (kx < k_w) {
 			const int32_t k1 = kx + 1 < k_w ? kx + 1 : kx;

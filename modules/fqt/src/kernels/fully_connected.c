@@ -100,15 +100,12 @@ static void repair_row(int32_t *row, int32_t e, const int8_t *x, int32_t offset,
  * words per LDM / STM (GCC splits them into single loads and stores, a third of the loop):
  * FIRST stores the products; DOWN with shift 0 accumulates them with SMLABB / SMLATB, whose
  * rare int32 overflow sets the Q flag and is repaired after the loop (QADD would cost an
- * instruction an element); DOWN with a shift adds RDBPOT with QADD, in C. Returns the
- * elements done (a multiple of 4). */
+ * instruction an element); DOWN with a shift (rare: equal exponents are the rule) is left
+ * to the scalar int32 rows. Returns the elements done (a multiple of 4). */
 static int32_t grad_rows2_dsp(int first, int sh, int32_t *r0, int32_t e0, int32_t *r1,
 			      int32_t e1, const int8_t *x, int32_t offset, int32_t n)
 {
 	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)offset) * 0x00010001u);
-	const int16x2_t f0 = (int16x2_t)(uint32_t)(uint16_t)e0;
-	const int16x2_t f1 = (int16x2_t)(uint32_t)(uint16_t)e1;
-	const int32_t half = sh > 0 ? (int32_t)1 << (sh - 1) : 0;
 	const int32_t n4 = n & ~3;
 	if (n4 == 0) {
 		return 0;
@@ -175,21 +172,7 @@ static int32_t grad_rows2_dsp(int first, int sh, int32_t *r0, int32_t e0, int32_
 		}
 		return n4;
 	}
-	int32_t k = 0;
-	for (; k < n4; k += 4) {
-		const uint32_t w = fqt_load_u32(x + k);
-		const int16x2_t xe = __sxtab16(off2, (int8x4_t)w);
-		const int16x2_t xo = fqt_sxtab16_ror8(off2, w);
-		r0[k] = __qadd(r0[k], rdbpot_small(fqt_smulbb(xe, f0), sh, half));
-		r0[k + 1] = __qadd(r0[k + 1], rdbpot_small(fqt_smulbb(xo, f0), sh, half));
-		r0[k + 2] = __qadd(r0[k + 2], rdbpot_small(fqt_smultb(xe, f0), sh, half));
-		r0[k + 3] = __qadd(r0[k + 3], rdbpot_small(fqt_smultb(xo, f0), sh, half));
-		r1[k] = __qadd(r1[k], rdbpot_small(fqt_smulbb(xe, f1), sh, half));
-		r1[k + 1] = __qadd(r1[k + 1], rdbpot_small(fqt_smulbb(xo, f1), sh, half));
-		r1[k + 2] = __qadd(r1[k + 2], rdbpot_small(fqt_smultb(xe, f1), sh, half));
-		r1[k + 3] = __qadd(r1[k + 3], rdbpot_small(fqt_smultb(xo, f1), sh, half));
-	}
-	return k;
+	return 0;
 }
 #endif
 
