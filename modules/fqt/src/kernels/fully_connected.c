@@ -70,6 +70,14 @@ static inline int32_t sat_add_small(int32_t row, int32_t q)
 static void grad_row_int32(int first, int sh, int32_t *row, int32_t e, const int8_t *x,
 			   int32_t offset, int32_t k, int32_t n)
 {
+	if (first < 0) {
+		/* UP (1 <= shift <= 31): RDBPOT(row, shift) is int32's rounding divide, |it| <= 2^30,
+		 * and adding |g| < 2^16 can neither overflow nor saturate */
+		for (; k < n; ++k) {
+			row[k] = fqt_rounding_divide_by_pot(row[k], sh) + e * (x[k] + offset);
+		}
+		return;
+	}
 	if (first) {
 		for (; k < n; ++k) {
 			row[k] = e * (x[k] + offset);
@@ -181,6 +189,8 @@ static inline void grad_bias(const fqt_grad_sink *s, int32_t *acc, int32_t e)
 {
 	if (s->mode == FQT_GRAD_FIRST) {
 		*acc = e;
+	} else if (s->mode == FQT_GRAD_UP && s->shift >= 1 && s->shift <= 31) {
+		*acc = fqt_rounding_divide_by_pot(*acc, s->shift) + e;
 	} else if (s->mode == FQT_GRAD_DOWN) {
 		const int sh = s->shift;
 		*acc = sat_add_small(*acc, sh > 0 ? rdbpot_small(e, sh, (int32_t)1 << (sh - 1)) : e);
@@ -197,13 +207,14 @@ fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t 
 	if (err == NULL || input == NULL || kept == NULL || sink == NULL || accum_depth < 1) {
 		return FQT_ERR_ARGUMENT;
 	}
-	/* int32 rows: FIRST and DOWN, an offset in the int8 zero-point range */
-	const int fast = sink->mode != FQT_GRAD_UP && input_offset >= -255 && input_offset <= 255;
-	const int first = sink->mode == FQT_GRAD_FIRST;
+	/* int32 rows for an offset in the int8 zero-point range; first: 1 FIRST, 0 DOWN, -1 UP */
+	const int fast = input_offset >= -255 && input_offset <= 255 &&
+			 (sink->mode != FQT_GRAD_UP || (sink->shift >= 1 && sink->shift <= 31));
+	const int first = sink->mode == FQT_GRAD_FIRST ? 1 : (sink->mode == FQT_GRAD_UP ? -1 : 0);
 	const int sh = sink->shift;
 	int32_t j = 0;
 #if FQT_SIMD_DSP
-	for (; fast && j + 2 <= n_kept; j += 2) {
+	for (; fast && first >= 0 && j + 2 <= n_kept; j += 2) {
 		const int32_t o0 = kept[j], o1 = kept[j + 1];
 		int32_t *r0 = sink->acc_w + (size_t)o0 * (size_t)sink->row;
 		int32_t *r1 = sink->acc_w + (size_t)o1 * (size_t)sink->row;
