@@ -64,9 +64,9 @@ static inline int32_t sat_add_small(int32_t row, int32_t q)
 }
 
 /* fqt_grad_put of one gradient row in int32 where that is exact: every term
- * g = e * (x + offset) has |g| <= 128 * 383 < 2^16, so FIRST stores g, and DOWN adds
- * RDBPOT(g, shift) with the int32 saturation (no int64 on the way). UP (its rescaled
- * accumulator) takes the int64 path. */
+ * g = e * (x + offset) has |g| <= 128 * 383 < 2^16, so FIRST (first = 1) stores g, DOWN
+ * (0) adds RDBPOT(g, shift) with the int32 saturation and UP (-1) rescales the row by
+ * RDBPOT first (no int64 on the way). */
 static void grad_row_int32(int first, int sh, int32_t *row, int32_t e, const int8_t *x,
 			   int32_t offset, int32_t k, int32_t n)
 {
@@ -184,7 +184,7 @@ static int32_t grad_rows2_dsp(int first, int sh, int32_t *r0, int32_t e0, int32_
 }
 #endif
 
-/* fqt_grad_put of the bias term e (|e| <= 128), int32 for FIRST and DOWN. */
+/* fqt_grad_put of the bias term e (|e| <= 128) in int32, as grad_row_int32. */
 static inline void grad_bias(const fqt_grad_sink *s, int32_t *acc, int32_t e)
 {
 	if (s->mode == FQT_GRAD_FIRST) {
