@@ -340,6 +340,17 @@ DW_CASES = [
     ConvCase(
         "dm1_40ch_stride2_dilation2", (7, 6), 40, 1, stride=(2, 2), dilation=(2, 2), padding="SAME"
     ),
+    # dm 1 weight gradient, four channels' padded images at once (KWS-like: the planned
+    # scratch holds four), alone and mixed with single channels of a kept subset
+    ConvCase("dm1_four_lanes_kws_like", (25, 5), 8, 1, padding="SAME"),
+    ConvCase(
+        "dm1_four_lanes_kept_mix",
+        (25, 5),
+        12,
+        1,
+        padding="SAME",
+        kept=(0, 1, 2, 3, 5, 8, 9, 10, 11),
+    ),
     *_random_conv_cases(True, 8),
 ]
 
@@ -1139,3 +1150,37 @@ def test_quantize_error_s32(lib, fixed: bool, base: int) -> None:
         q, qe = quantize_error(acc[None].astype(np.int64), base, "fixed" if fixed else "dynamic")
         np.testing.assert_array_equal(out, q.reshape(-1))
         assert ex == int(qe[0])
+
+
+# --- the weight-scale fold (kernels/error_quant.c: from the float's bits) --------------------
+
+
+def _fold_scales() -> np.ndarray:
+    rng = _rng("fold")
+    bits = [0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007FFFFF, 0x00400000,
+            0x00800000, 0x3F800000, 0x3F7FFFFF, 0xBF800000, 0x7F7FFFFF, 0xFF7FFFFF,
+            0x3A83126F, 0x0C000000]  # fmt: skip
+    rand = rng.integers(0, 1 << 32, 200, dtype=np.uint64).astype(np.uint32)
+    rand = rand[(rand & 0x7F800000) != 0x7F800000]  # finite only
+    return np.concatenate([np.array(bits, np.uint32), rand]).view(np.float32)
+
+
+def test_fold_from_float_bits(lib) -> None:
+    import math
+
+    lib.fqt_fold_exponent.restype = ctypes.c_int
+    lib.fqt_fold_exponent.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.fqt_fold_multiplier.restype = None
+    lib.fqt_fold_multiplier.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int32,
+                                        ctypes.c_int, ctypes.POINTER(ctypes.c_int32),
+                                        ctypes.POINTER(ctypes.c_int)]  # fmt: skip
+    s = np.ascontiguousarray(_fold_scales())
+    for n in (1, 3, len(s)):
+        sub = np.ascontiguousarray(s[-n:])
+        want_p = math.frexp(float(sub.max()))[1]
+        assert lib.fqt_fold_exponent(sub.ctypes.data, n) == want_p
+    m, sh = ctypes.c_int32(), ctypes.c_int()
+    for p in (-160, -149, -126, -30, -7, 0, 1, 5, 64, 128, 129):
+        for c, v in enumerate(s):
+            lib.fqt_fold_multiplier(s.ctypes.data, len(s), c, p, byref(m), byref(sh))
+            assert (m.value, sh.value) == quantize_multiplier(math.ldexp(float(v), -p)), (v, p)

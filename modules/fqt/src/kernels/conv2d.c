@@ -305,6 +305,39 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 	return FQT_OK;
 }
 
+/* a[i] += w_r[i] * g_r over the n (1 or 2) channels o_r of one tap: the DSP pair scatter
+ * when both g are nonzero, else one scalar row. */
+static inline void scatter_taps(int32_t *a, const int8_t *filter, const int32_t *o,
+				const int32_t *g, int32_t n, size_t tap, size_t taps, int32_t in_c,
+				int32_t n4)
+{
+	const int8_t *w0 = filter + ((size_t)o[0] * taps + tap) * (size_t)in_c;
+	int32_t i = 0;
+#if FQT_SIMD_DSP
+	if (n == 2 && g[0] != 0 && g[1] != 0) {
+		const int8_t *w1 = filter + ((size_t)o[1] * taps + tap) * (size_t)in_c;
+		fqt_scatter2_s8(a, w0, w1, (uint32_t)(uint16_t)g[0] | ((uint32_t)(uint16_t)g[1] << 16),
+				n4);
+		for (i = n4; i < in_c; ++i) {
+			a[i] += (int32_t)w0[i] * g[0] + (int32_t)w1[i] * g[1];
+		}
+		return;
+	}
+#else
+	(void)n4;
+#endif
+	for (int32_t r = 0; r < n; ++r) {
+		if (g[r] == 0) {
+			continue;
+		}
+		const int8_t *w = filter + ((size_t)o[r] * taps + tap) * (size_t)in_c;
+		for (i = 0; i < in_c; ++i) {
+			a[i] += (int32_t)w[i] * g[r];
+		}
+	}
+	(void)w0;
+}
+
 fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_dims *input_dims,
 				     const fqt_dims *filter_dims, const int8_t *filter,
 				     const void *scales, uint32_t scale_count,
@@ -323,21 +356,40 @@ fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_di
 	const int p = fqt_fold_exponent(scales, scale_count);
 	*fold_exp = p;
 	memset(acc, 0, (size_t)in_h * (size_t)in_w * (size_t)in_c * sizeof(int32_t));
-	for (int32_t j = 0; j < n_kept; ++j) {
-		const int32_t o = kept[j];
-		int32_t m;
-		int sh;
-		fqt_fold_multiplier(scales, scale_count, o, p, &m, &sh);
+	/* Two kept channels a pass where both g fit int16 (section 2.2: unless a scale exceeds
+	 * 2^P): each tap's two weight rows go into the input row in one scatter (DSP). */
+	const int32_t n4 = FQT_SIMD_DSP ? (in_c & ~3) : 0;
+	for (int32_t j = 0; j < n_kept;) {
+		int32_t o[2] = {0, 0}, m[2] = {0, 0};
+		int sh[2] = {0, 0};
+		int32_t n = 1;
+		o[0] = kept[j];
+		fqt_fold_multiplier(scales, scale_count, o[0], p, &m[0], &sh[0]);
+		if (FQT_SIMD_DSP && j + 1 < n_kept) {
+			o[1] = kept[j + 1];
+			fqt_fold_multiplier(scales, scale_count, o[1], p, &m[1], &sh[1]);
+			n = 2;
+			for (int r = 0; r < 2; ++r) {
+				const int32_t hi = fqt_requantize(127 * 256, m[r], sh[r]);
+				const int32_t lo = fqt_requantize(-128 * 256, m[r], sh[r]);
+				n = hi > INT16_MAX || lo < INT16_MIN ? 1 : n;
+			}
+		}
+		j += n;
 		for (int32_t oy = 0; oy < out_h; ++oy) {
 			for (int32_t ox = 0; ox < out_w; ++ox) {
-				const int32_t e = err[((size_t)oy * (size_t)out_w + (size_t)ox) *
-							      (size_t)out_c +
-						      (size_t)o];
-				if (e == 0) {
+				const int8_t *er = err + ((size_t)oy * (size_t)out_w + (size_t)ox) *
+								 (size_t)out_c;
+				int32_t g[2] = {0, 0};
+				for (int32_t r = 0; r < n; ++r) {
+					const int32_t e = er[o[r]];
+					g[r] = e == 0 ? 0
+						      : fqt_requantize(e * (1 << FQT_ERROR_FOLD_BITS),
+								       m[r], sh[r]);
+				}
+				if ((g[0] | g[1]) == 0) {
 					continue;
 				}
-				const int32_t g = fqt_requantize(
-					e * (1 << FQT_ERROR_FOLD_BITS), m, sh);
 				for (int32_t ky = 0; ky < k_h; ++ky) {
 					const int32_t iy = oy * params->stride_h - params->pad_h +
 							   params->dilation_h * ky;
@@ -351,17 +403,12 @@ fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_di
 						if (ix < 0 || ix >= in_w) {
 							continue;
 						}
-						const int8_t *w =
-							filter + (((size_t)o * (size_t)k_h + (size_t)ky) *
-									  (size_t)k_w +
-								  (size_t)kx) *
-									 (size_t)in_c;
+						const size_t tap = (size_t)ky * (size_t)k_w + (size_t)kx;
 						int32_t *a = acc + ((size_t)iy * (size_t)in_w +
 								    (size_t)ix) *
 									   (size_t)in_c;
-						for (int32_t i = 0; i < in_c; ++i) {
-							a[i] += (int32_t)w[i] * g;
-						}
+						scatter_taps(a, filter, o, g, n, tap,
+							     (size_t)k_h * (size_t)k_w, in_c, n4);
 					}
 				}
 			}

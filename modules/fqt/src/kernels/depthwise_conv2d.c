@@ -8,6 +8,7 @@
 #include "dot_s16.h"
 #include "dot_s8.h"
 #include "dw_input_error.h"
+#include "dw_weight_grad.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
 #include "quant.h"
@@ -223,25 +224,6 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 	}
 }
 
-/* Stride 1, dilation 1: one padded channel image. With the error of channel o laid out
- * at the padded width Wp = out_w + k_w - 1 (columns ox >= out_w zero), tap (ky, kx) of
- * output q = oy * Wp + ox reads the padded input at q + ky * Wp + kx: the gradient of
- * each tap is one contiguous dot product of L = even(out_h * Wp) int16 (the zero error
- * columns cancel the wrap to the next row). Scratch: the error (L), then the image
- * (L + (k_h - 1) * Wp + k_w - 1, even), both int16. */
-static int32_t padded_width(const fqt_dims *filter_dims, const fqt_dims *output_dims)
-{
-	return output_dims->w + filter_dims->w - 1;
-}
-
-static size_t padded_scratch_size(const fqt_dims *filter_dims, const fqt_dims *output_dims)
-{
-	const int32_t wp = padded_width(filter_dims, output_dims);
-	const int32_t l = fqt_s16_pairs_len(output_dims->h * wp);
-	const int32_t x = fqt_s16_pairs_len(l + (filter_dims->h - 1) * wp + filter_dims->w - 1);
-	return 2u * (size_t)(l + x);
-}
-
 /* Otherwise, per kept channel o the gradient row is a 1 x T matrix product: the error of
  * channel o over the positions (one int16 row) against the T tap rows of input channel
  * o / DM (the offset folded in, built once per input channel: channels of one input are
@@ -253,77 +235,8 @@ size_t fqt_depthwise_conv2d_backward_weights_scratch_size(const fqt_dims *filter
 	const int32_t p2 = fqt_s16_pairs_len(output_dims->h * output_dims->w);
 	const int32_t taps = filter_dims->h * filter_dims->w;
 	const size_t rows = 2u * (size_t)p2 * (size_t)(1 + fqt_s16_pairs_len(taps));
-	const size_t padded = padded_scratch_size(filter_dims, output_dims);
+	const size_t padded = dw_wg_padded_scratch_size(filter_dims, output_dims);
 	return rows > padded ? rows : padded;
-}
-
-static void backward_weights_padded(const fqt_conv_params *params, const fqt_dims *input_dims,
-				    const int8_t *input, const fqt_dims *filter_dims,
-				    const fqt_dims *output_dims, const int8_t *err,
-				    const uint16_t *kept, int32_t n_kept, const fqt_grad_sink *sink,
-				    int16_t *scratch)
-{
-	const int32_t k_w = filter_dims->w, taps = filter_dims->h * k_w;
-	const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
-	const int32_t in_c = input_dims->c;
-	const int32_t wp = padded_width(filter_dims, output_dims);
-	const int32_t hp = out_h + filter_dims->h - 1;
-	const int32_t l = fqt_s16_pairs_len(out_h * wp);
-	int16_t *e_pad = scratch;
-	int16_t *x_pad = scratch + l;
-	/* Zeroed once: every channel writes the same in-image / in-output entries. */
-	memset(scratch, 0, padded_scratch_size(filter_dims, output_dims));
-	/* The in-image rectangle of the padded image: rows [r0, r1), columns [c0, c1). */
-	const int32_t r0 = params->pad_h > 0 ? params->pad_h : 0;
-	const int32_t c0 = params->pad_w > 0 ? params->pad_w : 0;
-	const int32_t r1 = params->pad_h + input_dims->h < hp ? params->pad_h + input_dims->h : hp;
-	const int32_t c1 = params->pad_w + input_dims->w < wp ? params->pad_w + input_dims->w : wp;
-	const int16_t offset = (int16_t)params->input_offset;
-	int32_t built = -1; /* the input channel x_pad holds */
-	for (int32_t j = 0; j < n_kept; ++j) {
-		const int32_t o = kept[j];
-		const int32_t i = o / params->depth_multiplier;
-		if (i != built) {
-			for (int32_t r = r0; r < r1; ++r) {
-				const int8_t *src = input + ((size_t)(r - params->pad_h) *
-								     (size_t)input_dims->w +
-							     (size_t)(c0 - params->pad_w)) *
-								    (size_t)in_c +
-						    (size_t)i;
-				int16_t *dst = x_pad + (size_t)r * (size_t)wp;
-				for (int32_t c = c0; c < c1; ++c, src += in_c) {
-					dst[c] = (int16_t)(*src + offset);
-				}
-			}
-			built = i;
-		}
-		int32_t gb = 0;
-		const int8_t *src = err + o;
-		for (int32_t oy = 0; oy < out_h; ++oy) {
-			int16_t *dst = e_pad + (size_t)oy * (size_t)wp;
-			for (int32_t ox = 0; ox < out_w; ++ox, src += out_c) {
-				dst[ox] = *src;
-				gb += *src;
-			}
-		}
-		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
-		for (int32_t t = 0; t < taps; t += 3) {
-			/* Three taps per pass share the error loads; past the last tap, repeat it. */
-			const int32_t t1 = t + 1 < taps ? t + 1 : t, t2 = t + 2 < taps ? t + 2 : t;
-			int32_t s[3];
-			fqt_dot_s16_1x3(e_pad, x_pad + (t / k_w) * wp + t % k_w,
-					x_pad + (t1 / k_w) * wp + t1 % k_w,
-					x_pad + (t2 / k_w) * wp + t2 % k_w, l, s);
-			fqt_grad_put(sink, &row[t], s[0]);
-			if (t + 1 < taps) {
-				fqt_grad_put(sink, &row[t + 1], s[1]);
-			}
-			if (t + 2 < taps) {
-				fqt_grad_put(sink, &row[t + 2], s[2]);
-			}
-		}
-		fqt_grad_put(sink, &sink->acc_b[o], gb);
-	}
 }
 
 fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
@@ -349,10 +262,11 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 				       kept, n_kept, sink);
 		return FQT_OK;
 	}
+	const int small = (int64_t)positions * 128 * 255 < ((int64_t)1 << 30);
 	if (params->stride_h == 1 && params->stride_w == 1 && params->dilation_h == 1 &&
 	    params->dilation_w == 1) {
-		backward_weights_padded(params, input_dims, input, filter_dims, output_dims, err,
-					kept, n_kept, sink, (int16_t *)scratch);
+		dw_wg_padded(params, input_dims, input, filter_dims, output_dims, err, kept, n_kept,
+			     sink, (int16_t *)scratch, scratch_size, small);
 		return FQT_OK;
 	}
 	const int32_t p2 = fqt_s16_pairs_len(positions);
@@ -385,12 +299,12 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 			int32_t s[2];
 			fqt_dot_s16_1x2(e_row, x_t + (size_t)t * (size_t)p2,
 					x_t + (size_t)(t + 1) * (size_t)p2, p2, s);
-			fqt_grad_put(sink, &row[t], s[0]);
+			dw_wg_put(sink, &row[t], s[0], small);
 			if (t + 1 < taps) {
-				fqt_grad_put(sink, &row[t + 1], s[1]);
+				dw_wg_put(sink, &row[t + 1], s[1], small);
 			}
 		}
-		fqt_grad_put(sink, &sink->acc_b[o], gb);
+		dw_wg_put(sink, &sink->acc_b[o], gb, small);
 	}
 	return FQT_OK;
 }

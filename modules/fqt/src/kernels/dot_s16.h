@@ -111,6 +111,110 @@ static inline void fqt_dot_s16_1x3(const int16_t *a, const int16_t *b0, const in
 	s[2] = s2;
 }
 
+/* s[r] = a.(b + r) for r = 0..2 over `len` (even) elements: three adjacent taps of one
+ * filter row in a padded image. The DSP path takes four elements a pass: two words of a
+ * and five (unaligned) words of b, b[0..1] .. b[4..5], shared by the three taps' SMLADs. */
+static inline void fqt_dot_s16_1x3_adjacent(const int16_t *a, const int16_t *b, int32_t len,
+					    int32_t s[3])
+{
+	int32_t s0 = 0, s1 = 0, s2 = 0;
+#if FQT_SIMD_DSP
+	const int16_t *end4 = a + (len & ~3);
+	while (a != end4) {
+		const int16x2_t a01 = fqt_load_s16x2(a), a23 = fqt_load_s16x2(a + 2);
+		const int16x2_t b01 = fqt_load_s16x2(b), b12 = fqt_load_s16x2(b + 1);
+		const int16x2_t b23 = fqt_load_s16x2(b + 2), b34 = fqt_load_s16x2(b + 3);
+		const int16x2_t b45 = fqt_load_s16x2(b + 4);
+		s0 = __smlad(a01, b01, s0);
+		s1 = __smlad(a01, b12, s1);
+		s2 = __smlad(a01, b23, s2);
+		s0 = __smlad(a23, b23, s0);
+		s1 = __smlad(a23, b34, s1);
+		s2 = __smlad(a23, b45, s2);
+		a += 4;
+		b += 4;
+	}
+	if ((len & 2) != 0) {
+		const int16x2_t a01 = fqt_load_s16x2(a);
+		s0 = __smlad(a01, fqt_load_s16x2(b), s0);
+		s1 = __smlad(a01, fqt_load_s16x2(b + 1), s1);
+		s2 = __smlad(a01, fqt_load_s16x2(b + 2), s2);
+	}
+#else
+	for (int32_t k = 0; k < len; ++k) {
+		s0 += (int32_t)a[k] * b[k];
+		s1 += (int32_t)a[k] * b[k + 1];
+		s2 += (int32_t)a[k] * b[k + 2];
+	}
+#endif
+	s[0] = s0;
+	s[1] = s1;
+	s[2] = s2;
+}
+
+/* s[r] = a.(b0 + r), s[3 + r] = a.(b1 + r) for r = 0..2 over `len` (even) elements: two
+ * filter rows of three adjacent taps, a's words shared by six SMLADs (DSP: four elements a
+ * pass). */
+static inline void fqt_dot_s16_2x3_adjacent(const int16_t *a, const int16_t *b0,
+					    const int16_t *b1, int32_t len, int32_t s[6])
+{
+	int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0;
+#if FQT_SIMD_DSP
+	const int16_t *end4 = a + (len & ~3);
+	while (a != end4) {
+		const int16x2_t a01 = fqt_load_s16x2(a), a23 = fqt_load_s16x2(a + 2);
+		int16x2_t u = fqt_load_s16x2(b0), v = fqt_load_s16x2(b0 + 2);
+		s0 = __smlad(a01, u, s0);
+		s2 = __smlad(a01, v, s2);
+		s0 = __smlad(a23, v, s0);
+		u = fqt_load_s16x2(b0 + 1);
+		s1 = __smlad(a01, u, s1);
+		u = fqt_load_s16x2(b0 + 3);
+		s1 = __smlad(a23, u, s1);
+		u = fqt_load_s16x2(b0 + 4);
+		s2 = __smlad(a23, u, s2);
+		u = fqt_load_s16x2(b1);
+		v = fqt_load_s16x2(b1 + 2);
+		s3 = __smlad(a01, u, s3);
+		s5 = __smlad(a01, v, s5);
+		s3 = __smlad(a23, v, s3);
+		u = fqt_load_s16x2(b1 + 1);
+		s4 = __smlad(a01, u, s4);
+		u = fqt_load_s16x2(b1 + 3);
+		s4 = __smlad(a23, u, s4);
+		u = fqt_load_s16x2(b1 + 4);
+		s5 = __smlad(a23, u, s5);
+		a += 4;
+		b0 += 4;
+		b1 += 4;
+	}
+	if ((len & 2) != 0) {
+		const int16x2_t a01 = fqt_load_s16x2(a);
+		s0 = __smlad(a01, fqt_load_s16x2(b0), s0);
+		s1 = __smlad(a01, fqt_load_s16x2(b0 + 1), s1);
+		s2 = __smlad(a01, fqt_load_s16x2(b0 + 2), s2);
+		s3 = __smlad(a01, fqt_load_s16x2(b1), s3);
+		s4 = __smlad(a01, fqt_load_s16x2(b1 + 1), s4);
+		s5 = __smlad(a01, fqt_load_s16x2(b1 + 2), s5);
+	}
+#else
+	for (int32_t k = 0; k < len; ++k) {
+		s0 += (int32_t)a[k] * b0[k];
+		s1 += (int32_t)a[k] * b0[k + 1];
+		s2 += (int32_t)a[k] * b0[k + 2];
+		s3 += (int32_t)a[k] * b1[k];
+		s4 += (int32_t)a[k] * b1[k + 1];
+		s5 += (int32_t)a[k] * b1[k + 2];
+	}
+#endif
+	s[0] = s0;
+	s[1] = s1;
+	s[2] = s2;
+	s[3] = s3;
+	s[4] = s4;
+	s[5] = s5;
+}
+
 /* ---- the rows: errors to channel x position, input taps to tap x position ---- */
 
 /* E[j][p] = err[p][kept[j]]; rows up to an even count, and the pad column, are 0. */

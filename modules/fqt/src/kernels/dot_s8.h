@@ -42,6 +42,76 @@ static inline int16x2_t fqt_sxtab16_ror8(int16x2_t a, uint32_t w)
 	__asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(w));
 	return r;
 }
+
+/* PKHBT (bottom of a, bottom of b on top) and PKHTB (top of a at the bottom, top of b):
+ * GCC builds neither from the masks and shifts. */
+static inline uint32_t fqt_pack_bottoms(uint32_t a, uint32_t b)
+{
+	uint32_t r;
+	__asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+	return r;
+}
+
+static inline uint32_t fqt_pack_tops(uint32_t a, uint32_t b)
+{
+	uint32_t r;
+	__asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+	return r;
+}
+
+/* SMULBB / SMULTB (bottom / top halfword of a times the bottom of b): not in GCC's ACLE. */
+static inline int32_t fqt_smulbb(int16x2_t a, int16x2_t b)
+{
+	int32_t r;
+	__asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+	return r;
+}
+
+static inline int32_t fqt_smultb(int16x2_t a, int16x2_t b)
+{
+	int32_t r;
+	__asm__("smultb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+	return r;
+}
+#endif
+
+#if FQT_SIMD_DSP
+/* acc[k] += w0[k] * g0 + w1[k] * g1 for k < n4 (a multiple of 4, acc word-aligned), the
+ * input-error scatter of two error rows (g0, g1 int16; g01 = g0 in the bottom halfword, g1
+ * in the top): four int8 of each weight row widened by SXTB16, each term one SMLAxy, four
+ * accumulators per LDM / STM (GCC splits C's into single loads and stores). */
+static inline void fqt_scatter2_s8(int32_t *acc, const int8_t *w0, const int8_t *w1,
+				   uint32_t g01, int32_t n4)
+{
+	if (n4 <= 0) {
+		return;
+	}
+	const int32_t *end = acc + n4;
+	uint32_t a, b, t;
+	__asm__ volatile("1:\n\t"
+			 "ldr %[a], [%[w0]], #4\n\t"
+			 "ldr %[b], [%[w1]], #4\n\t"
+			 "ldm %[acc], {r8, r9, r10, r11}\n\t"
+			 "sxtb16 %[t], %[a]\n\t"
+			 "smlabb r8, %[t], %[g], r8\n\t"
+			 "smlatb r10, %[t], %[g], r10\n\t"
+			 "sxtb16 %[t], %[a], ror #8\n\t"
+			 "smlabb r9, %[t], %[g], r9\n\t"
+			 "smlatb r11, %[t], %[g], r11\n\t"
+			 "sxtb16 %[t], %[b]\n\t"
+			 "smlabt r8, %[t], %[g], r8\n\t"
+			 "smlatt r10, %[t], %[g], r10\n\t"
+			 "sxtb16 %[t], %[b], ror #8\n\t"
+			 "smlabt r9, %[t], %[g], r9\n\t"
+			 "smlatt r11, %[t], %[g], r11\n\t"
+			 "stm %[acc]!, {r8, r9, r10, r11}\n\t"
+			 "cmp %[acc], %[end]\n\t"
+			 "bne 1b"
+			 : [acc] "+r"(acc), [w0] "+r"(w0), [w1] "+r"(w1), [a] "=&r"(a),
+			   [b] "=&r"(b), [t] "=&r"(t)
+			 : [g] "r"(g01), [end] "r"(end)
+			 : "r8", "r9", "r10", "r11", "cc", "memory");
+}
 #endif
 
 /* acc[r] += sum_k (x[k] + offset) * w[r * stride + k] for r = 0..3, k < n. */

@@ -54,9 +54,24 @@ static inline int32_t dw_ie_slot(int32_t c)
 	return (c & ~3) + ((c & 1) << 1) + ((c >> 1) & 1);
 }
 
-static inline int32_t dw_ie_g(int32_t e, int32_t m, int sh)
+/* g = MBQM(e * 2^8, m, sh) in five ALU instructions, for m = M * 2^7 (every multiplier of
+ * the fold from a finite float scale) and -30 <= sh <= 0, s = -sh: the high multiply is
+ * hi = floor((e * m * 2^8 + 2^30) / 2^31) = floor((e * M + 2^15) / 2^16) (|e * M| < 2^31),
+ * and RDBPOT(hi, s) = floor((2 hi + 2^s - [hi < 0]) / 2^(s+1)) for every s >= 0 (for
+ * s >= 1 the odd numerator never crosses a multiple of 2^(s+1) that the even
+ * 2 hi + 2^s - 2 [hi < 0] does not). e = 0 gives 0. */
+static inline int dw_ie_fast_fold(int32_t m, int sh)
 {
-	return e == 0 ? 0 : fqt_requantize(e * (1 << FQT_ERROR_FOLD_BITS), m, sh);
+	return (m & 127) == 0 && sh <= 0 && sh >= -30;
+}
+
+static inline int32_t dw_ie_g(int32_t e, int32_t big_m, int s)
+{
+	if (e == 0) {
+		return 0;
+	}
+	const int32_t hi = fqt_arithmetic_shift_right(e * big_m + 32768, 16);
+	return fqt_arithmetic_shift_right(2 * hi + ((int32_t)1 << s) - (hi < 0), s + 1);
 }
 
 /* g of output row r into ring row r % k_h (channels past C: 0). */
@@ -72,6 +87,13 @@ static inline void dw_ie_ring_row(const int8_t *err, int32_t r, int32_t out_w, i
 		int32_t any = 0;
 		int32_t c = 0;
 		for (; c < c_main; c += 4) {
+			uint32_t e4;
+			memcpy(&e4, er + c, sizeof(e4));
+			if (e4 == 0u) {
+				/* four zero errors (common after a ReLU): g = 0 */
+				memset(gr + c, 0, 4u * sizeof(int16_t));
+				continue;
+			}
 			const int32_t g0 = dw_ie_g(er[c], m[c], sh[c]);
 			const int32_t g1 = dw_ie_g(er[c + 1], m[c + 1], sh[c + 1]);
 			const int32_t g2 = dw_ie_g(er[c + 2], m[c + 2], sh[c + 2]);
@@ -96,19 +118,31 @@ static inline void dw_ie_group(const int8_t *filter, const int16_t *ring, const 
 			       int32_t n, int32_t c, int32_t *a)
 {
 #if FQT_SIMD_DSP
+	/* In assembly: GCC's loop spills half its registers (19 instructions a tap, 12 here). */
 	int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-	for (int32_t t = 0; t < n; ++t) {
-		const uint32_t ww = fqt_load_u32(filter + taps[2 * t] + c);
-		const int16_t *g = ring + taps[2 * t + 1] + c;
-		int16x2_t g02, g13;
-		memcpy(&g02, g, sizeof(g02));
-		memcpy(&g13, g + 2, sizeof(g13));
-		const int16x2_t we = __sxtb16((int8x4_t)ww);
-		const int16x2_t wo = fqt_sxtb16_ror8(ww);
-		a0 = __smlabb(we, g02, a0);
-		a2 = __smlatt(we, g02, a2);
-		a1 = __smlabb(wo, g13, a1);
-		a3 = __smlatt(wo, g13, a3);
+	if (n > 0) {
+		const int32_t *tp = taps, *end = taps + 2 * n;
+		const int8_t *fc = filter + c;
+		const int16_t *rc = ring + c, *rc4 = ring + c + 2;
+		uint32_t woff, goff, w, wo;
+		__asm__ volatile("1:\n\t"
+				 "ldrd %[woff], %[goff], [%[tp]], #8\n\t"
+				 "ldr %[w], [%[fc], %[woff]]\n\t"
+				 "ldr %[woff], [%[rc4], %[goff], lsl #1]\n\t" /* g1, g3 */
+				 "ldr %[goff], [%[rc], %[goff], lsl #1]\n\t"  /* g0, g2 */
+				 "sxtb16 %[wo], %[w], ror #8\n\t"
+				 "sxtb16 %[w], %[w]\n\t"
+				 "smlabb %[a0], %[w], %[goff], %[a0]\n\t"
+				 "smlatt %[a2], %[w], %[goff], %[a2]\n\t"
+				 "smlabb %[a1], %[wo], %[woff], %[a1]\n\t"
+				 "smlatt %[a3], %[wo], %[woff], %[a3]\n\t"
+				 "cmp %[tp], %[end]\n\t"
+				 "bne 1b"
+				 : [tp] "+r"(tp), [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2),
+				   [a3] "+r"(a3), [woff] "=&r"(woff), [goff] "=&r"(goff),
+				   [w] "=&r"(w), [wo] "=&r"(wo)
+				 : [end] "r"(end), [fc] "r"(fc), [rc] "r"(rc), [rc4] "r"(rc4)
+				 : "cc", "memory");
 	}
 	a[0] = a0;
 	a[1] = a1;
@@ -153,9 +187,11 @@ static inline int dw_ie_gather(const fqt_conv_params *params, const fqt_dims *id
 		fqt_fold_multiplier(scales, scale_count, o, p, &m[o], &sh[o]);
 		const int32_t hi = fqt_requantize(127 * (1 << FQT_ERROR_FOLD_BITS), m[o], sh[o]);
 		const int32_t lo = fqt_requantize(-128 * (1 << FQT_ERROR_FOLD_BITS), m[o], sh[o]);
-		if (hi > INT16_MAX || lo < INT16_MIN) {
+		if (hi > INT16_MAX || lo < INT16_MIN || !dw_ie_fast_fold(m[o], sh[o])) {
 			return 0;
 		}
+		m[o] /= 128; /* M (exact: m = M * 2^7), and s = -shift */
+		sh[o] = -sh[o];
 	}
 	const int32_t c_main = C & ~3;
 	int32_t next = 0; /* next output row to put in the ring */

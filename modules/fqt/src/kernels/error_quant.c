@@ -5,6 +5,7 @@
  * and the combination of two errors of one tensor (2.3).
  */
 #include <math.h>
+#include <string.h>
 
 #include "kernels_internal.h"
 #include "quant.h"
@@ -80,12 +81,57 @@ void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixe
 	}
 }
 
+/* The fold from the float's bits (section 2.2), no double arithmetic (soft-float calls on
+ * M3/M4, a few hundred instructions a channel): a finite float s = +-M * 2^k with M in
+ * [2^23, 2^24) (a denormal's mantissa normalized) has frexp exponent k + 24, and
+ * QuantizeMultiplier(ldexp(s, -P)) is exact: q * 2^31 = M * 2^7, shift k + 24 - P (ldexp
+ * by P in [-148, 129] stays inside double's normal range). Inf and NaN: the double path. */
+static int f32_mantissa(uint32_t u, int32_t *mant, int *exp2)
+{
+	const uint32_t e = (u >> 23) & 0xFFu;
+	uint32_t f = u & 0x7FFFFFu;
+	if (e == 0xFFu || (u & 0x7FFFFFFFu) == 0u) {
+		return 0;
+	}
+	int k = (int)e - 150;
+	if (e == 0u) {
+		const int n = fqt_count_leading_zeros(f) - 8;
+		f <<= n;
+		k = -149 - n;
+	} else {
+		f |= 0x800000u;
+	}
+	*mant = (int32_t)f;
+	*exp2 = k;
+	return 1;
+}
+
+static uint32_t f32_bits(const void *p, size_t i)
+{
+	uint32_t u;
+	memcpy(&u, (const uint8_t *)p + 4u * i, sizeof(u));
+	return u;
+}
+
 int fqt_fold_exponent(const void *scales, uint32_t count)
 {
 	float mx = fqt_read_f32(scales, 0);
+	uint32_t at = 0;
 	for (uint32_t c = 1; c < count; ++c) {
 		const float s = fqt_read_f32(scales, c);
-		mx = s > mx ? s : mx;
+		if (s > mx) {
+			mx = s;
+			at = c;
+		}
+	}
+	const uint32_t u = f32_bits(scales, at);
+	int32_t mant;
+	int k;
+	if ((u & 0x7FFFFFFFu) == 0u) {
+		return 0; /* frexp(0) */
+	}
+	if (f32_mantissa(u, &mant, &k)) {
+		return k + 24;
 	}
 	int p;
 	(void)frexp((double)mx, &p);
@@ -95,8 +141,27 @@ int fqt_fold_exponent(const void *scales, uint32_t count)
 void fqt_fold_multiplier(const void *scales, uint32_t count, int32_t channel, int p,
 			 int32_t *multiplier, int *shift)
 {
-	const float s = fqt_read_f32(scales, count > 1u ? (size_t)channel : 0u);
-	fqt_quantize_multiplier(ldexp((double)s, -p), multiplier, shift);
+	const size_t i = count > 1u ? (size_t)channel : 0u;
+	const uint32_t u = f32_bits(scales, i);
+	int32_t mant;
+	int k;
+	if ((u & 0x7FFFFFFFu) == 0u) {
+		*multiplier = 0;
+		*shift = 0;
+		return;
+	}
+	if (f32_mantissa(u, &mant, &k)) {
+		const int sh = k + 24 - p;
+		if (sh < -31) {
+			*multiplier = 0;
+			*shift = 0;
+			return;
+		}
+		*multiplier = (u >> 31) != 0u ? -(mant << 7) : (mant << 7);
+		*shift = sh;
+		return;
+	}
+	fqt_quantize_multiplier(ldexp((double)fqt_read_f32(scales, i), -p), multiplier, shift);
 }
 
 /* Two at a time, in delivery order, for any number of consumers (the golden align_errors

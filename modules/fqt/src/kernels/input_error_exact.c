@@ -2,6 +2,7 @@
 #include "input_error_exact.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "kernels_internal.h"
 #include "quant.h"
@@ -13,8 +14,40 @@ static int32_t fold_g(int32_t e, int32_t m, int sh)
 	return fqt_multiply_by_quantized_multiplier(e * (1 << FQT_ERROR_FOLD_BITS), m, sh);
 }
 
+/* The bound without reading errors or weights: if every |s_w| < 2^P, each fold multiplier
+ * is below 1, so |g| <= 128 * 2^8 (after the two roundings) and |w| <= 128 give every term
+ * at most 128 * (2^15 + 1). |s| ordered as the integers of its bits (NaN, inf: no). */
+static uint64_t worst_case_bound(const fqt_input_error_job *j, int32_t taps, int32_t dm)
+{
+	uint32_t mx = 0;
+	for (uint32_t c = 0; c < j->scale_count; ++c) {
+		uint32_t u;
+		memcpy(&u, (const uint8_t *)j->scales + 4u * c, sizeof(u));
+		u &= 0x7FFFFFFFu;
+		mx = u > mx ? u : mx;
+	}
+	/* 2^P as float bits; P outside the normal range: no quick bound */
+	if (mx >= 0x7F800000u || j->p < -125 || j->p > 127) {
+		return UINT64_MAX;
+	}
+	if (mx >= (uint32_t)(j->p + 127) << 23) {
+		return UINT64_MAX;
+	}
+	const int32_t n = j->kind == FQT_INPUT_ERROR_DEPTHWISE_CONV2D ? dm : j->n_kept;
+	return (uint64_t)taps * (uint64_t)n * 128u * (((uint64_t)1 << 15) + 1u);
+}
+
 uint64_t fqt_input_error_bound(const fqt_input_error_job *j)
 {
+	{
+		const int32_t t = j->kind == FQT_INPUT_ERROR_FULLY_CONNECTED ? 1 : j->wd.h * j->wd.w;
+		const int32_t d = j->kind == FQT_INPUT_ERROR_DEPTHWISE_CONV2D ? j->cp->depth_multiplier
+									       : 1;
+		const uint64_t quick = worst_case_bound(j, t, d);
+		if (quick <= (uint64_t)INT32_MAX) {
+			return quick;
+		}
+	}
 	const int32_t positions = j->kind == FQT_INPUT_ERROR_FULLY_CONNECTED ? 1 : j->od.h * j->od.w;
 	const int32_t taps = j->kind == FQT_INPUT_ERROR_FULLY_CONNECTED ? 1 : j->wd.h * j->wd.w;
 	const int32_t dm = j->kind == FQT_INPUT_ERROR_DEPTHWISE_CONV2D ? j->cp->depth_multiplier : 1;
