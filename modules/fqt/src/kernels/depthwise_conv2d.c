@@ -60,19 +60,16 @@ static dw_window dw_window_at(const fqt_conv_params *params, const fqt_dims *inp
 	return win;
 }
 
-static inline int8_t dw_out(const fqt_conv_params *params, const fqt_requant *requant,
-			    int32_t oc, int32_t acc)
-{
-	acc = fqt_requantize(acc, requant->multiplier[oc], (int)requant->shift[oc]);
-	acc = fqt_wrapping_add(acc, params->output_offset);
-	return (int8_t)fqt_clamp_s32(acc, params->act_min, params->act_max);
-}
+/* The four channel sums of a SIMD group. */
+typedef struct dw_acc4 {
+	int32_t a0, a1, a2, a3;
+} dw_acc4;
 
 #if FQT_SIMD_DSP
 /* One tap of four channels: a word of input and of filter each, widened to int16 pairs
  * (bytes 0 and 2, then 1 and 3; SXTAB16 folds the offset in) and accumulated per channel
  * with the 16 x 16 SMLABB / SMLATT. */
-static inline void dw_tap4(const int8_t *x, const int8_t *w, int16x2_t off2, int32_t a[4])
+static inline dw_acc4 dw_tap4(const int8_t *x, const int8_t *w, int16x2_t off2, dw_acc4 a)
 {
 	const uint32_t xw = fqt_load_u32(x);
 	const uint32_t ww = fqt_load_u32(w);
@@ -80,56 +77,56 @@ static inline void dw_tap4(const int8_t *x, const int8_t *w, int16x2_t off2, int
 	const int16x2_t xo = fqt_sxtab16_ror8(off2, xw);
 	const int16x2_t we = __sxtb16((int8x4_t)ww);
 	const int16x2_t wo = fqt_sxtb16_ror8(ww);
-	a[0] = __smlabb(xe, we, a[0]);
-	a[2] = __smlatt(xe, we, a[2]);
-	a[1] = __smlabb(xo, wo, a[1]);
-	a[3] = __smlatt(xo, wo, a[3]);
+	a.a0 = __smlabb(xe, we, a.a0);
+	a.a2 = __smlatt(xe, we, a.a2);
+	a.a1 = __smlabb(xo, wo, a.a1);
+	a.a3 = __smlatt(xo, wo, a.a3);
+	return a;
 }
 
 /* Depth multiplier 1, four channels at a time, summed from the bias (SMLA wraps as the
  * reference's int32 sum and bias add do); a row of three taps (dilation 1) is unrolled.
  * Returns the channels done (a multiple of 4). */
-static int32_t dw_forward_simd4(const fqt_conv_params *params, const fqt_requant *requant,
-				int32_t in_c, const dw_window *win, const int32_t *bias,
-				int8_t *out)
+static int32_t dw_forward_simd4(int32_t input_offset, fqt_out_quant q, int32_t in_c,
+				const dw_window *win_p, const int32_t *bias, int8_t *out)
 {
-	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)params->input_offset) * 0x00010001u);
+	const dw_window w_ = *win_p, *win = &w_; /* a local: int8 stores do not reload it */
+	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)input_offset) * 0x00010001u);
 	const size_t c1 = (size_t)in_c, c2 = 2u * (size_t)in_c; /* a column, input and filter */
 	const int row3 = win->cols == 3 && win->x_col == c1;
 	int32_t c = 0;
 	for (; c + 4 <= in_c; c += 4) {
-		int32_t a[4] = {0, 0, 0, 0};
+		dw_acc4 a = {0, 0, 0, 0};
 		if (bias != NULL) {
-			memcpy(a, bias + c, sizeof(a));
+			a = (dw_acc4){bias[c], bias[c + 1], bias[c + 2], bias[c + 3]};
 		}
 		const int8_t *x = win->x + c, *w = win->w + c;
 		for (int32_t ky = 0; ky < win->rows; ++ky, x += win->x_row, w += win->w_row) {
 			if (row3) {
-				dw_tap4(x, w, off2, a);
-				dw_tap4(x + c1, w + c1, off2, a);
-				dw_tap4(x + c2, w + c2, off2, a);
+				a = dw_tap4(x, w, off2, a);
+				a = dw_tap4(x + c1, w + c1, off2, a);
+				a = dw_tap4(x + c2, w + c2, off2, a);
 				continue;
 			}
 			const int8_t *xk = x, *wk = w;
 			for (int32_t kx = 0; kx < win->cols; ++kx, xk += win->x_col, wk += win->w_col) {
-				dw_tap4(xk, wk, off2, a);
+				a = dw_tap4(xk, wk, off2, a);
 			}
 		}
-		out[c] = dw_out(params, requant, c, a[0]);
-		out[c + 1] = dw_out(params, requant, c + 1, a[1]);
-		out[c + 2] = dw_out(params, requant, c + 2, a[2]);
-		out[c + 3] = dw_out(params, requant, c + 3, a[3]);
+		out[c] = fqt_out_s8(q, c, a.a0);
+		out[c + 1] = fqt_out_s8(q, c + 1, a.a1);
+		out[c + 2] = fqt_out_s8(q, c + 2, a.a2);
+		out[c + 3] = fqt_out_s8(q, c + 3, a.a3);
 	}
 	return c;
 }
 #endif
 
 /* Input channels [c0, in_c), every multiplier: one channel at a time over the window. */
-static void dw_forward_scalar(const fqt_conv_params *params, const fqt_requant *requant,
-			      int32_t in_c, const dw_window *win, const int32_t *bias, int32_t c0,
-			      int8_t *out)
+static void dw_forward_scalar(int32_t offset, int32_t dm, fqt_out_quant q, int32_t in_c,
+			      const dw_window *win_p, const int32_t *bias, int32_t c0, int8_t *out)
 {
-	const int32_t dm = params->depth_multiplier, offset = params->input_offset;
+	const dw_window w_ = *win_p, *win = &w_; /* a local: int8 stores do not reload it */
 	for (int32_t ic = c0; ic < in_c; ++ic) {
 		for (int32_t m = 0; m < dm; ++m) {
 			const int32_t oc = ic * dm + m;
@@ -151,7 +148,7 @@ static void dw_forward_scalar(const fqt_conv_params *params, const fqt_requant *
 			if (bias != NULL) {
 				acc = fqt_wrapping_add(acc, bias[oc]);
 			}
-			out[oc] = dw_out(params, requant, oc, acc);
+			out[oc] = fqt_out_s8(q, oc, acc);
 		}
 	}
 }
@@ -171,6 +168,9 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 		return FQT_ERR_ARGUMENT;
 	}
 	const int32_t in_c = input_dims->c, out_c = output_dims->c;
+	const int32_t offset = params->input_offset, dm = params->depth_multiplier;
+	const fqt_out_quant q = {requant->multiplier, requant->shift, params->output_offset,
+				 params->act_min, params->act_max};
 	const size_t image = (size_t)input_dims->h * (size_t)input_dims->w * (size_t)in_c;
 	int8_t *out = output;
 	for (int32_t b = 0; b < output_dims->n; ++b) {
@@ -181,11 +181,11 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 								   filter_dims, filter, out_c, oy, ox);
 				int32_t c0 = 0;
 #if FQT_SIMD_DSP
-				if (params->depth_multiplier == 1) {
-					c0 = dw_forward_simd4(params, requant, in_c, &win, bias, out);
+				if (dm == 1) {
+					c0 = dw_forward_simd4(offset, q, in_c, &win, bias, out);
 				}
 #endif
-				dw_forward_scalar(params, requant, in_c, &win, bias, c0, out);
+				dw_forward_scalar(offset, dm, q, in_c, &win, bias, c0, out);
 			}
 		}
 	}

@@ -98,6 +98,22 @@ static inline int32_t fqt_requantize(int32_t x, int32_t multiplier, int shift)
 	return fqt_arithmetic_shift_right(hi, right) + (remainder > threshold ? 1 : 0);
 }
 
+/* A forward kernel's output requantization, copied out of its parameter structs into
+ * locals: int8 output stores may alias anything, so fields read through the structs would
+ * be reloaded after every output. */
+typedef struct fqt_out_quant {
+	const int32_t *multiplier, *shift;
+	int32_t offset, act_min, act_max;
+} fqt_out_quant;
+
+/* Output channel oc of an int32 sum (bias included): requantize, offset, clamp. */
+static inline int8_t fqt_out_s8(fqt_out_quant q, int32_t oc, int32_t acc)
+{
+	acc = fqt_requantize(acc, q.multiplier[oc], (int)q.shift[oc]);
+	acc = fqt_wrapping_add(acc, q.offset);
+	return (int8_t)fqt_clamp_s32(acc, q.act_min, q.act_max);
+}
+
 /* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp: left_shift in [-31, 0]. */
 int32_t fqt_multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x, int32_t multiplier,
 								  int left_shift);
