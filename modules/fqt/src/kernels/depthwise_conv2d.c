@@ -84,6 +84,34 @@ static inline dw_acc4 dw_tap4(const int8_t *x, const int8_t *w, int16x2_t off2, 
 	return a;
 }
 
+/* Three taps of a kernel row, four channels, dilation 1: input and filter advance by the
+ * same column (in_c = out_c with depth multiplier 1). In assembly: GCC's schedule of the
+ * unrolled C spills the row pointers (16 live values); this needs 12 registers. */
+static inline dw_acc4 dw_row3(const int8_t *x, const int8_t *w, size_t col, int16x2_t off2,
+			      dw_acc4 a)
+{
+	uint32_t t0, t1, t2, t3;
+#define FQT_DW_TAP(xa, wa)                                                                   \
+	"ldr %[t0], " xa "\n\t"                                                            \
+	"ldr %[t2], " wa "\n\t"                                                            \
+	"sxtab16 %[t1], %[off], %[t0], ror #8\n\t"                                         \
+	"sxtab16 %[t0], %[off], %[t0]\n\t"                                                 \
+	"sxtb16 %[t3], %[t2], ror #8\n\t"                                                  \
+	"sxtb16 %[t2], %[t2]\n\t"                                                          \
+	"smlabb %[a0], %[t0], %[t2], %[a0]\n\t"                                            \
+	"smlatt %[a2], %[t0], %[t2], %[a2]\n\t"                                            \
+	"smlabb %[a1], %[t1], %[t3], %[a1]\n\t"                                            \
+	"smlatt %[a3], %[t1], %[t3], %[a3]\n\t"
+	__asm__(FQT_DW_TAP("[%[x]]", "[%[w]]") FQT_DW_TAP("[%[x], %[c]]", "[%[w], %[c]]")
+			FQT_DW_TAP("[%[x], %[c], lsl #1]", "[%[w], %[c], lsl #1]")
+		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3),
+		  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+		: [x] "r"(x), [w] "r"(w), [c] "r"(col), [off] "r"(off2)
+		: "memory");
+#undef FQT_DW_TAP
+	return a;
+}
+
 /* Depth multiplier 1, four channels at a time, summed from the bias (SMLA wraps as the
  * reference's int32 sum and bias add do); a row of three taps (dilation 1) is unrolled.
  * Returns the channels done (a multiple of 4). */
@@ -92,7 +120,7 @@ static int32_t dw_forward_simd4(int32_t input_offset, fqt_out_quant q, int32_t i
 {
 	const dw_window w_ = *win_p, *win = &w_; /* a local: int8 stores do not reload it */
 	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)input_offset) * 0x00010001u);
-	const size_t c1 = (size_t)in_c, c2 = 2u * (size_t)in_c; /* a column, input and filter */
+	const size_t c1 = (size_t)in_c; /* a column, input and filter */
 	const int row3 = win->cols == 3 && win->x_col == c1;
 	int32_t c = 0;
 	for (; c + 4 <= in_c; c += 4) {
@@ -103,9 +131,7 @@ static int32_t dw_forward_simd4(int32_t input_offset, fqt_out_quant q, int32_t i
 		const int8_t *x = win->x + c, *w = win->w + c;
 		for (int32_t ky = 0; ky < win->rows; ++ky, x += win->x_row, w += win->w_row) {
 			if (row3) {
-				a = dw_tap4(x, w, off2, a);
-				a = dw_tap4(x + c1, w + c1, off2, a);
-				a = dw_tap4(x + c2, w + c2, off2, a);
+				a = dw_row3(x, w, c1, off2, a);
 				continue;
 			}
 			const int8_t *xk = x, *wk = w;
