@@ -115,7 +115,7 @@ fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *
 						if (bias != NULL) {
 							a = fqt_wrapping_add(a, bias[oc]);
 						}
-						a = fqt_requantize(
+						a = fqt_requantize_sum(
 							a, requant->multiplier[oc],
 							(int)requant->shift[oc]);
 						a = fqt_wrapping_add(a, params->output_offset);
@@ -187,7 +187,7 @@ static const int8_t *patch_source(const fqt_conv_params *params, const fqt_dims 
 static inline int8_t requantize_out(const fqt_conv_params *params, int32_t acc, int32_t bias,
 				    int32_t multiplier, int shift)
 {
-	int32_t a = fqt_requantize(fqt_wrapping_add(acc, bias), multiplier, shift);
+	int32_t a = fqt_requantize_sum(fqt_wrapping_add(acc, bias), multiplier, shift);
 	a = fqt_wrapping_add(a, params->output_offset);
 	return (int8_t)fqt_clamp_s32(a, params->act_min, params->act_max);
 }
