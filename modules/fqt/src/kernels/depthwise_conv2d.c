@@ -86,11 +86,9 @@ static inline dw_acc4 dw_tap4(const int8_t *x, const int8_t *w, int16x2_t off2, 
 
 /* Three taps of a kernel row, four channels, dilation 1: input and filter advance by the
  * same column (in_c = out_c with depth multiplier 1). In assembly: GCC's schedule of the
- * unrolled C spills the row pointers (16 live values); this needs 12 registers. */
-static inline dw_acc4 dw_row3(const int8_t *x, const int8_t *w, size_t col, int16x2_t off2,
-			      dw_acc4 a)
-{
-	uint32_t t0, t1, t2, t3;
+ * unrolled C spills the row pointers (16 live values); a row needs 12 registers, a whole
+ * 3 x 3 window 13 (the filter row, 3 columns, is stepped with the column register), which
+ * still leaves one with a frame pointer. */
 #define FQT_DW_TAP(xa, wa)                                                                   \
 	"ldr %[t0], " xa "\n\t"                                                            \
 	"ldr %[t2], " wa "\n\t"                                                            \
@@ -102,18 +100,59 @@ static inline dw_acc4 dw_row3(const int8_t *x, const int8_t *w, size_t col, int1
 	"smlatt %[a2], %[t0], %[t2], %[a2]\n\t"                                            \
 	"smlabb %[a1], %[t1], %[t3], %[a1]\n\t"                                            \
 	"smlatt %[a3], %[t1], %[t3], %[a3]\n\t"
-	__asm__(FQT_DW_TAP("[%[x]]", "[%[w]]") FQT_DW_TAP("[%[x], %[c]]", "[%[w], %[c]]")
-			FQT_DW_TAP("[%[x], %[c], lsl #1]", "[%[w], %[c], lsl #1]")
+#define FQT_DW_ROW3                                                                          \
+	FQT_DW_TAP("[%[x]]", "[%[w]]")                                                       \
+	FQT_DW_TAP("[%[x], %[c]]", "[%[w], %[c]]")                                           \
+	FQT_DW_TAP("[%[x], %[c], lsl #1]", "[%[w], %[c], lsl #1]")
+#define FQT_DW_NEXT_ROW                                                                      \
+	"add %[x], %[x], %[xr]\n\t"                                                        \
+	"add %[w], %[w], %[c], lsl #1\n\t"                                                 \
+	"add %[w], %[w], %[c]\n\t"
+
+static inline dw_acc4 dw_row3(const int8_t *x, const int8_t *w, size_t col, int16x2_t off2,
+			      dw_acc4 a)
+{
+	uint32_t t0, t1, t2, t3;
+	__asm__(FQT_DW_ROW3
 		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3),
 		  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
 		: [x] "r"(x), [w] "r"(w), [c] "r"(col), [off] "r"(off2)
 		: "memory");
-#undef FQT_DW_TAP
 	return a;
 }
 
+/* The two taps of a row clipped by the left or right edge. */
+static inline dw_acc4 dw_row2(const int8_t *x, const int8_t *w, size_t col, int16x2_t off2,
+			      dw_acc4 a)
+{
+	uint32_t t0, t1, t2, t3;
+	__asm__(FQT_DW_TAP("[%[x]]", "[%[w]]") FQT_DW_TAP("[%[x], %[c]]", "[%[w], %[c]]")
+		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3),
+		  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+		: [x] "r"(x), [w] "r"(w), [c] "r"(col), [off] "r"(off2)
+		: "memory");
+	return a;
+}
+
+/* The whole window of an interior position of a 3 x 3 kernel (filter rows 3 columns). */
+static inline dw_acc4 dw_window3x3(const int8_t *x, const int8_t *w, size_t col, size_t x_row,
+				   int16x2_t off2, dw_acc4 a)
+{
+	uint32_t t0, t1, t2, t3;
+	__asm__(FQT_DW_ROW3 FQT_DW_NEXT_ROW FQT_DW_ROW3 FQT_DW_NEXT_ROW FQT_DW_ROW3
+		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3), [x] "+r"(x),
+		  [w] "+r"(w), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+		: [c] "r"(col), [xr] "r"(x_row), [off] "r"(off2)
+		: "memory");
+	return a;
+}
+#undef FQT_DW_NEXT_ROW
+#undef FQT_DW_ROW3
+#undef FQT_DW_TAP
+
 /* Depth multiplier 1, four channels at a time, summed from the bias (SMLA wraps as the
- * reference's int32 sum and bias add do); a row of three taps (dilation 1) is unrolled.
+ * reference's int32 sum and bias add do); a row of two or three taps (dilation 1), and a
+ * 3 x 3 window inside the image, are unrolled.
  * Returns the channels done (a multiple of 4). */
 static int32_t dw_forward_simd4(int32_t input_offset, fqt_out_quant q, int32_t in_c,
 				const dw_window *win_p, const int32_t *bias, int8_t *out)
@@ -122,6 +161,8 @@ static int32_t dw_forward_simd4(int32_t input_offset, fqt_out_quant q, int32_t i
 	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)input_offset) * 0x00010001u);
 	const size_t c1 = (size_t)in_c; /* a column, input and filter */
 	const int row3 = win->cols == 3 && win->x_col == c1;
+	const int row2 = win->cols == 2 && win->x_col == c1;
+	const int full3 = row3 && win->rows == 3 && win->w_row == 3u * c1; /* a 3 x 3 kernel */
 	int32_t c = 0;
 	for (; c + 4 <= in_c; c += 4) {
 		dw_acc4 a = {0, 0, 0, 0};
@@ -129,9 +170,17 @@ static int32_t dw_forward_simd4(int32_t input_offset, fqt_out_quant q, int32_t i
 			a = (dw_acc4){bias[c], bias[c + 1], bias[c + 2], bias[c + 3]};
 		}
 		const int8_t *x = win->x + c, *w = win->w + c;
-		for (int32_t ky = 0; ky < win->rows; ++ky, x += win->x_row, w += win->w_row) {
+		if (full3) {
+			a = dw_window3x3(x, w, c1, win->x_row, off2, a);
+		}
+		for (int32_t ky = full3 ? win->rows : 0; ky < win->rows;
+		     ++ky, x += win->x_row, w += win->w_row) {
 			if (row3) {
 				a = dw_row3(x, w, c1, off2, a);
+				continue;
+			}
+			if (row2) {
+				a = dw_row2(x, w, c1, off2, a);
 				continue;
 			}
 			const int8_t *xk = x, *wk = w;
