@@ -86,9 +86,9 @@ static inline dw_acc4 dw_tap4(const int8_t *x, const int8_t *w, int16x2_t off2, 
 
 /* Three taps of a kernel row, four channels, dilation 1: input and filter advance by the
  * same column (in_c = out_c with depth multiplier 1). In assembly: GCC's schedule of the
- * unrolled C spills the row pointers (16 live values); a row needs 12 registers, a whole
- * 3 x 3 window 13 (the filter row, 3 columns, is stepped with the column register), which
- * still leaves one with a frame pointer. */
+ * unrolled C spills the row pointers (16 live values); a row needs 12 registers, which
+ * leaves one with a frame pointer. */
+#if FQT_SIMD_ASM
 #define FQT_DW_TAP(xa, wa)                                                                   \
 	"ldr %[t0], " xa "\n\t"                                                            \
 	"ldr %[t2], " wa "\n\t"                                                            \
@@ -104,20 +104,23 @@ static inline dw_acc4 dw_tap4(const int8_t *x, const int8_t *w, int16x2_t off2, 
 	FQT_DW_TAP("[%[x]]", "[%[w]]")                                                       \
 	FQT_DW_TAP("[%[x], %[c]]", "[%[w], %[c]]")                                           \
 	FQT_DW_TAP("[%[x], %[c], lsl #1]", "[%[w], %[c], lsl #1]")
-#define FQT_DW_NEXT_ROW                                                                      \
-	"add %[x], %[x], %[xr]\n\t"                                                        \
-	"add %[w], %[w], %[c], lsl #1\n\t"                                                 \
-	"add %[w], %[w], %[c]\n\t"
+#endif
 
 static inline dw_acc4 dw_row3(const int8_t *x, const int8_t *w, size_t col, int16x2_t off2,
 			      dw_acc4 a)
 {
+#if FQT_SIMD_ASM
 	uint32_t t0, t1, t2, t3;
 	__asm__(FQT_DW_ROW3
 		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3),
 		  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
 		: [x] "r"(x), [w] "r"(w), [c] "r"(col), [off] "r"(off2)
 		: "memory");
+#else
+	a = dw_tap4(x, w, off2, a);
+	a = dw_tap4(x + col, w + col, off2, a);
+	a = dw_tap4(x + 2u * col, w + 2u * col, off2, a);
+#endif
 	return a;
 }
 
@@ -125,30 +128,35 @@ static inline dw_acc4 dw_row3(const int8_t *x, const int8_t *w, size_t col, int1
 static inline dw_acc4 dw_row2(const int8_t *x, const int8_t *w, size_t col, int16x2_t off2,
 			      dw_acc4 a)
 {
+#if FQT_SIMD_ASM
 	uint32_t t0, t1, t2, t3;
 	__asm__(FQT_DW_TAP("[%[x]]", "[%[w]]") FQT_DW_TAP("[%[x], %[c]]", "[%[w], %[c]]")
 		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3),
 		  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
 		: [x] "r"(x), [w] "r"(w), [c] "r"(col), [off] "r"(off2)
 		: "memory");
+#else
+	a = dw_tap4(x, w, off2, a);
+	a = dw_tap4(x + col, w + col, off2, a);
+#endif
 	return a;
 }
 
-/* The whole window of an interior position of a 3 x 3 kernel (filter rows 3 columns). */
+/* The whole window of an interior position of a 3 x 3 kernel (filter rows 3 columns): three
+ * rows in straight line. One asm block for all nine taps would need 13 registers, which GCC
+ * cannot always find once the caller is inlined. */
 static inline dw_acc4 dw_window3x3(const int8_t *x, const int8_t *w, size_t col, size_t x_row,
 				   int16x2_t off2, dw_acc4 a)
 {
-	uint32_t t0, t1, t2, t3;
-	__asm__(FQT_DW_ROW3 FQT_DW_NEXT_ROW FQT_DW_ROW3 FQT_DW_NEXT_ROW FQT_DW_ROW3
-		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3), [x] "+r"(x),
-		  [w] "+r"(w), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
-		: [c] "r"(col), [xr] "r"(x_row), [off] "r"(off2)
-		: "memory");
-	return a;
+	a = dw_row3(x, w, col, off2, a);
+	a = dw_row3(x + x_row, w + 3u * col, col, off2, a);
+	return dw_row3(x + 2u * x_row, w + 6u * col, col, off2, a);
 }
-#undef FQT_DW_NEXT_ROW
+
+#if FQT_SIMD_ASM
 #undef FQT_DW_ROW3
 #undef FQT_DW_TAP
+#endif
 
 /* Depth multiplier 1, four channels at a time, summed from the bias (SMLA wraps as the
  * reference's int32 sum and bias add do); a row of two or three taps (dilation 1), and a

@@ -68,8 +68,9 @@ static inline void fqt_patch_dot_2x2(const uint32_t *pair, const int8_t *w0, con
 	/* The whole groups in assembly: GCC's own schedule of this loop needs 14 registers and
 	 * spills (20-22 instructions a group, depending on the caller); this one holds the pair
 	 * in two registers at a time and reloads position 0 once, 19 instructions for 16 MACs
-	 * in 12 registers, so it also builds with a frame pointer or -O0. LDRD needs the
+	 * in 12 registers, so it also builds with a frame pointer. LDRD needs the
 	 * pair word aligned (the scratch is); the filter loads are unaligned LDRs. */
+#if FQT_SIMD_ASM
 	int32_t n = taps >> 2;
 	if (n > 0) {
 		uint32_t t0, t1, t2, t3;
@@ -99,6 +100,19 @@ static inline void fqt_patch_dot_2x2(const uint32_t *pair, const int8_t *w0, con
 			:
 			: "cc", "memory");
 	}
+#else
+	for (const int8_t *wend = w0 + (taps & ~3); w0 < wend; w0 += 4, w1 += 4, pair += 4) {
+		uint32_t w = fqt_load_u32(w0);
+		int16x2_t we = __sxtb16((int8x4_t)w), wo = fqt_sxtb16_ror8(w);
+		a00 = __smlad((int16x2_t)pair[1], wo, __smlad((int16x2_t)pair[0], we, a00));
+		a10 = __smlad((int16x2_t)pair[3], wo, __smlad((int16x2_t)pair[2], we, a10));
+		w = fqt_load_u32(w1);
+		we = __sxtb16((int8x4_t)w);
+		wo = fqt_sxtb16_ror8(w);
+		a01 = __smlad((int16x2_t)pair[1], wo, __smlad((int16x2_t)pair[0], we, a01));
+		a11 = __smlad((int16x2_t)pair[3], wo, __smlad((int16x2_t)pair[2], we, a11));
+	}
+#endif
 	if ((taps & 3) != 0) {
 		const int16x2_t x0e = (int16x2_t)pair[0], x0o = (int16x2_t)pair[1];
 		const int16x2_t x1e = (int16x2_t)pair[2], x1o = (int16x2_t)pair[3];

@@ -107,7 +107,7 @@ static inline int32_t fqt_requantize(int32_t x, int32_t multiplier, int shift)
 static inline int32_t fqt_requantize_sum(int32_t x, int32_t multiplier, int shift)
 {
 	const int left = shift > 0 ? shift : 0;
-	const int right = shift > 0 ? 0 : -shift;
+	const int right = left - shift; /* no branch on the sign of shift */
 	x = (int32_t)((uint32_t)x << left);
 	int32_t hi;
 	if (x == INT32_MIN && multiplier == INT32_MIN) {
