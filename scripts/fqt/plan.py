@@ -154,7 +154,7 @@ def forward_scratch(model: Model, li: int) -> int:
         return 0
     fh, fw = model.tensors[layer.inputs[1]].shape[1:3]
     taps = fh * fw * model.tensors[layer.inputs[0]].shape[-1]
-    return 20 * ((taps + 3) // 4)
+    return 20 * ((taps + 3) // 4) if taps <= 1 << 24 else 0
 
 
 def model_scratch(model: Model) -> int:

@@ -138,7 +138,10 @@ size_t fqt_conv2d_forward_im2col_scratch_size(const fqt_dims *input_dims,
 	    input_dims->c < 1) {
 		return 0;
 	}
-	return fqt_patch_scratch_bytes(filter_dims->h * filter_dims->w * input_dims->c);
+	const int64_t taps = (int64_t)filter_dims->h * filter_dims->w * input_dims->c;
+	/* No model holds a filter row this long (tensors are capped far below); the direct
+	 * kernel then runs without scratch rather than size arithmetic overflowing. */
+	return taps > ((int64_t)1 << 24) ? 0u : fqt_patch_scratch_bytes((int32_t)taps);
 }
 
 /* The int8 patch of position (oy, ox): the input itself when it is one in-image run of a
