@@ -7,6 +7,7 @@
 
 #include "dot_s16.h"
 #include "dot_s8.h"
+#include "dw_forward.h"
 #include "dw_input_error.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
@@ -60,104 +61,7 @@ static dw_window dw_window_at(const fqt_conv_params *params, const fqt_dims *inp
 	return win;
 }
 
-/* The four channel sums of a SIMD group. */
-typedef struct dw_acc4 {
-	int32_t a0, a1, a2, a3;
-} dw_acc4;
-
 #if FQT_SIMD_DSP
-/* One tap of four channels: a word of input and of filter each, widened to int16 pairs
- * (bytes 0 and 2, then 1 and 3; SXTAB16 folds the offset in) and accumulated per channel
- * with the 16 x 16 SMLABB / SMLATT. */
-static inline dw_acc4 dw_tap4(const int8_t *x, const int8_t *w, int16x2_t off2, dw_acc4 a)
-{
-	const uint32_t xw = fqt_load_u32(x);
-	const uint32_t ww = fqt_load_u32(w);
-	const int16x2_t xe = __sxtab16(off2, (int8x4_t)xw);
-	const int16x2_t xo = fqt_sxtab16_ror8(off2, xw);
-	const int16x2_t we = __sxtb16((int8x4_t)ww);
-	const int16x2_t wo = fqt_sxtb16_ror8(ww);
-	a.a0 = __smlabb(xe, we, a.a0);
-	a.a2 = __smlatt(xe, we, a.a2);
-	a.a1 = __smlabb(xo, wo, a.a1);
-	a.a3 = __smlatt(xo, wo, a.a3);
-	return a;
-}
-
-/* Three taps of a kernel row, four channels, dilation 1: input and filter advance by the
- * same column (in_c = out_c with depth multiplier 1). In assembly: GCC's schedule of the
- * unrolled C spills the row pointers (16 live values); a row needs 12 registers, which
- * leaves one with a frame pointer. */
-#if FQT_SIMD_ASM
-#define FQT_DW_TAP(xa, wa)                                                                   \
-	"ldr %[t0], " xa "\n\t"                                                            \
-	"ldr %[t2], " wa "\n\t"                                                            \
-	"sxtab16 %[t1], %[off], %[t0], ror #8\n\t"                                         \
-	"sxtab16 %[t0], %[off], %[t0]\n\t"                                                 \
-	"sxtb16 %[t3], %[t2], ror #8\n\t"                                                  \
-	"sxtb16 %[t2], %[t2]\n\t"                                                          \
-	"smlabb %[a0], %[t0], %[t2], %[a0]\n\t"                                            \
-	"smlatt %[a2], %[t0], %[t2], %[a2]\n\t"                                            \
-	"smlabb %[a1], %[t1], %[t3], %[a1]\n\t"                                            \
-	"smlatt %[a3], %[t1], %[t3], %[a3]\n\t"
-#define FQT_DW_ROW3                                                                          \
-	FQT_DW_TAP("[%[x]]", "[%[w]]")                                                       \
-	FQT_DW_TAP("[%[x], %[c]]", "[%[w], %[c]]")                                           \
-	FQT_DW_TAP("[%[x], %[c], lsl #1]", "[%[w], %[c], lsl #1]")
-#endif
-
-static inline dw_acc4 dw_row3(const int8_t *x, const int8_t *w, size_t col, int16x2_t off2,
-			      dw_acc4 a)
-{
-#if FQT_SIMD_ASM
-	uint32_t t0, t1, t2, t3;
-	__asm__(FQT_DW_ROW3
-		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3),
-		  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
-		: [x] "r"(x), [w] "r"(w), [c] "r"(col), [off] "r"(off2)
-		: "memory");
-#else
-	a = dw_tap4(x, w, off2, a);
-	a = dw_tap4(x + col, w + col, off2, a);
-	a = dw_tap4(x + 2u * col, w + 2u * col, off2, a);
-#endif
-	return a;
-}
-
-/* The two taps of a row clipped by the left or right edge. */
-static inline dw_acc4 dw_row2(const int8_t *x, const int8_t *w, size_t col, int16x2_t off2,
-			      dw_acc4 a)
-{
-#if FQT_SIMD_ASM
-	uint32_t t0, t1, t2, t3;
-	__asm__(FQT_DW_TAP("[%[x]]", "[%[w]]") FQT_DW_TAP("[%[x], %[c]]", "[%[w], %[c]]")
-		: [a0] "+r"(a.a0), [a1] "+r"(a.a1), [a2] "+r"(a.a2), [a3] "+r"(a.a3),
-		  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
-		: [x] "r"(x), [w] "r"(w), [c] "r"(col), [off] "r"(off2)
-		: "memory");
-#else
-	a = dw_tap4(x, w, off2, a);
-	a = dw_tap4(x + col, w + col, off2, a);
-#endif
-	return a;
-}
-
-/* The whole window of an interior position of a 3 x 3 kernel (filter rows 3 columns): three
- * rows in straight line. One asm block for all nine taps would need 13 registers, which GCC
- * cannot always find once the caller is inlined. */
-static inline dw_acc4 dw_window3x3(const int8_t *x, const int8_t *w, size_t col, size_t x_row,
-				   int16x2_t off2, dw_acc4 a)
-{
-	a = dw_row3(x, w, col, off2, a);
-	a = dw_row3(x + x_row, w + 3u * col, col, off2, a);
-	return dw_row3(x + 2u * x_row, w + 6u * col, col, off2, a);
-}
-
-#if FQT_SIMD_ASM
-#undef FQT_DW_ROW3
-#undef FQT_DW_TAP
-#endif
-
 /* Depth multiplier 1, four channels at a time, summed from the bias (SMLA wraps as the
  * reference's int32 sum and bias add do); a row of two or three taps (dilation 1), and a
  * 3 x 3 window inside the image, are unrolled.
@@ -200,6 +104,42 @@ static int32_t dw_forward_simd4(int32_t input_offset, fqt_out_quant q, int32_t i
 		out[c + 1] = fqt_out_s8(q, c + 1, a.a1);
 		out[c + 2] = fqt_out_s8(q, c + 2, a.a2);
 		out[c + 3] = fqt_out_s8(q, c + 3, a.a3);
+	}
+	return c;
+}
+#endif
+
+#if !FQT_SIMD_DSP
+/* Depth multiplier 1 without the DSP extension: four channels per walk of the window, so
+ * the tap loop's pointer steps and tests are shared by four sums. Returns the channels
+ * done (a multiple of 4). */
+static int32_t dw_forward_c4(int32_t offset, fqt_out_quant q, int32_t in_c,
+			     const dw_window *win_p, const int32_t *bias, int8_t *out)
+{
+	const dw_window w_ = *win_p, *win = &w_; /* a local: int8 stores do not reload it */
+	int32_t c = 0;
+	for (; c + 4 <= in_c; c += 4) {
+		int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+		const int8_t *x = win->x + c, *w = win->w + c;
+		for (int32_t ky = 0; ky < win->rows; ++ky, x += win->x_row, w += win->w_row) {
+			const int8_t *xk = x, *wk = w;
+			for (int32_t kx = 0; kx < win->cols; ++kx, xk += win->x_col, wk += win->w_col) {
+				a0 += (xk[0] + offset) * wk[0];
+				a1 += (xk[1] + offset) * wk[1];
+				a2 += (xk[2] + offset) * wk[2];
+				a3 += (xk[3] + offset) * wk[3];
+			}
+		}
+		if (bias != NULL) {
+			a0 = fqt_wrapping_add(a0, bias[c]);
+			a1 = fqt_wrapping_add(a1, bias[c + 1]);
+			a2 = fqt_wrapping_add(a2, bias[c + 2]);
+			a3 = fqt_wrapping_add(a3, bias[c + 3]);
+		}
+		out[c] = fqt_out_s8(q, c, a0);
+		out[c + 1] = fqt_out_s8(q, c + 1, a1);
+		out[c + 2] = fqt_out_s8(q, c + 2, a2);
+		out[c + 3] = fqt_out_s8(q, c + 3, a3);
 	}
 	return c;
 }
@@ -263,11 +203,13 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 				const dw_window win = dw_window_at(params, input_dims, in_batch,
 								   filter_dims, filter, out_c, oy, ox);
 				int32_t c0 = 0;
-#if FQT_SIMD_DSP
 				if (dm == 1) {
+#if FQT_SIMD_DSP
 					c0 = dw_forward_simd4(offset, q, in_c, &win, bias, out);
-				}
+#else
+					c0 = dw_forward_c4(offset, q, in_c, &win, bias, out);
 #endif
+				}
 				dw_forward_scalar(offset, dm, q, in_c, &win, bias, c0, out);
 			}
 		}
