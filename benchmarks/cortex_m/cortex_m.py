@@ -127,7 +127,14 @@ def _sources(cfg: Config, cmsis_nn: Path | None) -> tuple[list[Path], list[Path]
     if cmsis_nn is None:
         raise BenchError("cmsis_nn kernels need a CMSIS-NN tree (--cmsis-nn / FQT_CMSIS_NN_DIR)")
     wanted = ("ConvolutionFunctions", "FullyConnectedFunctions", "NNSupportFunctions")
-    external = sorted(p for d in wanted for p in (cmsis_nn / "Source" / d).glob("*.c"))
+    # fqt links only the int8 kernels; newer trees add float ones (*_f16.c, *_f32.c) that do
+    # not build for every core.
+    external = sorted(
+        p
+        for d in wanted
+        for p in (cmsis_nn / "Source" / d).glob("*.c")
+        if not p.stem.endswith(("_f16", "_f32"))
+    )
     return core + fp.cmake_list("FQT_CMSIS_NN_SOURCES"), external, [*includes, cmsis_nn / "Include"]
 
 

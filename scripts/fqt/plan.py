@@ -144,6 +144,29 @@ def input_error_scratch(model: Model, li: int) -> int:
     return 8 * ic + 8 * fh * fw + 2 * ring * ((ic + 3) & ~3) + align(ring)
 
 
+def forward_scratch(model: Model, li: int) -> int:
+    """Bytes of a layer's forward scratch with fqt's own kernels, the twin of
+    fqt_layer_forward_scratch_size() (kernels/forward_wrapper.c): a CONV_2D's int16 patch
+    matrix (kernels/patch_s16.h), 16 bytes for two positions' patches and 4 of staging per
+    group of four taps; 0 for other layers."""
+    layer = model.layers[li]
+    if layer.op != OpType.CONV_2D:
+        return 0
+    fh, fw = model.tensors[layer.inputs[1]].shape[1:3]
+    taps = fh * fw * model.tensors[layer.inputs[0]].shape[-1]
+    return 20 * ((taps + 3) // 4) if taps <= 1 << 24 else 0
+
+
+def model_scratch(model: Model) -> int:
+    """The kernels' scratch of a model (fqt_model_scratch_size): the largest layer's, placed
+    after the planned buffers of inference and of training alike."""
+    return max((forward_scratch(model, layer.index) for layer in model.layers), default=0)
+
+
+def with_scratch(peak: int, scratch: int) -> int:
+    return align(peak) + scratch if scratch else peak
+
+
 def params_bytes(model: Model, li: int) -> int:
     """RAM a trainable layer takes in the params pool."""
     layer = model.layers[li]
@@ -272,9 +295,10 @@ def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
 def plan_memory(model: Model, trainable: set[int] | None = None) -> Plan:
     trainable = set(trainable or ())
     inf = inference_buffers(model)
-    inf_peak = greedy_plan(inf)
+    scratch = model_scratch(model)
+    inf_peak = with_scratch(greedy_plan(inf), scratch)
     tr = training_buffers(model, trainable)
-    tr_peak = greedy_plan(tr) if trainable else 0
+    tr_peak = with_scratch(greedy_plan(tr), scratch) if trainable else 0
     params = sum(params_bytes(model, li) for li in trainable)
     return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr)
 

@@ -90,6 +90,37 @@ static void test_multiply_by_quantized_multiplier(void)
 	CHECK_EQ_INT(fqt_multiply_by_quantized_multiplier_greater_than_one(-3, 1 << 30, 4), -24);
 }
 
+/* The kernels' inlined forms (fqt_requantize, fqt_requantize_sum) are the same integer as
+ * fqt_multiply_by_quantized_multiplier for every shift and for edge and pseudo-random x
+ * and multipliers. */
+static void test_requantize_inlined(void)
+{
+	static const int32_t xs[] = {0, 1, -1, 2, -2, 3, -3, 1 << 20, -(1 << 20), INT32_MAX,
+				     INT32_MIN, INT32_MIN + 1, 1 << 30, -(1 << 30)};
+	static const int32_t ms[] = {0, 1, 1 << 30, 1518500250, INT32_MAX, INT32_MIN};
+	uint32_t seed = 12345u;
+	int bad = 0;
+	for (int shift = -31; shift <= 30; ++shift) {
+		for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]) + 200u; ++i) {
+			seed ^= seed << 13;
+			seed ^= seed >> 17;
+			seed ^= seed << 5;
+			const int32_t x = i < sizeof(xs) / sizeof(xs[0])
+						  ? xs[i]
+						  : fqt_arithmetic_shift_right(fqt_wrap_s32(seed), (int)(seed % 24u));
+			for (size_t j = 0; j < sizeof(ms) / sizeof(ms[0]) + 1u; ++j) {
+				const int32_t m = j < sizeof(ms) / sizeof(ms[0])
+							  ? ms[j]
+							  : (int32_t)((1u << 30) | (seed >> 2));
+				const int32_t want = fqt_multiply_by_quantized_multiplier(x, m, shift);
+				bad += fqt_requantize(x, m, shift) != want;
+				bad += fqt_requantize_sum(x, m, shift) != want;
+			}
+		}
+	}
+	CHECK_EQ_INT(bad, 0);
+}
+
 static void test_fixed_point_functions(void)
 {
 	/* exp on Q5.26 inputs, Q0.31 outputs (values from the Python port of gemmlowp). */
@@ -142,6 +173,7 @@ int main(void)
 	test_rounding_divide_by_pot();
 	test_saturating_rounding_multiply_by_pot();
 	test_multiply_by_quantized_multiplier();
+	test_requantize_inlined();
 	test_fixed_point_functions();
 	test_dot_product();
 	return fqt_test_summary("test_quant");

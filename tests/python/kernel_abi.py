@@ -128,10 +128,13 @@ _PFC = POINTER(FullyConnectedParams)
 _PPOOL = POINTER(PoolParams)
 _PSINK = POINTER(GradSink)
 
+_CONV_FORWARD = [_PCONV, _PRQ, _PD, _P8, _PD, _P8, _P32, _PD, _P8]
+
 # name: argtypes (every kernel returns fqt_status, an int)
 PROTOTYPES: dict[str, list] = {
     # forward
     "fqt_conv2d_forward": [_PCONV, _PRQ, _PD, _P8, _PD, _P8, _P32, _PD, _P8],
+    "fqt_conv2d_forward_im2col": [*_CONV_FORWARD, c_void_p, c_size_t],
     "fqt_depthwise_conv2d_forward": [_PCONV, _PRQ, _PD, _P8, _PD, _P8, _P32, _PD, _P8],
     "fqt_fully_connected_forward": [_PFC, _PRQ, c_int32, c_int32, c_int32, _P8, _P8, _P32, _P8],
     "fqt_average_pool2d_forward": [_PPOOL, _PD, _P8, _PD, _P8],
@@ -218,6 +221,8 @@ PROTOTYPES: dict[str, list] = {
 def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     """Set the prototypes of every public kernel on lib (idempotent)."""
     # size_t fqt_*_backward_weights_scratch_size(dims...)
+    lib.fqt_conv2d_forward_im2col_scratch_size.restype = c_size_t
+    lib.fqt_conv2d_forward_im2col_scratch_size.argtypes = [_PD, _PD]
     lib.fqt_conv2d_backward_weights_scratch_size.restype = c_size_t
     lib.fqt_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD, _PD]
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.restype = c_size_t

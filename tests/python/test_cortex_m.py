@@ -66,3 +66,20 @@ def test_bit_exact_with_host(host, core: str, kernels: str) -> None:
     assert res["samples"] == 3 and res["updates"] == 2
     assert res["blob_crc"] == crc
     assert res["calibration"]["ticks_per_instruction"] > 1.0  # every instruction is seen
+
+
+KWS = bench.MODELS["kws_ref_model"]
+
+
+@pytest.mark.skipif(not KWS.exists(), reason=f"{KWS} is absent")
+def test_kws_forward_bit_exact_m4_simd() -> None:
+    """The MLPerf Tiny KWS DS-CNN (../shared/models) on M4 with the SIMD kernels: the
+    patch-matrix convolution's odd position count (125), its 1-channel 10 x 4 first layer
+    with padding and its pointwise layers, the 3 x 3 depthwise layers; forward output equal
+    to the host's."""
+    w = bench.workload(KWS, samples=1, batch=1, seed=5)
+    out = NativeEngine(w.blob).infer(w.inputs[:1]).astype(np.int8).tobytes().hex()
+    cfg = bench.Config("m4", "simd", "O2")
+    _core_objs, objs = bench.build_objects(cfg)
+    res = bench.parse(bench.run_qemu(bench.link(cfg, objs, w), "m4", timeout=300))
+    assert res["output"] == out

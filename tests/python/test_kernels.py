@@ -434,21 +434,28 @@ def _conv_forward(lib, case: ConvCase, depthwise: bool) -> None:
     out = np.full(want.shape, 0x55, np.int8)
     fn = lib.fqt_depthwise_conv2d_forward if depthwise else lib.fqt_conv2d_forward
     rq = abi.requant(L.mult, L.shift)
-    _ok(
-        fn(
-            byref(L.params),
-            byref(rq),
-            byref(abi.dims(L.x.shape)),
-            abi.p8(L.x),
-            byref(abi.dims(L.w.shape)),
-            abi.p8(L.w),
-            abi.p32(L.bias),
-            byref(abi.dims(out.shape)),
-            abi.p8(out),
-        )
-    )
+    xd, wd, od = abi.dims(L.x.shape), abi.dims(L.w.shape), abi.dims(out.shape)
+    args = (
+        byref(L.params), byref(rq), byref(xd), abi.p8(L.x), byref(wd), abi.p8(L.w),
+        abi.p32(L.bias), byref(od),
+    )  # fmt: skip
+    _ok(fn(*args, abi.p8(out)))
     np.testing.assert_array_equal(out, want)
     _nontrivial(want)
+    if depthwise:
+        return
+    # The int16 patch matrix (a scratch of the planned size, poisoned) and its fallback to
+    # the direct kernel (one byte short, none) must give the same outputs.
+    need = lib.fqt_conv2d_forward_im2col_scratch_size(byref(xd), byref(wd))
+    kh, kw = case.k_hw
+    assert need == 20 * ((kh * kw * case.cin + 3) // 4)
+    for size in (need, need - 1, 0):
+        scratch = np.full(max(size, 1) + 4, 0xA5, np.uint8)
+        base = scratch.ctypes.data + (-scratch.ctypes.data % 4)
+        out = np.full(want.shape, 0x55, np.int8)
+        fn = lib.fqt_conv2d_forward_im2col
+        _ok(fn(*args, abi.p8(out), base if size else None, size))
+        np.testing.assert_array_equal(out, want)
 
 
 def _conv_backward_weights(

@@ -79,6 +79,17 @@ fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *
 			      const fqt_dims *filter_dims, const int8_t *filter, const int32_t *bias,
 			      const fqt_dims *output_dims, int8_t *output);
 
+/* The same, computed as an int16 patch matrix (two output positions by two filter rows at
+ * a time) in caller scratch of fqt_conv2d_forward_im2col_scratch_size() bytes, 4-byte
+ * aligned; with less (or NULL) it runs fqt_conv2d_forward. Identical results. */
+size_t fqt_conv2d_forward_im2col_scratch_size(const fqt_dims *input_dims,
+					      const fqt_dims *filter_dims);
+fqt_status fqt_conv2d_forward_im2col(const fqt_conv_params *params, const fqt_requant *requant,
+				     const fqt_dims *input_dims, const int8_t *input,
+				     const fqt_dims *filter_dims, const int8_t *filter,
+				     const int32_t *bias, const fqt_dims *output_dims,
+				     int8_t *output, void *scratch, size_t scratch_size);
+
 /* filter: [1, kh, kw, out_c] with out_c = in_c * depth_multiplier (filter_dims.n = 1). */
 fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 					const fqt_requant *requant, const fqt_dims *input_dims,

@@ -9,6 +9,7 @@
 #include "dot_s8.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
+#include "patch_s16.h"
 #include "quant.h"
 
 /* The taps of one output position inside the image: kernel rows [y_lo, y_hi) and columns
@@ -114,7 +115,7 @@ fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *
 						if (bias != NULL) {
 							a = fqt_wrapping_add(a, bias[oc]);
 						}
-						a = fqt_requantize(
+						a = fqt_requantize_sum(
 							a, requant->multiplier[oc],
 							(int)requant->shift[oc]);
 						a = fqt_wrapping_add(a, params->output_offset);
@@ -122,6 +123,136 @@ fqt_status fqt_conv2d_forward(const fqt_conv_params *params, const fqt_requant *
 									       params->act_max);
 					}
 				}
+			}
+		}
+	}
+	return FQT_OK;
+}
+
+/* ---- forward as an int16 patch matrix (kernels/patch_s16.h) ---- */
+
+size_t fqt_conv2d_forward_im2col_scratch_size(const fqt_dims *input_dims,
+					      const fqt_dims *filter_dims)
+{
+	if (input_dims == NULL || filter_dims == NULL || filter_dims->h < 1 || filter_dims->w < 1 ||
+	    input_dims->c < 1) {
+		return 0;
+	}
+	const int64_t taps = (int64_t)filter_dims->h * filter_dims->w * input_dims->c;
+	/* No model holds a filter row this long (tensors are capped far below); the direct
+	 * kernel then runs without scratch rather than size arithmetic overflowing. */
+	return taps > ((int64_t)1 << 24) ? 0u : fqt_patch_scratch_bytes((int32_t)taps);
+}
+
+/* The int8 patch of position (oy, ox): the input itself when it is one in-image run of a
+ * whole number of groups (a 1 x n kernel inside the image, pointwise layers), else
+ * gathered into `stage` (4G bytes), -offset (the input zero point) at padding taps. */
+static const int8_t *patch_source(const fqt_conv_params *params, const fqt_dims *input_dims,
+				  const int8_t *in_batch, const fqt_dims *filter_dims,
+				  int32_t oy, int32_t ox, int32_t groups, int8_t *stage)
+{
+	const conv_window win = conv_window_at(params, input_dims, filter_dims, oy, ox);
+	const size_t in_c = (size_t)input_dims->c;
+	const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+	const size_t row = (size_t)k_w * in_c;
+	const int8_t pad = (int8_t)-params->input_offset;
+	const int inside = win.y_lo == 0 && win.y_hi == k_h && win.x_lo == 0 && win.x_hi == k_w;
+	if (inside && k_h == 1 && (params->dilation_w == 1 || k_w == 1) && row % 4u == 0u) {
+		return in_batch +
+		       ((size_t)win.iy0 * (size_t)input_dims->w + (size_t)win.ix0) * in_c;
+	}
+	int8_t *dst = stage;
+	for (int32_t ky = 0; ky < k_h; ++ky, dst += row) {
+		if (ky < win.y_lo || ky >= win.y_hi) {
+			memset(dst, pad, row);
+			continue;
+		}
+		const int8_t *src = in_batch + ((size_t)(win.iy0 + params->dilation_h * ky) *
+							(size_t)input_dims->w +
+						(size_t)win.ix0) *
+						       in_c;
+		memset(dst, pad, (size_t)win.x_lo * in_c);
+		if (params->dilation_w == 1) {
+			memcpy(dst + (size_t)win.x_lo * in_c, src + (size_t)win.x_lo * in_c,
+			       (size_t)(win.x_hi - win.x_lo) * in_c);
+		} else {
+			for (int32_t kx = win.x_lo; kx < win.x_hi; ++kx) {
+				memcpy(dst + (size_t)kx * in_c,
+				       src + (size_t)(params->dilation_w * kx) * in_c, in_c);
+			}
+		}
+		memset(dst + (size_t)win.x_hi * in_c, pad, (size_t)(k_w - win.x_hi) * in_c);
+	}
+	memset(dst, pad, (size_t)(4 * groups) - (size_t)k_h * row); /* the last group's pad */
+	return stage;
+}
+
+static inline int8_t requantize_out(const fqt_conv_params *params, int32_t acc, int32_t bias,
+				    int32_t multiplier, int shift)
+{
+	int32_t a = fqt_requantize_sum(fqt_wrapping_add(acc, bias), multiplier, shift);
+	a = fqt_wrapping_add(a, params->output_offset);
+	return (int8_t)fqt_clamp_s32(a, params->act_min, params->act_max);
+}
+
+fqt_status fqt_conv2d_forward_im2col(const fqt_conv_params *params, const fqt_requant *requant,
+				     const fqt_dims *input_dims, const int8_t *input,
+				     const fqt_dims *filter_dims, const int8_t *filter,
+				     const int32_t *bias, const fqt_dims *output_dims,
+				     int8_t *output, void *scratch, size_t scratch_size)
+{
+	if (scratch == NULL || ((uintptr_t)scratch % 4u) != 0u ||
+	    scratch_size < fqt_conv2d_forward_im2col_scratch_size(input_dims, filter_dims) ||
+	    fqt_conv2d_forward_im2col_scratch_size(input_dims, filter_dims) == 0u ||
+	    params == NULL || requant == NULL || output_dims == NULL ||
+	    filter_dims->c != input_dims->c || filter_dims->n != output_dims->c ||
+	    input_dims->n != output_dims->n || requant->count != (uint32_t)output_dims->c) {
+		return fqt_conv2d_forward(params, requant, input_dims, input, filter_dims, filter,
+					  bias, output_dims, output);
+	}
+	if (input == NULL || filter == NULL || output == NULL) {
+		return FQT_ERR_ARGUMENT;
+	}
+	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
+	const int32_t groups = fqt_patch_groups(taps);
+#if FQT_SIMD_DSP
+	uint32_t *pair = (uint32_t *)scratch;
+#else
+	int16_t *pair = (int16_t *)scratch;
+#endif
+	int8_t *stage = (int8_t *)scratch + 16u * (size_t)groups;
+	const int32_t out_c = output_dims->c, hw = output_dims->h * output_dims->w;
+	const int32_t positions = output_dims->n * hw;
+	const size_t image = (size_t)input_dims->h * (size_t)input_dims->w * (size_t)input_dims->c;
+	for (int32_t p = 0; p < positions; p += 2) {
+		/* A lone last position fills both slots; its second results are dropped. */
+		const int32_t q = p + 1 < positions ? p + 1 : p;
+		for (int slot = 0; slot < 2; ++slot) {
+			const int32_t r = slot == 0 ? p : q;
+			const int32_t b = r / hw, oy = (r % hw) / output_dims->w,
+				      ox = r % output_dims->w;
+			const int8_t *src = patch_source(params, input_dims, input + (size_t)b * image,
+							 filter_dims, oy, ox, groups, stage);
+			fqt_patch_pack(src, groups, params->input_offset, slot, pair);
+		}
+		int8_t *out0 = output + (size_t)p * (size_t)out_c;
+		int8_t *out1 = output + (size_t)q * (size_t)out_c;
+		for (int32_t oc = 0; oc < out_c; oc += 2) {
+			const int8_t *w0 = filter + (size_t)oc * (size_t)taps;
+			const int two = oc + 1 < out_c;
+			int32_t s[4];
+			fqt_patch_dot_2x2(pair, w0, two ? w0 + taps : w0, taps, s);
+			const int32_t b0 = bias != NULL ? bias[oc] : 0;
+			const int32_t m0 = requant->multiplier[oc];
+			const int sh0 = (int)requant->shift[oc];
+			out0[oc] = requantize_out(params, s[0], b0, m0, sh0);
+			out1[oc] = requantize_out(params, s[2], b0, m0, sh0);
+			if (two) {
+				const int32_t b1 = bias != NULL ? bias[oc + 1] : 0;
+				const int32_t m1 = requant->multiplier[oc + 1];
+				const int sh1 = (int)requant->shift[oc + 1];
+				out0[oc + 1] = requantize_out(params, s[1], b1, m1, sh1);
+				out1[oc + 1] = requantize_out(params, s[3], b1, m1, sh1);
 			}
 		}
 	}

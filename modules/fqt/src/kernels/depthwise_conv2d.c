@@ -7,29 +7,29 @@
 
 #include "dot_s16.h"
 #include "dot_s8.h"
+#include "dw_forward.h"
 #include "dw_input_error.h"
 #include "dw_weight_grad.h"
 #include "fqt/kernels.h"
 #include "kernels_internal.h"
 #include "quant.h"
 
-#if FQT_SIMD_DSP
-/* Depth multiplier 1, four channels at a time: NHWC input and HWC filter hold channels
- * c .. c + 3 of one tap in one word each, widened to int16 pairs (bytes 0 and 2, then 1
- * and 3, the offset folded in by SXTAB16) and accumulated per channel with the 16 x 16
- * SMLABB / SMLATT, four MACs for two loads. Returns the channels done (a multiple of 4);
- * the caller's scalar loop does the rest. Same int32 sums as the reference loop. */
-static int32_t dw_forward_simd4(const fqt_conv_params *params, const fqt_requant *requant,
-				const fqt_dims *input_dims, const int8_t *in_batch,
-				const fqt_dims *filter_dims, const int8_t *filter,
-				const int32_t *bias, int32_t oy, int32_t ox, int8_t *out)
+/* The in-image taps of one output position form a rectangle of kernel rows x columns: x
+ * and w point at its first tap (channel 0) in the input and the filter, the steps are a
+ * column and a row of taps in each, so the tap loops test no bounds. */
+typedef struct dw_window {
+	const int8_t *x, *w;
+	int32_t rows, cols;
+	size_t x_col, x_row, w_col, w_row;
+} dw_window;
+
+static dw_window dw_window_at(const fqt_conv_params *params, const fqt_dims *input_dims,
+			      const int8_t *in_batch, const fqt_dims *filter_dims,
+			      const int8_t *filter, int32_t out_c, int32_t oy, int32_t ox)
 {
-	const int32_t in_w = input_dims->w, in_c = input_dims->c, k_w = filter_dims->w;
 	const int32_t iy0 = oy * params->stride_h - params->pad_h;
 	const int32_t ix0 = ox * params->stride_w - params->pad_w;
-	/* The in-image taps form a rectangle [y_lo, y_hi) x [x_lo, x_hi): no bounds tests in
-	 * the tap loops, whose pointers step by a row / a column of input and filter. */
-	int32_t y_lo = 0, y_hi = filter_dims->h, x_lo = 0, x_hi = k_w;
+	int32_t y_lo = 0, y_hi = filter_dims->h, x_lo = 0, x_hi = filter_dims->w;
 	while (y_lo < y_hi && iy0 + params->dilation_h * y_lo < 0) {
 		++y_lo;
 	}
@@ -39,53 +39,143 @@ static int32_t dw_forward_simd4(const fqt_conv_params *params, const fqt_requant
 	while (x_lo < x_hi && ix0 + params->dilation_w * x_lo < 0) {
 		++x_lo;
 	}
-	while (x_hi > x_lo && ix0 + params->dilation_w * (x_hi - 1) >= in_w) {
+	while (x_hi > x_lo && ix0 + params->dilation_w * (x_hi - 1) >= input_dims->w) {
 		--x_hi;
 	}
-	const int32_t n_x = x_hi - x_lo;
-	const size_t x_col = (size_t)params->dilation_w * (size_t)in_c;
-	const size_t x_row = (size_t)params->dilation_h * (size_t)in_w * (size_t)in_c;
-	const size_t w_row = (size_t)k_w * (size_t)in_c;
-	const int8_t *x_base =
-		in_batch + ((size_t)(iy0 + params->dilation_h * y_lo) * (size_t)in_w +
-			    (size_t)(ix0 + params->dilation_w * x_lo)) *
-				   (size_t)in_c;
-	const int8_t *w_base = filter + ((size_t)y_lo * (size_t)k_w + (size_t)x_lo) * (size_t)in_c;
-	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)params->input_offset) * 0x00010001u);
+	const size_t in_c = (size_t)input_dims->c;
+	dw_window win = {
+		.x = in_batch,
+		.w = filter,
+		.rows = x_hi > x_lo ? y_hi - y_lo : 0,
+		.cols = x_hi - x_lo,
+		.x_col = (size_t)params->dilation_w * in_c,
+		.x_row = (size_t)params->dilation_h * (size_t)input_dims->w * in_c,
+		.w_col = (size_t)out_c,
+		.w_row = (size_t)filter_dims->w * (size_t)out_c,
+	};
+	if (win.rows > 0) {
+		win.x += ((size_t)(iy0 + params->dilation_h * y_lo) * (size_t)input_dims->w +
+			  (size_t)(ix0 + params->dilation_w * x_lo)) *
+			 in_c;
+		win.w += (size_t)y_lo * win.w_row + (size_t)x_lo * win.w_col;
+	}
+	return win;
+}
+
+#if FQT_SIMD_DSP
+/* Depth multiplier 1, four channels at a time, summed from the bias (SMLA wraps as the
+ * reference's int32 sum and bias add do); a row of two or three taps (dilation 1), and a
+ * 3 x 3 window inside the image, are unrolled.
+ * Returns the channels done (a multiple of 4). */
+static int32_t dw_forward_simd4(int32_t input_offset, fqt_out_quant q, int32_t in_c,
+				const dw_window *win_p, const int32_t *bias, int8_t *out)
+{
+	const dw_window w_ = *win_p, *win = &w_; /* a local: int8 stores do not reload it */
+	const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)input_offset) * 0x00010001u);
+	const size_t c1 = (size_t)in_c; /* a column, input and filter */
+	const int row3 = win->cols == 3 && win->x_col == c1;
+	const int row2 = win->cols == 2 && win->x_col == c1;
+	const int full3 = row3 && win->rows == 3 && win->w_row == 3u * c1; /* a 3 x 3 kernel */
 	int32_t c = 0;
 	for (; c + 4 <= in_c; c += 4) {
-		int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-		const int8_t *x_ky = x_base + c, *w_ky = w_base + c;
-		for (int32_t ky = y_lo; ky < y_hi; ++ky, x_ky += x_row, w_ky += w_row) {
-			const int8_t *x = x_ky, *w = w_ky;
-			for (int32_t k = 0; k < n_x; ++k, x += x_col, w += in_c) {
-				const uint32_t xw = fqt_load_u32(x);
-				const uint32_t ww = fqt_load_u32(w);
-				const int16x2_t xe = __sxtab16(off2, (int8x4_t)xw);
-				const int16x2_t xo = fqt_sxtab16_ror8(off2, xw);
-				const int16x2_t we = __sxtb16((int8x4_t)ww);
-				const int16x2_t wo = fqt_sxtb16_ror8(ww);
-				a0 = __smlabb(xe, we, a0);
-				a2 = __smlatt(xe, we, a2);
-				a1 = __smlabb(xo, wo, a1);
-				a3 = __smlatt(xo, wo, a3);
+		dw_acc4 a = {0, 0, 0, 0};
+		if (bias != NULL) {
+			a = (dw_acc4){bias[c], bias[c + 1], bias[c + 2], bias[c + 3]};
+		}
+		const int8_t *x = win->x + c, *w = win->w + c;
+		if (full3) {
+			a = dw_window3x3(x, w, c1, win->x_row, off2, a);
+		}
+		for (int32_t ky = full3 ? win->rows : 0; ky < win->rows;
+		     ++ky, x += win->x_row, w += win->w_row) {
+			if (row3) {
+				a = dw_row3(x, w, c1, off2, a);
+				continue;
+			}
+			if (row2) {
+				a = dw_row2(x, w, c1, off2, a);
+				continue;
+			}
+			const int8_t *xk = x, *wk = w;
+			for (int32_t kx = 0; kx < win->cols; ++kx, xk += win->x_col, wk += win->w_col) {
+				a = dw_tap4(xk, wk, off2, a);
 			}
 		}
-		const int32_t sums[4] = {a0, a1, a2, a3};
-		for (int32_t r = 0; r < 4; ++r) {
-			const int32_t oc = c + r;
-			int32_t acc = sums[r];
-			if (bias != NULL) {
-				acc = fqt_wrapping_add(acc, bias[oc]);
-			}
-			acc = fqt_requantize(acc, requant->multiplier[oc], (int)requant->shift[oc]);
-			acc = fqt_wrapping_add(acc, params->output_offset);
-			out[oc] = (int8_t)fqt_clamp_s32(acc, params->act_min, params->act_max);
-		}
+		out[c] = fqt_out_s8(q, c, a.a0);
+		out[c + 1] = fqt_out_s8(q, c + 1, a.a1);
+		out[c + 2] = fqt_out_s8(q, c + 2, a.a2);
+		out[c + 3] = fqt_out_s8(q, c + 3, a.a3);
 	}
 	return c;
 }
 #endif
+
+#if !FQT_SIMD_DSP
+/* Depth multiplier 1 without the DSP extension: four channels per walk of the window, so
+ * the tap loop's pointer steps and tests are shared by four sums. Returns the channels
+ * done (a multiple of 4). */
+static int32_t dw_forward_c4(int32_t offset, fqt_out_quant q, int32_t in_c,
+			     const dw_window *win_p, const int32_t *bias, int8_t *out)
+{
+	const dw_window w_ = *win_p, *win = &w_; /* a local: int8 stores do not reload it */
+	int32_t c = 0;
+	for (; c + 4 <= in_c; c += 4) {
+		int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+		const int8_t *x = win->x + c, *w = win->w + c;
+		for (int32_t ky = 0; ky < win->rows; ++ky, x += win->x_row, w += win->w_row) {
+			const int8_t *xk = x, *wk = w;
+			for (int32_t kx = 0; kx < win->cols; ++kx, xk += win->x_col, wk += win->w_col) {
+				a0 += (xk[0] + offset) * wk[0];
+				a1 += (xk[1] + offset) * wk[1];
+				a2 += (xk[2] + offset) * wk[2];
+				a3 += (xk[3] + offset) * wk[3];
+			}
+		}
+		if (bias != NULL) {
+			a0 = fqt_wrapping_add(a0, bias[c]);
+			a1 = fqt_wrapping_add(a1, bias[c + 1]);
+			a2 = fqt_wrapping_add(a2, bias[c + 2]);
+			a3 = fqt_wrapping_add(a3, bias[c + 3]);
+		}
+		out[c] = fqt_out_s8(q, c, a0);
+		out[c + 1] = fqt_out_s8(q, c + 1, a1);
+		out[c + 2] = fqt_out_s8(q, c + 2, a2);
+		out[c + 3] = fqt_out_s8(q, c + 3, a3);
+	}
+	return c;
+}
+#endif
+
+/* Input channels [c0, in_c), every multiplier: one channel at a time over the window. */
+static void dw_forward_scalar(int32_t offset, int32_t dm, fqt_out_quant q, int32_t in_c,
+			      const dw_window *win_p, const int32_t *bias, int32_t c0, int8_t *out)
+{
+	const dw_window w_ = *win_p, *win = &w_; /* a local: int8 stores do not reload it */
+	for (int32_t ic = c0; ic < in_c; ++ic) {
+		for (int32_t m = 0; m < dm; ++m) {
+			const int32_t oc = ic * dm + m;
+			const int8_t *x = win->x + ic, *w = win->w + oc;
+			int32_t acc = 0;
+			for (int32_t ky = 0; ky < win->rows; ++ky, x += win->x_row, w += win->w_row) {
+				if (win->cols == 3) {
+					acc += (x[0] + offset) * w[0] +
+					       (x[win->x_col] + offset) * w[win->w_col] +
+					       (x[2u * win->x_col] + offset) * w[2u * win->w_col];
+					continue;
+				}
+				const int8_t *xk = x, *wk = w;
+				for (int32_t kx = 0; kx < win->cols;
+				     ++kx, xk += win->x_col, wk += win->w_col) {
+					acc += (*xk + offset) * *wk;
+				}
+			}
+			if (bias != NULL) {
+				acc = fqt_wrapping_add(acc, bias[oc]);
+			}
+			out[oc] = fqt_out_s8(q, oc, acc);
+		}
+	}
+}
 
 fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 					const fqt_requant *requant, const fqt_dims *input_dims,
@@ -101,69 +191,27 @@ fqt_status fqt_depthwise_conv2d_forward(const fqt_conv_params *params,
 	    input_dims->n != output_dims->n || requant->count != (uint32_t)output_dims->c) {
 		return FQT_ERR_ARGUMENT;
 	}
-	const int32_t in_h = input_dims->h;
-	const int32_t in_w = input_dims->w;
-	const int32_t in_c = input_dims->c;
-	const int32_t k_h = filter_dims->h;
-	const int32_t k_w = filter_dims->w;
-	const int32_t out_c = output_dims->c;
-	const int32_t depth_multiplier = params->depth_multiplier;
+	const int32_t in_c = input_dims->c, out_c = output_dims->c;
+	const int32_t offset = params->input_offset, dm = params->depth_multiplier;
+	const fqt_out_quant q = {requant->multiplier, requant->shift, params->output_offset,
+				 params->act_min, params->act_max};
+	const size_t image = (size_t)input_dims->h * (size_t)input_dims->w * (size_t)in_c;
 	int8_t *out = output;
 	for (int32_t b = 0; b < output_dims->n; ++b) {
-		const int8_t *in_batch = input + (size_t)b * (size_t)in_h * (size_t)in_w * (size_t)in_c;
+		const int8_t *in_batch = input + (size_t)b * image;
 		for (int32_t oy = 0; oy < output_dims->h; ++oy) {
-			const int32_t in_y_origin = oy * params->stride_h - params->pad_h;
-			for (int32_t ox = 0; ox < output_dims->w; ++ox) {
-				const int32_t in_x_origin = ox * params->stride_w - params->pad_w;
-				int32_t ic = 0;
+			for (int32_t ox = 0; ox < output_dims->w; ++ox, out += out_c) {
+				const dw_window win = dw_window_at(params, input_dims, in_batch,
+								   filter_dims, filter, out_c, oy, ox);
+				int32_t c0 = 0;
+				if (dm == 1) {
 #if FQT_SIMD_DSP
-				if (depth_multiplier == 1) {
-					ic = dw_forward_simd4(params, requant, input_dims, in_batch,
-							      filter_dims, filter, bias, oy, ox, out);
-				}
+					c0 = dw_forward_simd4(offset, q, in_c, &win, bias, out);
+#else
+					c0 = dw_forward_c4(offset, q, in_c, &win, bias, out);
 #endif
-				for (; ic < in_c; ++ic) {
-					for (int32_t m = 0; m < depth_multiplier; ++m) {
-						const int32_t oc = ic * depth_multiplier + m;
-						int32_t acc = 0;
-						for (int32_t ky = 0; ky < k_h; ++ky) {
-							const int32_t in_y =
-								in_y_origin + params->dilation_h * ky;
-							if (in_y < 0 || in_y >= in_h) {
-								continue;
-							}
-							for (int32_t kx = 0; kx < k_w; ++kx) {
-								const int32_t in_x =
-									in_x_origin +
-									params->dilation_w * kx;
-								if (in_x < 0 || in_x >= in_w) {
-									continue;
-								}
-								const int32_t x = in_batch
-									[((size_t)in_y * (size_t)in_w +
-									  (size_t)in_x) *
-										 (size_t)in_c +
-									 (size_t)ic];
-								const int32_t w = filter
-									[((size_t)ky * (size_t)k_w +
-									  (size_t)kx) *
-										 (size_t)out_c +
-									 (size_t)oc];
-								acc += w * (x + params->input_offset);
-							}
-						}
-						if (bias != NULL) {
-							acc = fqt_wrapping_add(acc, bias[oc]);
-						}
-						acc = fqt_requantize(
-							acc, requant->multiplier[oc],
-							(int)requant->shift[oc]);
-						acc = fqt_wrapping_add(acc, params->output_offset);
-						out[oc] = (int8_t)fqt_clamp_s32(acc, params->act_min,
-										params->act_max);
-					}
 				}
-				out += out_c;
+				dw_forward_scalar(offset, dm, q, in_c, &win, bias, c0, out);
 			}
 		}
 	}

@@ -17,6 +17,15 @@
 
 #include "fqt/config.h"
 
+/* The few inner loops written as inline assembly (exact register use, no spill) need an
+ * optimizing build: at -O0 GCC keeps their operands in memory and cannot find the twelve
+ * registers. Unoptimized builds take the same loops in C. */
+#if FQT_SIMD_DSP && defined(__OPTIMIZE__)
+#define FQT_SIMD_ASM 1
+#else
+#define FQT_SIMD_ASM 0
+#endif
+
 #if FQT_SIMD_DSP
 #include <arm_acle.h>
 

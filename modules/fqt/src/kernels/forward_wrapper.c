@@ -1,4 +1,5 @@
-/* The portable build of forward_wrapper.h: fqt's own kernels, which need no scratch. */
+/* The portable build of forward_wrapper.h: fqt's own kernels; the convolution's int16 patch
+ * matrix is the only scratch (kernels/patch_s16.h). */
 #include "forward_wrapper.h"
 
 size_t fqt_conv2d_forward_wrapper_scratch_size(const fqt_conv_params *params,
@@ -7,10 +8,8 @@ size_t fqt_conv2d_forward_wrapper_scratch_size(const fqt_conv_params *params,
 					       const fqt_dims *output_dims)
 {
 	(void)params;
-	(void)input_dims;
-	(void)filter_dims;
 	(void)output_dims;
-	return 0;
+	return fqt_conv2d_forward_im2col_scratch_size(input_dims, filter_dims);
 }
 
 fqt_status fqt_conv2d_forward_wrapper(const fqt_conv_params *params, const fqt_requant *requant,
@@ -19,9 +18,10 @@ fqt_status fqt_conv2d_forward_wrapper(const fqt_conv_params *params, const fqt_r
 				      const int32_t *bias, const fqt_dims *output_dims,
 				      int8_t *output, const fqt_kernel_scratch *scratch)
 {
-	(void)scratch;
-	return fqt_conv2d_forward(params, requant, input_dims, input, filter_dims, filter, bias,
-				  output_dims, output);
+	return fqt_conv2d_forward_im2col(params, requant, input_dims, input, filter_dims, filter,
+					 bias, output_dims, output,
+					 scratch != NULL ? scratch->buf : NULL,
+					 scratch != NULL ? scratch->size : 0u);
 }
 
 size_t fqt_depthwise_conv2d_forward_wrapper_scratch_size(const fqt_conv_params *params,

@@ -3,7 +3,8 @@
  * FULLY_CONNECTED, after CMSIS-NN's arm_*_wrapper_s8: each picks the fastest bit-exact
  * implementation it has for the given shapes. The build links one of two files:
  *
- *   kernels/forward_wrapper.c           the portable kernels (no scratch);
+ *   kernels/forward_wrapper.c           the portable kernels (a convolution's int16
+ *                                       patch matrix is their only scratch);
  *   kernels/cmsis_nn/forward_wrapper.c  CMSIS-NN where it is bit-exact with them, the
  *                                       portable kernel elsewhere (CONFIG_FQT_CMSIS_NN).
  *

@@ -33,7 +33,7 @@ fqt_status fqt_fully_connected_forward(const fqt_fully_connected_params *params,
 				acc = fqt_wrapping_add(acc, bias[oc]);
 			}
 			const size_t q = per_channel ? (size_t)oc : 0u;
-			acc = fqt_requantize(acc, requant->multiplier[q],
+			acc = fqt_requantize_sum(acc, requant->multiplier[q],
 								   (int)requant->shift[q]);
 			acc = fqt_wrapping_add(acc, params->output_offset);
 			output[(size_t)b * (size_t)out_depth + (size_t)oc] =

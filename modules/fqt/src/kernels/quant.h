@@ -99,6 +99,45 @@ static inline int32_t fqt_requantize(int32_t x, int32_t multiplier, int shift)
 	return fqt_arithmetic_shift_right(hi, e) + (remainder > threshold ? 1 : 0);
 }
 
+/* The same integer for the forward kernels' sums: one multiply for either sign of shift
+ * and no branch on it (with the early return above GCC emits a full 64 x 64 product on
+ * the shift < 0 path, the usual one of an output requantization); RDBPOT by 0 is the
+ * identity (mask 0). Slower than fqt_requantize where shift >= 0 is common (the backward's
+ * error folds). */
+static inline int32_t fqt_requantize_sum(int32_t x, int32_t multiplier, int shift)
+{
+	const int left = shift > 0 ? shift : 0;
+	const int right = left - shift; /* no branch on the sign of shift */
+	x = (int32_t)((uint32_t)x << left);
+	int32_t hi;
+	if (x == INT32_MIN && multiplier == INT32_MIN) {
+		hi = INT32_MAX;
+	} else {
+		const int64_t v = (int64_t)x * (int64_t)multiplier + ((int64_t)1 << 30);
+		hi = (int32_t)(v < 0 ? ~(~v >> 31) : v >> 31); /* floor, whatever >> does */
+	}
+	const uint32_t mask = ((uint32_t)1 << right) - 1u;
+	const int32_t remainder = (int32_t)((uint32_t)hi & mask);
+	const int32_t threshold = (int32_t)(mask >> 1) + (hi < 0 ? 1 : 0);
+	return fqt_arithmetic_shift_right(hi, right) + (remainder > threshold ? 1 : 0);
+}
+
+/* A forward kernel's output requantization, copied out of its parameter structs into
+ * locals: int8 output stores may alias anything, so fields read through the structs would
+ * be reloaded after every output. */
+typedef struct fqt_out_quant {
+	const int32_t *multiplier, *shift;
+	int32_t offset, act_min, act_max;
+} fqt_out_quant;
+
+/* Output channel oc of an int32 sum (bias included): requantize, offset, clamp. */
+static inline int8_t fqt_out_s8(fqt_out_quant q, int32_t oc, int32_t acc)
+{
+	acc = fqt_requantize_sum(acc, q.multiplier[oc], (int)q.shift[oc]);
+	acc = fqt_wrapping_add(acc, q.offset);
+	return (int8_t)fqt_clamp_s32(acc, q.act_min, q.act_max);
+}
+
 /* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp: left_shift in [-31, 0]. */
 int32_t fqt_multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x, int32_t multiplier,
 								  int left_shift);
