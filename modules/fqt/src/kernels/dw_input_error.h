@@ -366,6 +366,68 @@ static inline void dw_ie_column(const int16_t *g, const uint32_t *wt, int32_t *o
 #endif
 }
 
+/* g of one error (dw_ie_g without the branch: e = 0 gives 0). */
+static inline int16_t dw_ie_g16(int32_t e, int32_t big_m, int s)
+{
+	const int32_t h = fqt_arithmetic_shift_right(e * big_m + 32768, 16);
+	return (int16_t)fqt_arithmetic_shift_right(2 * h + ((int32_t)1 << s) - (h < 0), s + 1);
+}
+
+/* g of one error column (output column ox0 + x, errors es bytes apart from e) into plane
+ * column x, padded rows y0 <= y < y1; pairs of rows (one plane word) in assembly. */
+static inline void dw_ie_fold_column(const int8_t *e, int32_t es, int16_t *col, int32_t wc,
+				     int32_t y0, int32_t y1, int32_t big_m, int s)
+{
+	int32_t y = y0;
+	if ((y & 1) != 0 && y < y1) {
+		col[(y >> 1) * wc * 2 + 1] = dw_ie_g16(*e, big_m, s);
+		e += es;
+		++y;
+	}
+	int32_t n = (y1 - y) >> 1;
+#if FQT_SIMD_DSP
+	if (n > 0) {
+		int16_t *dst = col + (y >> 1) * wc * 2;
+		int32_t e0, e1, t;
+		const int32_t k = 32768, half = (int32_t)1 << s, s1 = s + 1, gs = 4 * wc;
+		__asm__ volatile("1:\n\t"
+				 "ldrsb %[e0], [%[e]]\n\t"
+				 "ldrsb %[e1], [%[e], %[es]]\n\t"
+				 "add %[e], %[e], %[es], lsl #1\n\t"
+				 "mla %[e0], %[e0], %[m], %[k]\n\t"
+				 "asr %[e0], %[e0], #16\n\t"
+				 "add %[t], %[half], %[e0], lsl #1\n\t"
+				 "sub %[t], %[t], %[e0], lsr #31\n\t"
+				 "asr %[t], %[t], %[s1]\n\t"
+				 "strh %[t], [%[dst]]\n\t"
+				 "mla %[e1], %[e1], %[m], %[k]\n\t"
+				 "asr %[e1], %[e1], #16\n\t"
+				 "add %[t], %[half], %[e1], lsl #1\n\t"
+				 "sub %[t], %[t], %[e1], lsr #31\n\t"
+				 "asr %[t], %[t], %[s1]\n\t"
+				 "strh %[t], [%[dst], #2]\n\t"
+				 "add %[dst], %[dst], %[gs]\n\t"
+				 "subs %[n], %[n], #1\n\t"
+				 "bne 1b"
+				 : [e] "+r"(e), [dst] "+r"(dst), [n] "+r"(n), [e0] "=&r"(e0),
+				   [e1] "=&r"(e1), [t] "=&r"(t)
+				 : [es] "r"(es), [m] "r"(big_m), [k] "r"(k), [half] "r"(half),
+				   [s1] "r"(s1), [gs] "r"(gs)
+				 : "cc", "memory");
+		y += 2 * ((y1 - y) >> 1);
+	}
+#else
+	for (; n > 0; --n, y += 2) {
+		col[(y >> 1) * wc * 2] = dw_ie_g16(e[0], big_m, s);
+		col[(y >> 1) * wc * 2 + 1] = dw_ie_g16(e[es], big_m, s);
+		e += 2 * es;
+	}
+#endif
+	if (y < y1) {
+		col[(y >> 1) * wc * 2] = dw_ie_g16(*e, big_m, s);
+	}
+}
+
 /* The planar path; 0 if some channel's g can leave int16 or the fold has no fast form (the
  * caller takes another path). Unkept channels get 0. */
 static inline int dw_ie_planar(const fqt_conv_params *params, const fqt_dims *id,
@@ -411,19 +473,10 @@ static inline int dw_ie_planar(const fqt_conv_params *params, const fqt_dims *id
 			continue;
 		}
 		const int32_t big_m = mm[c], s = ss[c];
-		const int32_t half = (int32_t)1 << s;
-		for (int32_t oy = oy0; oy < oy1; ++oy) {
-			const int32_t yy = oy - ph + 2;
-			int16_t *dst = plane + ((yy >> 1) * wc + (ox0 - pw + 2)) * 2 + (yy & 1);
-			const int8_t *e = err + ((size_t)oy * (size_t)out_w + (size_t)ox0) * (size_t)C +
-					  (size_t)c;
-			for (int32_t ox = ox0; ox < ox1; ++ox) {
-				/* dw_ie_g without the branch: e = 0 gives 0 */
-				const int32_t h = fqt_arithmetic_shift_right(*e * big_m + 32768, 16);
-				*dst = (int16_t)fqt_arithmetic_shift_right(2 * h + half - (h < 0), s + 1);
-				e += C;
-				dst += 2;
-			}
+		for (int32_t ox = ox0; ox < ox1; ++ox) {
+			dw_ie_fold_column(err + (size_t)ox * (size_t)C + (size_t)c, out_w * C,
+					  plane + (ox - pw + 2) * 2, wc, oy0 - ph + 2, oy1 - ph + 2,
+					  big_m, s);
 		}
 		for (int32_t j = 0; j < 3; ++j) {
 			const int8_t *w = filter + (size_t)(2 - j) * (size_t)C + (size_t)c;
