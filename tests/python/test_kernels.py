@@ -337,6 +337,11 @@ DW_CASES = [
     ConvCase("weight_scales_spread_2e20", (5, 5), 2, 2, scale_spread=2.0**20),
     # dm 1 input error in stack chunks of 32 channels: three chunks, the middle one unkept
     ConvCase("dm1_70ch_kept_chunks", (4, 4), 70, 1, padding="SAME", kept=(1, 5, 31, 64, 69)),
+    # dm 1, 3x3, stride 1: the channel-planar input error (pairs of rows per SMLAD)
+    ConvCase("planar_kws_25x5x64_same", (25, 5), 64, 1, padding="SAME"),
+    ConvCase("planar_even_h_kept_mixed", (6, 3), 9, 1, padding="SAME", kept=(0, 2, 3, 8)),
+    ConvCase("planar_odd_h2_valid", (7, 4), 5, 1),
+    ConvCase("planar_min_h", (2, 2), 3, 1, padding="SAME"),
     ConvCase(
         "dm1_40ch_stride2_dilation2", (7, 6), 40, 1, stride=(2, 2), dilation=(2, 2), padding="SAME"
     ),

@@ -390,6 +390,14 @@ fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 	const int p = fqt_fold_exponent(scales, scale_count);
 	*fold_exp = p;
 	const size_t need = dw_ie_scratch_size(params, input_dims, filter_dims, output_dims);
+#if FQT_DW_IE_PLANAR
+	if (need > 0u && dw_ie_planar_applies(input_dims, filter_dims) && scratch != NULL &&
+	    scratch_size >= dw_ie_planar_scratch_size(input_dims) &&
+	    dw_ie_planar(params, input_dims, filter, scales, scale_count, p, output_dims, err,
+			 kept, n_kept, acc, scratch)) {
+		return FQT_OK;
+	}
+#endif
 	if (need > 0u && scratch != NULL && scratch_size >= need &&
 	    dw_ie_gather(params, input_dims, filter_dims, filter, scales, scale_count, p,
 			 output_dims, err, kept, n_kept, acc, scratch)) {
