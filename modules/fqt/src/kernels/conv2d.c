@@ -167,18 +167,23 @@ static const int8_t *patch_source(const fqt_conv_params *params, const fqt_dims 
 			memset(dst, pad, row);
 			continue;
 		}
-		const int8_t *src = in_batch + ((size_t)(win.iy0 + params->dilation_h * ky) *
-							(size_t)input_dims->w +
-						(size_t)win.ix0) *
-						       in_c;
+		/* Element index of tap (ky, 0), which may lie left of the image (ix0 < 0): kept
+		 * signed, and a pointer is formed only for in-image taps. */
+		const ptrdiff_t src0 = ((ptrdiff_t)(win.iy0 + params->dilation_h * ky) *
+					       (ptrdiff_t)input_dims->w +
+				       (ptrdiff_t)win.ix0) *
+				      (ptrdiff_t)in_c;
 		memset(dst, pad, (size_t)win.x_lo * in_c);
 		if (params->dilation_w == 1) {
-			memcpy(dst + (size_t)win.x_lo * in_c, src + (size_t)win.x_lo * in_c,
+			memcpy(dst + (size_t)win.x_lo * in_c,
+			       in_batch + (src0 + (ptrdiff_t)win.x_lo * (ptrdiff_t)in_c),
 			       (size_t)(win.x_hi - win.x_lo) * in_c);
 		} else {
 			for (int32_t kx = win.x_lo; kx < win.x_hi; ++kx) {
 				memcpy(dst + (size_t)kx * in_c,
-				       src + (size_t)(params->dilation_w * kx) * in_c, in_c);
+				       in_batch + (src0 + (ptrdiff_t)(params->dilation_w * kx) *
+								  (ptrdiff_t)in_c),
+				       in_c);
 			}
 		}
 		memset(dst + (size_t)win.x_hi * in_c, pad, (size_t)(k_w - win.x_hi) * in_c);
