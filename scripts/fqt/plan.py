@@ -129,7 +129,8 @@ def input_error_scratch(model: Model, li: int) -> int:
     """Bytes of the depthwise input error's gather scratch, the twin of
     fqt_depthwise_conv2d_backward_input_scratch_size(): per channel a multiplier and a shift
     (int32), two int32 per tap, k_h output rows of int16 errors (channels rounded up to 4)
-    and a byte per ring position; 0 without a gather (depth multiplier, stride or dilation
+    and a byte per ring position (for 3x3 filters at least the channel-planar path's); 0
+    without a gather (depth multiplier, stride or dilation
     above 1) and for other ops."""
     layer = model.layers[li]
     if layer.op != OpType.DEPTHWISE_CONV_2D:
@@ -141,7 +142,11 @@ def input_error_scratch(model: Model, li: int) -> int:
     if layer.depth_multiplier != 1 or oc != ic or steps != (1, 1, 1, 1):
         return 0
     ring = fh * ow
-    return 8 * ic + 8 * fh * fw + 2 * ring * ((ic + 3) & ~3) + align(ring)
+    gather = 8 * ic + 8 * fh * fw + 2 * ring * ((ic + 3) & ~3) + align(ring)
+    # 3x3: at least the channel-planar path's (M and s per channel, seven words, the plane)
+    _n, ih, iw, _c = model.tensors[layer.inputs[0]].shape
+    planar = 8 * ic + 28 + 4 * (ih // 2 + 2) * (iw + 2) if (fh, fw) == (3, 3) and ih >= 2 else 0
+    return max(gather, planar)
 
 
 def forward_scratch(model: Model, li: int) -> int:

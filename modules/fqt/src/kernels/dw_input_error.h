@@ -4,7 +4,10 @@
  * Every path computes the scalar kernel's exact int32 sums (the caller's bound, section 5.3)
  * in another order; integer addition is associative, so all give the same result.
  *
- * - Gather (stride 1, dilation 1, with scratch): each input element sums its taps' terms in
+ * - Planar (3x3, stride 1, dilation 1, with scratch; SIMD builds and the host): per channel
+ *   the folded errors in an int16 plane of row pairs, SMLAD over two neighbouring rows of a
+ *   column (two MACs an instruction); below dw_ie_planar.
+ * - Gather (stride 1, dilation 1, with scratch; the rest): each input element sums its taps' terms in
  *   registers, acc[iy][ix][c] = sum over taps of w[ky][kx][c] * g[iy+ph-ky][ix+pw-kx][c]
  *   (the transposed depthwise weights are the same weights read tap-flipped, so no copy).
  *   g = the folded error (requantized once per element) is kept as int16 for a ring of k_h
