@@ -72,6 +72,26 @@ int32_t fqt_rounding_half_sum(int32_t a, int32_t b);
  * shift in [-31, 30]. */
 int32_t fqt_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift);
 
+/* The two halves of the inlined requantizations below: the saturating rounding doubling
+ * high multiply (floor((x * m + 2^30) / 2^31), see below), and the rounding divide by 2^e
+ * (RDBPOT; e = 0 is the identity, mask 0). */
+static inline int32_t fqt_requant_high_mul(int32_t x, int32_t multiplier)
+{
+	if (x == INT32_MIN && multiplier == INT32_MIN) {
+		return INT32_MAX;
+	}
+	const int64_t v = (int64_t)x * (int64_t)multiplier + ((int64_t)1 << 30);
+	return (int32_t)(v < 0 ? ~(~v >> 31) : v >> 31); /* floor, whatever >> does */
+}
+
+static inline int32_t fqt_requant_rdbpot(int32_t hi, int e)
+{
+	const uint32_t mask = ((uint32_t)1 << e) - 1u;
+	const int32_t remainder = (int32_t)((uint32_t)hi & mask);
+	const int32_t threshold = (int32_t)(mask >> 1) + (hi < 0 ? 1 : 0);
+	return fqt_arithmetic_shift_right(hi, e) + (remainder > threshold ? 1 : 0);
+}
+
 /* fqt_multiply_by_quantized_multiplier inlined for the forward kernels' per-output
  * requantization (a call per output costs as much as the MACs of a depthwise output).
  * The same integer: (ab + nudge) / 2^31 toward zero equals floor((ab + 2^30) / 2^31) for
@@ -82,21 +102,11 @@ static inline int32_t fqt_requantize(int32_t x, int32_t multiplier, int shift)
 	if (shift > 0) {
 		x = (int32_t)((uint32_t)x << shift);
 	}
-	int32_t hi;
-	if (x == INT32_MIN && multiplier == INT32_MIN) {
-		hi = INT32_MAX;
-	} else {
-		const int64_t v = (int64_t)x * (int64_t)multiplier + ((int64_t)1 << 30);
-		hi = (int32_t)(v < 0 ? ~(~v >> 31) : v >> 31); /* floor, whatever >> does */
-	}
+	const int32_t hi = fqt_requant_high_mul(x, multiplier);
 	if (shift >= 0) {
 		return hi;
 	}
-	const int e = -shift;
-	const uint32_t mask = ((uint32_t)1 << e) - 1u;
-	const int32_t remainder = (int32_t)((uint32_t)hi & mask);
-	const int32_t threshold = (int32_t)(mask >> 1) + (hi < 0 ? 1 : 0);
-	return fqt_arithmetic_shift_right(hi, e) + (remainder > threshold ? 1 : 0);
+	return fqt_requant_rdbpot(hi, -shift);
 }
 
 /* The same integer for the forward kernels' sums: one multiply for either sign of shift
@@ -109,17 +119,8 @@ static inline int32_t fqt_requantize_sum(int32_t x, int32_t multiplier, int shif
 	const int left = shift > 0 ? shift : 0;
 	const int right = left - shift; /* no branch on the sign of shift */
 	x = (int32_t)((uint32_t)x << left);
-	int32_t hi;
-	if (x == INT32_MIN && multiplier == INT32_MIN) {
-		hi = INT32_MAX;
-	} else {
-		const int64_t v = (int64_t)x * (int64_t)multiplier + ((int64_t)1 << 30);
-		hi = (int32_t)(v < 0 ? ~(~v >> 31) : v >> 31); /* floor, whatever >> does */
-	}
-	const uint32_t mask = ((uint32_t)1 << right) - 1u;
-	const int32_t remainder = (int32_t)((uint32_t)hi & mask);
-	const int32_t threshold = (int32_t)(mask >> 1) + (hi < 0 ? 1 : 0);
-	return fqt_arithmetic_shift_right(hi, right) + (remainder > threshold ? 1 : 0);
+	const int32_t hi = fqt_requant_high_mul(x, multiplier);
+	return fqt_requant_rdbpot(hi, right);
 }
 
 /* A forward kernel's output requantization, copied out of its parameter structs into
