@@ -23,19 +23,13 @@
 void fqt_train_layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
 				 int32_t *mult, int32_t *shift)
 {
-	const float s_in = v->input_scale;
-	const float s_out = v->output_scale;
-	if (v->op == FQT_OP_FULLY_CONNECTED && !per_channel) {
+	/* QuantizeMultiplier((double)s_in * (double)s_w / (double)s_out) as prepare.py and TFLM,
+	 * in integers (the update runs no double arithmetic) */
+	const uint32_t n = v->op == FQT_OP_FULLY_CONNECTED && !per_channel ? 1u : v->requant.count;
+	for (uint32_t c = 0; c < n; ++c) {
 		int sh;
-		fqt_quantize_multiplier((double)s_in * (double)scale[0] / (double)s_out, &mult[0],
-					&sh);
-		shift[0] = sh;
-		return;
-	}
-	for (uint32_t c = 0; c < v->requant.count; ++c) {
-		const double s_w = (double)(per_channel ? scale[c] : scale[0]);
-		int sh;
-		fqt_quantize_multiplier((double)s_in * s_w / (double)s_out, &mult[c], &sh);
+		fqt_quantize_multiplier_ratio(v->input_scale, per_channel ? scale[c] : scale[0],
+					      v->output_scale, &mult[c], &sh);
 		shift[c] = sh;
 	}
 }
