@@ -122,7 +122,7 @@ static void init_loss_softmax(fqt_trainer *t)
 	fqt_tensor out;
 	fqt_decode_tensor(t->model, t->model->output_tensor, &out);
 	fqt_softmax_params p;
-	fqt_train_softmax_params((double)fqt_read_f32(out.scales, 0), &p);
+	fqt_train_softmax_params(fqt_read_f32(out.scales, 0), &p);
 	t->sm_mult = p.input_multiplier;
 	t->sm_shift = p.input_left_shift;
 	t->sm_diff_min = p.diff_min;
