@@ -282,17 +282,8 @@ void fqt_quantize_multiplier_f32(float d, int32_t *multiplier, int *shift)
 	const uint32_t u = f32_bits_of(d);
 	int32_t mant;
 	int k;
-	if ((u & 0x7FFFFFFFu) == 0u) {
-		*multiplier = 0;
-		*shift = 0;
-		return;
-	}
-	if (!fqt_f32_mantissa(u, &mant, &k)) {
-		fqt_quantize_multiplier((double)d, multiplier, shift);
-		return;
-	}
 	/* frexp(d) = mant * 2^-24, exponent k + 24 */
-	const int sh = k + 24;
+	const int sh = fqt_f32_mantissa(u, &mant, &k) ? k + 24 : -32;
 	if (sh < -31) {
 		*multiplier = 0;
 		*shift = 0;
@@ -309,7 +300,8 @@ void fqt_quantize_multiplier_ratio(float a, float b, float c, int32_t *multiplie
 	const uint32_t ua = f32_bits_of(a), ub = f32_bits_of(b), uc = f32_bits_of(c);
 	if (((ua | ub | uc) >> 31) != 0u || !fqt_f32_mantissa(ua, &ma, &ka) ||
 	    !fqt_f32_mantissa(ub, &mb, &kb) || !fqt_f32_mantissa(uc, &mc, &kc)) {
-		fqt_quantize_multiplier((double)a * (double)b / (double)c, multiplier, shift);
+		*multiplier = 0;
+		*shift = 0;
 		return;
 	}
 	/* a * b / c = (P / mc) * 2^(ka + kb - kc), P = ma * mb in [2^46, 2^48): the double

@@ -172,15 +172,16 @@ void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift);
  * mantissa normalized); 0 for zero, Inf and NaN. From the bits: no float arithmetic. */
 int fqt_f32_mantissa(uint32_t bits, int32_t *mant, int *exp2);
 
-/* fqt_quantize_multiplier((double)d) for a float d, from its bits (no double arithmetic):
- * q * 2^31 = mant * 2^7 is exact. */
+/* fqt_quantize_multiplier((double)d) for a finite float d, from its bits (no double
+ * arithmetic): q * 2^31 = mant * 2^7 is exact. Inf and NaN give (0, 0). */
 void fqt_quantize_multiplier_f32(float d, int32_t *multiplier, int *shift);
 
 /* fqt_quantize_multiplier((double)a * (double)b / (double)c) for positive floats, as TFLM
  * derives a layer's multiplier from its scales, in integers only: the double product is
  * exact, the quotient is rounded to 53 bits (nearest, ties to even) from a 61-63 bit
  * integer quotient and its sticky remainder, then to 31 bits as QuantizeMultiplier does.
- * Any other argument (zero, negative, Inf, NaN) takes the double path. */
+ * Any other argument (zero, negative, Inf, NaN) gives (0, 0): no scale of a valid model
+ * is one, and the double formula has no defined value for most of them. */
 void fqt_quantize_multiplier_ratio(float a, float b, float c, int32_t *multiplier, int *shift);
 
 #endif /* FQT_QUANT_H_ */

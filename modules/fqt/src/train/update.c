@@ -61,14 +61,24 @@ typedef struct channel_rule {
 	int64_t v;
 } channel_rule;
 
-/* clamped to +-2^40 (infinities too), then rounded half away from zero; NaN gives 0 */
+/* clamped to +-2^40 (infinities too), then rounded half away from zero; NaN gives 0. The
+ * integral float is converted from its bits: libgcc's float-to-int64 goes through double. */
 static int64_t round_clamp_fx(float x)
 {
 	const float lim = 1099511627776.0f; /* 2^40 */
 	if (!(x == x)) {
 		return 0;
 	}
-	return (int64_t)roundf(x > lim ? lim : (x < -lim ? -lim : x));
+	const float r = roundf(x > lim ? lim : (x < -lim ? -lim : x));
+	uint32_t bits;
+	memcpy(&bits, &r, sizeof(bits));
+	int32_t mant;
+	int k;
+	if (!fqt_f32_mantissa(bits, &mant, &k)) {
+		return 0; /* r == 0 */
+	}
+	const int64_t mag = k >= 0 ? (int64_t)mant << k : (int64_t)(mant >> -k);
+	return (bits >> 31) != 0u ? -mag : mag;
 }
 
 /* The step's factors in float32 (section 7): single-precision hardware on M4F/M7, no
