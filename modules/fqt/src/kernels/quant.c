@@ -250,26 +250,6 @@ void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift)
 	*shift = sh;
 }
 
-int fqt_f32_mantissa(uint32_t bits, int32_t *mant, int *exp2)
-{
-	const uint32_t e = (bits >> 23) & 0xFFu;
-	uint32_t f = bits & 0x7FFFFFu;
-	if (e == 0xFFu || (bits & 0x7FFFFFFFu) == 0u) {
-		return 0;
-	}
-	int k = (int)e - 150;
-	if (e == 0u) {
-		const int n = fqt_count_leading_zeros(f) - 8;
-		f <<= n;
-		k = -149 - n;
-	} else {
-		f |= 0x800000u;
-	}
-	*mant = (int32_t)f;
-	*exp2 = k;
-	return 1;
-}
-
 static uint32_t f32_bits_of(float f)
 {
 	uint32_t u;

@@ -169,8 +169,27 @@ int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, in
 void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift);
 
 /* A finite nonzero float as +-mant * 2^exp2 with mant in [2^23, 2^24) (a denormal's
- * mantissa normalized); 0 for zero, Inf and NaN. From the bits: no float arithmetic. */
-int fqt_f32_mantissa(uint32_t bits, int32_t *mant, int *exp2);
+ * mantissa normalized); 0 for zero, Inf and NaN. From the bits: no float arithmetic.
+ * Inline: the error fold calls it per channel per sample. */
+static inline int fqt_f32_mantissa(uint32_t bits, int32_t *mant, int *exp2)
+{
+	const uint32_t e = (bits >> 23) & 0xFFu;
+	uint32_t f = bits & 0x7FFFFFu;
+	if (e == 0xFFu || (bits & 0x7FFFFFFFu) == 0u) {
+		return 0;
+	}
+	int k = (int)e - 150;
+	if (e == 0u) {
+		const int n = fqt_count_leading_zeros(f) - 8;
+		f <<= n;
+		k = -149 - n;
+	} else {
+		f |= 0x800000u;
+	}
+	*mant = (int32_t)f;
+	*exp2 = k;
+	return 1;
+}
 
 /* fqt_quantize_multiplier((double)d) for a finite float d, from its bits (no double
  * arithmetic): q * 2^31 = mant * 2^7 is exact. Inf and NaN give (0, 0). */
