@@ -179,10 +179,12 @@ static inline int fqt_f32_mantissa(uint32_t bits, int32_t *mant, int *exp2)
 		return 0;
 	}
 	int k = (int)e - 150;
-	if (e == 0u) {
-		const int n = fqt_count_leading_zeros(f) - 8;
-		f <<= n;
-		k = -149 - n;
+	if (e == 0u) { /* a denormal (rare): normalize bit by bit */
+		k = -149;
+		while ((f & 0x800000u) == 0u) {
+			f <<= 1;
+			--k;
+		}
 	} else {
 		f |= 0x800000u;
 	}
