@@ -228,16 +228,9 @@ int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, in
 	return acc;
 }
 
-void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift)
+/* QuantizeMultiplier's tail: a q_fixed rounded up to 2^31 halves, a shift below -31 is 0. */
+static void multiplier_tail(int64_t q_fixed, int sh, int32_t *multiplier, int *shift)
 {
-	if (d == 0.0) {
-		*multiplier = 0;
-		*shift = 0;
-		return;
-	}
-	int sh;
-	const double q = frexp(d, &sh);
-	int64_t q_fixed = (int64_t)round(q * 2147483648.0);
 	if (q_fixed == ((int64_t)1 << 31)) {
 		q_fixed /= 2;
 		++sh;
@@ -248,6 +241,19 @@ void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift)
 	}
 	*multiplier = (int32_t)q_fixed;
 	*shift = sh;
+}
+
+void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift)
+{
+	if (d == 0.0) {
+		*multiplier = 0;
+		*shift = 0;
+		return;
+	}
+	int sh;
+	const double q = frexp(d, &sh);
+	const int64_t q_fixed = (int64_t)round(q * 2147483648.0);
+	multiplier_tail(q_fixed, sh, multiplier, shift);
 }
 
 static uint32_t f32_bits_of(float f)
@@ -307,16 +313,6 @@ void fqt_quantize_multiplier_ratio(float a, float b, float c, int32_t *multiplie
 		}
 	}
 	/* frexp: q = m53 / 2^53, exponent e + 53; round(q * 2^31) ties away from zero */
-	int sh = e + 53;
-	int64_t q_fixed = (int64_t)((m53 + ((uint64_t)1 << 21)) >> 22);
-	if (q_fixed == ((int64_t)1 << 31)) {
-		q_fixed /= 2;
-		++sh;
-	}
-	if (sh < -31) {
-		sh = 0;
-		q_fixed = 0;
-	}
-	*multiplier = (int32_t)q_fixed;
-	*shift = sh;
+	const int64_t q_fixed = (int64_t)((m53 + ((uint64_t)1 << 21)) >> 22);
+	multiplier_tail(q_fixed, e + 53, multiplier, shift);
 }
