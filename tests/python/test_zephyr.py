@@ -1,6 +1,7 @@
 """The Zephyr tier: builds the app for the acceptance boards and runs the Twister suites
-on qemu_cortex_m3. It runs only where a Zephyr installation is found (ZEPHYR_BASE, or a
-west workspace around this checkout); elsewhere it is skipped with the reason."""
+on qemu_cortex_m3 and native_sim/native/64. It runs only where a Zephyr installation is
+found (ZEPHYR_BASE, or a west workspace around this checkout); elsewhere it is skipped
+with the reason."""
 
 from __future__ import annotations
 
@@ -148,8 +149,11 @@ def test_app_builds_warning_free(board: str, tmp_path: Path) -> None:
     assert (build / "zephyr" / "zephyr.elf").is_file()
 
 
+# qemu_cortex_m3 runs every suite but the persist one, which needs native_sim's flash file
+# across a restart (and the api suite's save/restore, skipped on the emulated M3).
 @needs_zephyr
-def test_twister_suites_on_qemu_cortex_m3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("platform", ["qemu_cortex_m3", "native_sim/native/64"])
+def test_twister_suites(platform: str, tmp_path: Path) -> None:
     r = subprocess.run(
         [
             west(),
@@ -157,7 +161,7 @@ def test_twister_suites_on_qemu_cortex_m3(tmp_path: Path) -> None:
             "-T",
             str(REPO / "tests" / "zephyr"),
             "-p",
-            "qemu_cortex_m3",
+            platform,
             "-O",
             str(tmp_path / "twister-out"),
             "-j",
