@@ -1,9 +1,11 @@
 """The Zephyr tier: builds the app for the acceptance boards and runs the Twister suites
-on qemu_cortex_m3. It runs only where a Zephyr installation is found (ZEPHYR_BASE, or a
-west workspace around this checkout); elsewhere it is skipped with the reason."""
+on qemu_cortex_m3 and native_sim/native/64. It runs only where a Zephyr installation is
+found (ZEPHYR_BASE, or a west workspace around this checkout); elsewhere it is skipped
+with the reason."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -55,6 +57,61 @@ def own_warnings(output: str, build: Path, repo: Path = REPO) -> list[str]:
     return mine
 
 
+def suite_lines(report: dict) -> list[str]:
+    """One line per configuration of Twister's twister.json: its status and how many of
+    its cases passed, failed, skipped or were blocked."""
+    lines = []
+    for suite in report.get("testsuites", []):
+        counts: dict[str, int] = {}
+        for case in suite.get("testcases", []):
+            counts[case.get("status", "?")] = counts.get(case.get("status", "?"), 0) + 1
+        cases = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no cases"
+        lines.append(f"{suite['platform']} {suite['name']}: {suite.get('status')} ({cases})")
+    return lines
+
+
+def suite_problems(report: dict) -> list[str]:
+    """The configurations that did not pass, or passed without one passing case. Twister
+    counts a pytest suite whose module skipped (fqt or scikit-learn missing from Twister's
+    Python: the suites importorskip them) as run; the tier must not."""
+    bad = []
+    for suite in report.get("testsuites", []):
+        status = suite.get("status")
+        if status == "filtered":
+            continue
+        passed = [c for c in suite.get("testcases", []) if c.get("status") == "passed"]
+        if status != "passed" or not passed:
+            reason = suite.get("reason") or "no case passed"
+            bad.append(f"{suite['platform']} {suite['name']}: {status}: {reason}")
+    return bad
+
+
+def test_suite_problems_catch_an_all_skipped_suite() -> None:
+    # Runs without Zephyr too: the report check is plain data handling.
+    def suite(name: str, status: str, *cases: str) -> dict:
+        return {
+            "name": name,
+            "platform": "qemu_cortex_m3/ti_lm3s6965",
+            "status": status,
+            "testcases": [{"identifier": f"{name}.{i}", "status": c} for i, c in enumerate(cases)],
+        }
+
+    report = {
+        "testsuites": [
+            suite("fqt.api", "passed", "passed", "skipped"),
+            suite("fqt.app.shell", "passed", "skipped"),
+            suite("fqt.engine.forward.cmsis_nn", "error", "blocked", "blocked"),
+            suite("fqt.app.persist", "filtered"),
+        ]
+    }
+    problems = suite_problems(report)
+    assert [p.split(":")[0] for p in problems] == [
+        "qemu_cortex_m3/ti_lm3s6965 fqt.app.shell",
+        "qemu_cortex_m3/ti_lm3s6965 fqt.engine.forward.cmsis_nn",
+    ]
+    assert suite_lines(report)[0].endswith("fqt.api: passed (1 passed, 1 skipped)")
+
+
 def west() -> str:
     exe = shutil.which("west")
     if exe is None:
@@ -92,8 +149,11 @@ def test_app_builds_warning_free(board: str, tmp_path: Path) -> None:
     assert (build / "zephyr" / "zephyr.elf").is_file()
 
 
+# qemu_cortex_m3 runs every suite but the persist one, which needs native_sim's flash file
+# across a restart (and the api suite's save/restore, skipped on the emulated M3).
 @needs_zephyr
-def test_twister_suites_on_qemu_cortex_m3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("platform", ["qemu_cortex_m3", "native_sim/native/64"])
+def test_twister_suites(platform: str, tmp_path: Path) -> None:
     r = subprocess.run(
         [
             west(),
@@ -101,7 +161,7 @@ def test_twister_suites_on_qemu_cortex_m3(tmp_path: Path) -> None:
             "-T",
             str(REPO / "tests" / "zephyr"),
             "-p",
-            "qemu_cortex_m3",
+            platform,
             "-O",
             str(tmp_path / "twister-out"),
             "-j",
@@ -114,5 +174,11 @@ def test_twister_suites_on_qemu_cortex_m3(tmp_path: Path) -> None:
     # Twister logs its summary on stderr.
     summary = [line for line in (r.stdout + r.stderr).splitlines() if "executed test" in line]
     print("\n".join(summary))
+    report_file = tmp_path / "twister-out" / "twister.json"
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    print("\n".join(suite_lines(report)))
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert summary and " 0 failed" in summary[0]
+    assert report.get("testsuites"), f"no Twister report at {report_file}"
+    problems = suite_problems(report)
+    assert not problems, problems
