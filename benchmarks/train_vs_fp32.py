@@ -78,6 +78,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from fqt.golden.interpreter import _run_batched  # noqa: E402
 from fqt.golden.trainer import TrainConfig, Trainer  # noqa: E402
+from fqt.native import NativeTrainer  # noqa: E402
 from fqt.ir import Activation, Layer, Model, OpType  # noqa: E402
 from fqt.plan import (  # noqa: E402
     WEIGHTED_OPS,
@@ -115,6 +116,11 @@ LAMBDAS = (1.0, 0.5, 0.1)
 RANGE_PRIOR = (8.0, 32.0)
 
 Array = np.ndarray
+
+# The int8 engine: "native" (the C trainer, scripts/fqt/native.py, bit-exact with the
+# golden trainer: tests/python/test_native_train.py) or "golden" (the Python reference).
+ENGINES = ("native", "golden")
+ENGINE = "native"  # main() sets it from --engine
 
 
 # ---------------------------------------------------------------------------------------
@@ -515,7 +521,8 @@ class FqtRun:
     bw_macs: float  # per sample
     bw_macs_full: float  # per sample
     seconds: float
-    trainer: Trainer | None = None
+    trainer: Trainer | NativeTrainer | None = None
+    engine: str = "native"
 
 
 class FqtData:
@@ -542,14 +549,23 @@ class FqtData:
         return np.concatenate(outs)
 
 
-def run_fqt(task: Task, data: FqtData, lr: float, seed: int = TRAIN_SEED, **opts: Any) -> FqtRun:
-    """One golden run; the model of the best validation epoch is kept (keep_best)."""
+def run_fqt(
+    task: Task, data: FqtData, lr: float, seed: int = TRAIN_SEED, *, engine: str | None = None,
+    **opts: Any,
+) -> FqtRun:  # fmt: skip
+    """One int8 run on `engine` (default ENGINE: "native" C trainer or "golden" Python);
+    the model of the best validation epoch is kept (keep_best)."""
+    engine = engine or ENGINE
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r}: choose from {ENGINES}")
     m = suffix_model(task.fresh_model(), data.start)
     trainable = {li - data.start for li in task.trainable}
     merged = {**INT8_DEFAULT, **opts}
     cfg = TrainConfig(lr=lr, batch=task.batch, seed=seed, **merged)
     t0 = time.time()
-    tr = Trainer(m, trainable, cfg)
+    tr: Trainer | NativeTrainer = (
+        NativeTrainer(m, trainable, cfg) if engine == "native" else Trainer(m, trainable, cfg)
+    )
     hist = tr.run_epochs(
         data.train, task.train.y, task.epochs, val=(data.val, task.val.y), keep_best=True
     )
@@ -566,6 +582,7 @@ def run_fqt(task: Task, data: FqtData, lr: float, seed: int = TRAIN_SEED, **opts
         bw_macs_full=c.backward_macs_full / n,
         seconds=time.time() - t0,
         trainer=tr,
+        engine=engine,
     )
 
 
