@@ -1,20 +1,25 @@
-"""fqt int8 training (golden engine) against fp32 PyTorch training of the same network.
+"""fqt int8 training (C trainer or golden model) against fp32 PyTorch training of one network.
 
 For each task the SAME network (the int8 .tflite, imported with fqt), the SAME data (the
 int8 model inputs; PyTorch gets them dequantized, x = s_in * (q - zp_in)), the SAME
 trainable layers, batch size, epochs and per-epoch sample order are trained by each method:
 
-- int8: scripts/fqt/golden/trainer.py (int8 weights, activations and errors, int32
-  gradient accumulators; docs/training-semantics.md) with plain SGD on the batch-mean
-  gradient and a per-epoch cosine schedule (update_rule "sgd", section 7.1); the paper's
-  standardized rule at a constant lr is the "int8_standardized" row, with its own lr grid;
+- int8: the C trainer through scripts/fqt/native.py (--engine native, the default) or
+  scripts/fqt/golden/trainer.py (--engine golden), bit-exact with each other
+  (tests/python/test_native_train.py, tests/python/test_train_vs_fp32.py): int8 weights,
+  activations and errors, int32 gradient accumulators (docs/training-semantics.md); plain
+  SGD on the batch-mean gradient and a per-epoch cosine schedule (update_rule "sgd",
+  section 7.1); the paper's standardized rule at a constant lr is the "int8_standardized"
+  row, with its own lr grid;
 - fp32_sgd: PyTorch, plain SGD at a constant lr (no optimizer state, so the RAM formula
   below holds), started from the dequantized int8 weights of the same file;
 - fp32_tuned: SGD with momentum 0.9 or Adam, each with a per-epoch cosine schedule; the
   optimizer and lr picked on validation; its optimizer state is shown beside the RAM.
 
 Every method keeps the model of its best validation epoch. Each method's lr is picked from
-its grid by the first seed's validation accuracy; every seed (SEEDS, --seeds N) then runs at
+its grid by the first seed's validation accuracy (a grid whose pick sits at an end is
+extended 1-3-10 past that end, up to MAX_GRID_EXTENSIONS times; per optimizer for the
+tuned fp32); every seed (SEEDS, --seeds N) then runs at
 that lr; test accuracy is reported as mean ± standard error over the seeds, and the gaps
 fp32 - int8 are paired per seed. The test split is only evaluated on the picked runs.
 
@@ -37,13 +42,19 @@ Tasks (tasks 2-4 need ../shared, i.e. Path(repo)/../shared, and are skipped with
 Reported per task: test accuracy (each method, gaps with SE), peak training RAM (fqt:
 plan_memory(...).training_total; fp32: fp32_training_memory below, the fp32 analogue of
 the same plan), MACs per sample (forward; backward from the golden trainer's counters,
-fp32 backward = the same full backward count), partial updates at lambda_min 1.0/0.5/0.1 (--partial)
-and, on digits and kws, an ablation of the trainer's options (first seed). Full mode with 3
-seeds takes about 6 minutes per task on two busy cores (digits 345 s), --quick about 30 s
-per task. --json FILE writes {"tasks": {TASK: {"int8": {"mean", "se", "seeds"}, ...}}}.
+fp32 backward = the same full backward count), partial updates (PARTIAL_MODES: a fixed
+budget and the dynamic rule at 0.1 / 0.5, classifier exempt, every seed at the int8 lr;
+--no-partial skips them) and, on digits and kws, an ablation of the trainer's options
+(first seed). Full mode, 3 seeds, native engine: about 5 minutes for all four tasks on two
+busy cores (digits 63 s, kws 92 s, hapt 68 s, mnist5k 79 s); the golden engine is slower.
+--json FILE writes {"meta": {"commit", "engine", ...}, "tasks": {TASK: {"int8": {"mean",
+"se", "seeds", "lr", ...}, "fp32_sgd", "fp32_tuned", "ram_ratio", "ram", "partial":
+{MODE: {"speedup", "accuracy", "kept_fraction", ...}}, ...}}}; benchmarks/results/ holds a
+full run.
 
     .venv/bin/pip install torch==2.13.0
     .venv/bin/python benchmarks/train_vs_fp32.py [--quick] [--tasks digits,kws,...]
+        [--engine native|golden] [--seeds N] [--no-partial] [--json FILE]
 
 Needs numpy, scikit-learn, tensorflow-cpu (only to make the from-scratch models once),
 matplotlib (plots; skipped if absent), torch (the fp32 side; skipped with a message if
@@ -1226,7 +1237,21 @@ def report(results: list[TaskResult], skipped: list[str]) -> str:
     return "\n\n".join(out)
 
 
-def json_summary(results: list[TaskResult]) -> dict[str, Any]:
+def git_commit() -> str:
+    """HEAD of the tree the benchmark runs from ("+dirty" with uncommitted changes)."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True,
+                              check=False).stdout.strip()  # fmt: skip
+
+    head = git("rev-parse", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def json_summary(
+    results: list[TaskResult], meta: dict[str, Any] | None = None
+) -> dict[str, Any]:  # fmt: skip
     tasks: dict[str, Any] = {}
     for r in results:
         d: dict[str, Any] = {k: m.summary() for k, m in r.methods.items()}
@@ -1245,7 +1270,7 @@ def json_summary(results: list[TaskResult]) -> dict[str, Any]:
         d["ranges_gap_fp32_sgd"] = paired_gap(r.methods["int8_ranges"], r.methods["fp32_sgd"])
         d["ranges_gap_fp32_tuned"] = paired_gap(r.methods["int8_ranges"], r.methods["fp32_tuned"])
         tasks[r.task.name] = d
-    return {"tasks": tasks}
+    return {"meta": meta or {}, "tasks": tasks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1290,6 +1315,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * TARGET_RAM_RATIO:.0f} % of fp32; backward MACs at lambda_min 0.1 <= "
           f"1/{TARGET_BW_SPEEDUP} of full")  # fmt: skip
     t_start = time.time()
+    meta = {
+        "commit": git_commit(), "engine": ENGINE, "mode": mode, "seeds": list(seeds),
+        "torch": torch.__version__, "partial": args.partial,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
+    print(f"commit {meta['commit']}")
     results: list[TaskResult] = []
     skipped: list[str] = []
     for name in [s.strip() for s in args.tasks.split(",") if s.strip()]:
@@ -1312,7 +1343,8 @@ def main(argv: list[str] | None = None) -> int:
         text = report(results, skipped)  # after every task, so a long run leaves figures
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         (OUT_DIR / f"train_vs_fp32_{mode}.txt").write_text(text + "\n")
-        summary = json.dumps(json_summary(results), indent=1) + "\n"
+        meta["seconds"] = round(time.time() - t_start)
+        summary = json.dumps(json_summary(results, meta), indent=1) + "\n"
         (OUT_DIR / f"train_vs_fp32_{mode}.json").write_text(summary)
         if args.json:
             Path(args.json).write_text(summary)
