@@ -190,7 +190,7 @@ static int train(void)
 	end_line();
 	fqt_train_options opt;
 	fqt_train_options_default(&opt);
-	opt.lr = (double)fqt_bench.lr_micro / 1e6;
+	opt.lr = (float)fqt_bench.lr_micro / 1e6f;
 	opt.batch = fqt_bench.batch;
 	opt.seed = fqt_bench.seed;
 	opt.phase_hook = phase_hook;

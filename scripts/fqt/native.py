@@ -356,8 +356,8 @@ class _TrainOptions(ctypes.Structure):
     """struct fqt_train_options."""
 
     _fields_ = [
-        ("lr", ctypes.c_double),
-        ("alpha_norm", ctypes.c_double),
+        ("lr", ctypes.c_float),
+        ("alpha_norm", ctypes.c_float),
         ("batch", ctypes.c_uint32),
         ("lambda_q15", ctypes.c_int32),
         ("seed", ctypes.c_uint32),
@@ -397,7 +397,7 @@ _TRAIN_SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "fqt_trainer_attach_blob": (ctypes.c_int, [_P, _P, _P]),
     "fqt_trainer_step": (ctypes.c_int, [_P, _P, ctypes.c_uint32, _U32, _U32]),
     "fqt_trainer_flush": (ctypes.c_int, [_P]),
-    "fqt_trainer_set_lr": (ctypes.c_int, [_P, ctypes.c_double]),
+    "fqt_trainer_set_lr": (ctypes.c_int, [_P, ctypes.c_float]),
     "fqt_trainer_step_target": (ctypes.c_int, [_P, _P, _P, _U32]),
     "fqt_trainer_counters": (None, [_P, ctypes.POINTER(_TrainCounters)]),
 }

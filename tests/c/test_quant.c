@@ -4,6 +4,7 @@
  * Python port of gemmlowp and is also checked against the real function it approximates.
  */
 #include <math.h>
+#include <string.h>
 
 #include "fqt_test.h"
 #include "kernels/quant.h"
@@ -121,6 +122,72 @@ static void test_requantize_inlined(void)
 	CHECK_EQ_INT(bad, 0);
 }
 
+static float float_of_bits(uint32_t u)
+{
+	float f;
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
+/* The update's double-free multipliers equal the double formulas they replace, on random
+ * floats of every exponent (denormals included) and on exact ties of both roundings. */
+static void test_quantize_multiplier_without_double(void)
+{
+	uint32_t seed = 777u;
+	int bad_ratio = 0, bad_f32 = 0;
+	for (int i = 0; i < 400000; ++i) {
+		uint32_t u[3];
+		for (int j = 0; j < 3; ++j) {
+			seed ^= seed << 13;
+			seed ^= seed >> 17;
+			seed ^= seed << 5;
+			/* exponents around a scale's (2^-40 .. 2^8) and, one in 16, any */
+			const uint32_t e = (seed & 0xF0000000u) == 0u ? (seed >> 23) & 0xFFu
+								       : 87u + ((seed >> 24) % 48u);
+			u[j] = (e << 23) | (seed & 0x7FFFFFu);
+			if (e == 0xFFu) {
+				u[j] &= 0x7F7FFFFFu;
+			}
+		}
+		const float a = float_of_bits(u[0]), b = float_of_bits(u[1]), c = float_of_bits(u[2]);
+		int32_t m1, m2;
+		int s1, s2;
+		fqt_quantize_multiplier((double)a * (double)b / (double)c, &m1, &s1);
+		fqt_quantize_multiplier_ratio(a, b, c, &m2, &s2);
+		bad_ratio += m1 != m2 || s1 != s2;
+		fqt_quantize_multiplier((double)a, &m1, &s1);
+		fqt_quantize_multiplier_f32(a, &m2, &s2);
+		bad_f32 += m1 != m2 || s1 != s2;
+	}
+	/* ties: mantissas (2^23 + 1) * (257 * 2^15) end in 0x8000, so with a power-of-two c the
+	 * 22 bits QuantizeMultiplier drops are exactly one half (an exact quotient has at most
+	 * 48 bits, so the 53-bit rounding never sees a tie) */
+	static const float ties[][3] = {
+		{1.00000011920928955078125f, 1.00390625f, 1.0f},
+		{1.00000011920928955078125f, 1.00390625f, 0.0078125f},
+		{3.0f, 1.0f / 3.0f, 1.0f},
+		{0.1f, 0.2f, 0.3f},
+	};
+	for (size_t i = 0; i < sizeof(ties) / sizeof(ties[0]); ++i) {
+		int32_t m1, m2;
+		int s1, s2;
+		fqt_quantize_multiplier((double)ties[i][0] * (double)ties[i][1] / (double)ties[i][2],
+					&m1, &s1);
+		fqt_quantize_multiplier_ratio(ties[i][0], ties[i][1], ties[i][2], &m2, &s2);
+		CHECK_EQ_INT(m2, m1);
+		CHECK_EQ_INT(s2, s1);
+	}
+	CHECK_EQ_INT(bad_ratio, 0);
+	CHECK_EQ_INT(bad_f32, 0);
+	int32_t m;
+	int sh;
+	fqt_quantize_multiplier_ratio(0.0f, 1.0f, 1.0f, &m, &sh);
+	CHECK_EQ_INT(m, 0);
+	fqt_quantize_multiplier_f32(1.0e-30f, &m, &sh); /* below 2^-31: (0, 0) */
+	CHECK_EQ_INT(m, 0);
+	CHECK_EQ_INT(sh, 0);
+}
+
 static void test_fixed_point_functions(void)
 {
 	/* exp on Q5.26 inputs, Q0.31 outputs (values from the Python port of gemmlowp). */
@@ -174,6 +241,7 @@ int main(void)
 	test_saturating_rounding_multiply_by_pot();
 	test_multiply_by_quantized_multiplier();
 	test_requantize_inlined();
+	test_quantize_multiplier_without_double();
 	test_fixed_point_functions();
 	test_dot_product();
 	return fqt_test_summary("test_quant");

@@ -6,6 +6,9 @@
 #include "fqt/trainer.h"
 #include "fqt_test.h"
 #include "kernels/kernels_internal.h"
+#include "kernels/quant.h"
+#include "train/train_internal.h"
+#include <math.h>
 
 static void test_prng(void)
 {
@@ -99,8 +102,37 @@ static void test_partial(void)
 	CHECK_EQ_INT(kept[2], 2);
 }
 
+/* The integer softmax parameters equal TFLM's double PreprocessSoftmaxScaling(1, s, 5) and
+ * CalculateInputRadius(5, shift) on random scales of every exponent below 32. */
+static void test_softmax_params_without_double(void)
+{
+	uint32_t x = 99u;
+	int bad = 0;
+	for (int i = 0; i < 200000; ++i) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		const uint32_t bits = ((60u + (x >> 26)) << 23) | (x & 0x7FFFFFu); /* 2^-67 .. 2^-4 */
+		const uint32_t bits2 = i & 1 ? bits : bits + (64u << 23);          /* .. 2^60 */
+		float s;
+		memcpy(&s, &bits2, sizeof(s));
+		double real = s * (double)(1u << 26);
+		real = real < 2147483647.0 ? real : 2147483647.0;
+		int32_t m;
+		int sh;
+		fqt_quantize_multiplier(real, &m, &sh);
+		const double radius = 31.0 * (double)(1u << 26) / ldexp(1.0, sh);
+		fqt_softmax_params p;
+		fqt_train_softmax_params(s, &p);
+		bad += p.input_multiplier != m || p.input_left_shift != sh ||
+		       (radius < 2147483647.0 && p.diff_min != -(int32_t)floor(radius));
+	}
+	CHECK_EQ_INT(bad, 0);
+}
+
 int main(void)
 {
+	test_softmax_params_without_double();
 	test_prng();
 	test_loss();
 	test_quantize_error();

@@ -19,9 +19,16 @@ import numpy as np
 from ..ir import Model, OpType
 from ..plan import WEIGHTED_OPS
 from ..prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS
-from ..quant import preprocess_softmax_scaling, tflite_round
+from ..quant import (
+    preprocess_softmax_scaling,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    tflite_round,
+)
 
-RANGE_ALPHA = 0.1  # EMA weight of the new sample's min/max (the follow-up's activations)
+RANGE_ALPHA = np.float32(
+    0.1
+)  # EMA weight of the new sample's min/max (the follow-up's activations)
 RANGE_MAX_LAYERS = 16  # FQT_RANGE_MAX_LAYERS: larger groups keep their range
 MIN_SCALE = 2.0**-20  # smallest learned scale
 _CHAIN_OPS = (OpType.MAX_POOL_2D, OpType.AVERAGE_POOL_2D, OpType.RESHAPE)
@@ -88,30 +95,41 @@ def range_groups(model: Model, trainable: list[int], mse: bool) -> list[RangeGro
 def observe(model: Model, g: RangeGroup, y: np.ndarray, act_min: int) -> None:
     """One sample's int8 output y of g.root into the EMA (in sample order). A value at the
     int8 top (or bottom, where the clamp allows it) reads as twice the range's end."""
+    f32 = np.float32  # every operation float32, as the C core (no double)
     q = model.tensors[g.tensors[0]].quant
-    s, zp = float(q.scale[0]), int(q.zero_point[0])
+    s, zp = f32(q.scale[0]), int(q.zero_point[0])
     qmin, qmax = int(y.min()), int(y.max())
-    hi = (qmax - zp) * s * (2.0 if qmax == 127 else 1.0)
-    lo = (qmin - zp) * s * (2.0 if qmin == -128 and act_min == -128 else 1.0)
+    hi = f32(qmax - zp) * s * f32(2.0 if qmax == 127 else 1.0)
+    lo = f32(qmin - zp) * s * f32(2.0 if qmin == -128 and act_min == -128 else 1.0)
     a = RANGE_ALPHA
-    g.lo = float(np.float32((1.0 - a) * g.lo + a * lo))
-    g.hi = float(np.float32((1.0 - a) * g.hi + a * hi))
+    g.lo = float((f32(1.0) - a) * f32(g.lo) + a * lo)
+    g.hi = float((f32(1.0) - a) * f32(g.hi) + a * hi)
 
 
 def derive(g: RangeGroup) -> tuple[float, int] | None:
     """(float32 scale, zero point) of the EMA range widened to hold 0, or None."""
-    lo, hi = min(g.lo, 0.0), max(g.hi, 0.0)
+    f32 = np.float32  # float32 op by op, as the C core
+    lo, hi = f32(min(g.lo, 0.0)), f32(max(g.hi, 0.0))
     if not hi - lo > 0.0:
         return None
-    s = float(np.float32((hi - lo) / 255.0))
+    s = (hi - lo) / f32(255.0)
     if not s >= MIN_SCALE:  # a collapsed range (and SOFTMAX needs s 2^26 > 1)
         return None
-    zp = min(max(tflite_round(-128.0 - lo / s), -128), 127)
-    return s, zp
+    zp = min(max(tflite_round(float(f32(-128.0) - lo / s)), -128), 127)
+    return float(s), zp
 
 
 def rescale_bias(bias: np.ndarray, s_old: float, s_new: float) -> np.ndarray:
-    """A consumer's int32 bias in its new input scale: round(b * s_old / s_new)."""
-    ratio = s_old / s_new
-    out = [tflite_round(float(b) * ratio) for b in bias.astype(np.int64)]
-    return np.clip(np.array(out, np.int64), -(2**31), 2**31 - 1).astype(np.int32)
+    """A consumer's int32 bias in its new input scale, b * s_old / s_new as a multiplier:
+    (M, sh) = QuantizeMultiplier(s_old / s_new) (double), sat32(RDBPOT64(b * M, 31 - sh));
+    31 - sh < 0 saturates every b != 0."""
+    m, sh = quantize_multiplier(float(s_old) / float(s_new))
+    x = bias.astype(np.int64) * m
+    e = 31 - sh
+    if e < 0:
+        out = np.sign(x) * (2**31)
+    elif e > 62:
+        out = np.zeros_like(x)
+    else:
+        out = rounding_divide_by_pot(x, e)
+    return np.clip(out, -(2**31), 2**31 - 1).astype(np.int32)

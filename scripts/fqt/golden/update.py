@@ -19,7 +19,9 @@ from .prng import Xorshift32
 FRAC_BITS = 16  # fixed-point fraction of the updated weights, in units of the old scale
 U_LIMIT = 1 << 40  # |u| clamp (weights may move at most 2^24 steps in one update)
 STAT_BITS = 15  # gradients are cut to 15 bits before the sums of squares
-MAX_UPDATE_MULTIPLIER = float(1 << 30)  # keeps QuantizeMultiplier's shift <= 31
+MAX_UPDATE_MULTIPLIER = np.float32(1 << 30)  # keeps QuantizeMultiplier's shift <= 31
+RECIPROCAL_BITS = 55  # R = floor(127 * 2^55 / m), so |u * R| <= 127 * 2^55 < 2^63
+f32 = np.float32  # the update's per-channel arithmetic is float32, op by op (no double)
 UPDATE_RULES = ("standardized", "sgd")
 
 
@@ -93,26 +95,37 @@ class ChannelStats:
         return cls(np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool))
 
 
-def channel_moments(row: np.ndarray) -> tuple[float, float]:
-    """Integer sums, then doubles: s = max(bit_length(max|a|) - 15, 0), a' = RDBPOT(a, s),
-    S1 = sum a', S2 = sum a'^2 (int64); m = S1 / n, mean = ldexp(m, s),
-    std = ldexp(sqrt(max(S2 / n - m * m, 0)), s)."""
-    n = row.size
+def channel_moments(row: np.ndarray) -> tuple[np.float32, np.float32]:
+    """Integer sums, then float32: s = max(bit_length(max|a|) - 15, 0), a' = RDBPOT(a, s),
+    S1 = sum a', S2 = sum a'^2 (int64); n = f32(K), m = f32(S1) / n,
+    mean = ldexp(m, s), std = ldexp(sqrt(max(f32(S2) / n - m * m, 0)), s)."""
+    n = f32(row.size)
     mx = int(np.abs(row).max(initial=0))
     s = max(mx.bit_length() - STAT_BITS, 0)
     a = rounding_divide_by_pot(row, s)
-    s1 = int(a.sum())
-    s2 = int((a * a).sum())
-    m = float(s1) / float(n)
-    var = float(s2) / float(n) - m * m
-    return math.ldexp(m, s), math.ldexp(math.sqrt(max(var, 0.0)), s)
+    m = f32(int(a.sum())) / n
+    var = f32(int((a * a).sum())) / n - m * m
+    return np.ldexp(m, s), np.ldexp(np.sqrt(max(var, f32(0.0))), s)
 
 
-def mul_fixed(x: np.ndarray, d: float) -> np.ndarray:
-    """x (int32 values) * d, rounded: (M, sh) = QuantizeMultiplier(min(d, 2^30));
+def update_multiplier(d: np.float32) -> tuple[int, int]:
+    """QuantizeMultiplier of a float32 factor, d above 2^30 (or NaN) taken as 2^30."""
+    return quantize_multiplier(float(d if d < MAX_UPDATE_MULTIPLIER else MAX_UPDATE_MULTIPLIER))
+
+
+def mul_fixed(x: np.ndarray, d: np.float32) -> np.ndarray:
+    """x (int32 values) * d, rounded: (M, sh) = update_multiplier(d);
     RDBPOT(x * M (int64), 31 - sh)."""
-    m, sh = quantize_multiplier(min(d, MAX_UPDATE_MULTIPLIER))
+    m, sh = update_multiplier(d)
     return rounding_divide_by_pot(np.asarray(x, np.int64) * m, 31 - sh)
+
+
+def round_clamp_fx(x: np.float32) -> int:
+    """Clamped to +-2^40 (infinities too), then half away from zero; NaN gives 0."""
+    xf = float(x)
+    if math.isnan(xf):
+        return 0
+    return tflite_round(min(max(xf, -float(U_LIMIT)), float(U_LIMIT)))
 
 
 def round_div(num: np.ndarray, m: int) -> np.ndarray:
@@ -121,14 +134,21 @@ def round_div(num: np.ndarray, m: int) -> np.ndarray:
     return np.where(num < 0, -q, q)
 
 
-def stochastic_div(num: np.ndarray, m: int, rng: Xorshift32) -> np.ndarray:
-    """q = floor(num / m), rem = num - q m, f = (rem << 16) / m; one draw r per element in
-    order: result = q + ((r >> 16) < f)."""
-    q = num // m
-    rem = num - q * m
-    f = (rem << 16) // m
-    r = np.array(rng.draws(num.size), np.int64).reshape(num.shape) >> 16
-    return q + (r < f)
+def requantize(u: np.ndarray, m: int, rng: Xorshift32 | None) -> np.ndarray:
+    """w' = 127 u / m in 16 fraction bits through one reciprocal per channel (tensor):
+    R = floor(127 * 2^55 / m), t = floor(u * R / 2^39); nearest: floor((t + 2^15) / 2^16);
+    stochastic: floor(t / 2^16) + ((r >> 16) < t mod 2^16), one draw r per element in order."""
+    recip = (127 << RECIPROCAL_BITS) // m
+    t = (u * recip) >> (RECIPROCAL_BITS - FRAC_BITS)
+    if rng is None:
+        return (t + (1 << (FRAC_BITS - 1))) >> FRAC_BITS
+    r = np.array(rng.draws(u.size), np.int64).reshape(u.shape) >> 16
+    return (t >> FRAC_BITS) + (r < (t & 0xFFFF))
+
+
+def new_scale(m: int, s_w: np.float32) -> np.float32:
+    """s_w' = f32(f32(m) * s_w / (2^16 * 127))."""
+    return f32(m) * f32(s_w) / f32(65536 * 127)
 
 
 @dataclass
@@ -162,9 +182,10 @@ def standardized_update(
         raise ValueError(f"unknown update rule {rule!r}; choose from {UPDATE_RULES}")
     n_ch, _ = rows.shape
     per_channel = len(scale) > 1
-    s_in = float(np.float32(input_scale))
-    unit = math.ldexp(s_in, grad.exp)  # real weight gradient per accumulator unit
-    unit_b = math.ldexp(1.0, grad.exp)
+    s_in = f32(input_scale)
+    lr32, alpha = f32(lr), f32(alpha_norm)
+    unit = np.ldexp(s_in, grad.exp)  # real weight gradient per accumulator unit
+    unit_b = np.ldexp(f32(1.0), grad.exp)
     u = rows.astype(np.int64) << FRAC_BITS
     v = None if bias is None else bias.astype(np.int64) << FRAC_BITS
     updated = np.zeros(n_ch, bool)
@@ -172,40 +193,34 @@ def standardized_update(
         acc = grad.acc_w[c]
         if not acc.any() and not grad.acc_b[c]:
             continue  # no gradient reached this channel in the batch: untouched
-        s_w = float(scale[c] if per_channel else scale[0])
+        s_w = f32(scale[c] if per_channel else scale[0])
+        b_fx = 0
         if rule == "sgd":
-            step = float(lr) / float(max(grad.count, 1))
-            u[c] = np.clip(u[c] - mul_fixed(acc, step * unit / s_w * 65536.0), -U_LIMIT, U_LIMIT)
-            if v is not None:
-                d_b = step * unit_b / (s_in * s_w) * 65536.0
-                v[c] = v[c] - int(mul_fixed(np.array([grad.acc_b[c]]), d_b)[0])
-            updated[c] = True
-            continue
-        mean, std = channel_moments(acc)
-        mean_r, std_r = mean * unit, std * unit
-        if not stats.valid[c]:
-            stats.mean[c], stats.std[c], stats.valid[c] = mean_r, std_r, True
+            step = lr32 / f32(max(grad.count, 1))
         else:
-            a = float(alpha_norm)
-            stats.mean[c] = np.float32(a * float(stats.mean[c]) + (1.0 - a) * mean_r)
-            stats.std[c] = np.float32(a * float(stats.std[c]) + (1.0 - a) * std_r)
-        sd = float(stats.std[c])
-        if sd <= 0.0:
-            continue
-        lr_sd = float(lr) / sd
-        # u = w 2^16 - A acc + B, in units of s_w[c] / 2^16
-        mu = float(stats.mean[c]) if center else 0.0
-        b_fx = tflite_round(lr_sd * mu / s_w * 65536.0)
-        b_fx = min(max(b_fx, -U_LIMIT), U_LIMIT)
+            mean, std = channel_moments(acc)
+            mean_r, std_r = mean * unit, std * unit
+            if not stats.valid[c]:
+                stats.mean[c], stats.std[c], stats.valid[c] = mean_r, std_r, True
+            else:
+                stats.mean[c] = alpha * stats.mean[c] + (f32(1.0) - alpha) * mean_r
+                stats.std[c] = alpha * stats.std[c] + (f32(1.0) - alpha) * std_r
+            sd = f32(stats.std[c])
+            if not sd > 0.0:
+                continue
+            step = lr32 / sd
+            # u = w 2^16 - A acc + B, in units of s_w[c] / 2^16
+            mu = f32(stats.mean[c]) if center else f32(0.0)
+            b_fx = round_clamp_fx(step * mu / s_w * f32(65536.0))
         u[c] = np.clip(
-            u[c] - mul_fixed(acc, lr_sd * unit / s_w * 65536.0) + b_fx, -U_LIMIT, U_LIMIT
+            u[c] - mul_fixed(acc, step * unit / s_w * f32(65536.0)) + b_fx, -U_LIMIT, U_LIMIT
         )
         if v is not None:
-            d_b = lr_sd * unit_b / (s_in * s_w) * 65536.0
+            d_b = step * unit_b / (s_in * s_w) * f32(65536.0)
             v[c] = v[c] - int(mul_fixed(np.array([grad.acc_b[c]]), d_b)[0])
         updated[c] = True
     new_rows = rows.astype(np.int64).copy()
-    new_scale = np.array(scale, np.float32).copy()
+    new_scale_ = np.array(scale, np.float32).copy()
     new_bias = None if bias is None else bias.astype(np.int64).copy()
     groups = [[c] for c in range(n_ch)] if per_channel else [list(range(n_ch))]
     for group in groups:
@@ -216,15 +231,11 @@ def standardized_update(
         if m == 0:
             new_rows[group] = 0
             continue
-        new_scale[si] = np.float32(float(m) * float(scale[si]) / (65536.0 * 127.0))
+        new_scale_[si] = new_scale(m, scale[si])
         for c in group:
             if not updated[c] and per_channel:
                 continue
-            num = u[c] * 127
-            if rng is None:
-                new_rows[c] = round_div(num, m)
-            else:
-                new_rows[c] = stochastic_div(num, m, rng)
+            new_rows[c] = requantize(u[c], m, rng)
             if new_bias is not None:
                 new_bias[c] = sat32(round_div(v[c] * 127, m))
-    return UpdateResult(new_rows, new_scale, new_bias, updated)
+    return UpdateResult(new_rows, new_scale_, new_bias, updated)

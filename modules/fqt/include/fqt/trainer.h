@@ -50,8 +50,8 @@ typedef enum fqt_train_phase {
 typedef void (*fqt_train_phase_hook)(void *ctx, fqt_train_phase phase, int32_t layer, int end);
 
 typedef struct fqt_train_options {
-	double lr;
-	double alpha_norm;          /* EMA weight of the old mean/std (0.85) */
+	float lr;                   /* float32: the update runs no double arithmetic */
+	float alpha_norm;           /* EMA weight of the old mean/std (0.85) */
 	uint32_t batch;             /* samples per update */
 	int32_t lambda_q15;         /* round(lambda_min * 2^15), 32768 = full updates */
 	uint32_t seed;
@@ -186,7 +186,7 @@ fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
 
 /* Set the learning rate of the next updates (schedules: the host computes lr per epoch).
  * lr must be finite and > 0. */
-fqt_status fqt_trainer_set_lr(fqt_trainer *t, double lr);
+fqt_status fqt_trainer_set_lr(fqt_trainer *t, float lr);
 
 /* One sample with the squared-error loss (options.loss FQT_LOSS_MSE): `target` holds the
  * int8 target of the model output's shape and quantization. loss_micro: reported loss

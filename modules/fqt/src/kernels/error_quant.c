@@ -86,26 +86,6 @@ void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixe
  * [2^23, 2^24) (a denormal's mantissa normalized) has frexp exponent k + 24, and
  * QuantizeMultiplier(ldexp(s, -P)) is exact: q * 2^31 = M * 2^7, shift k + 24 - P (ldexp
  * by P in [-148, 129] stays inside double's normal range). Inf and NaN: the double path. */
-static int f32_mantissa(uint32_t u, int32_t *mant, int *exp2)
-{
-	const uint32_t e = (u >> 23) & 0xFFu;
-	uint32_t f = u & 0x7FFFFFu;
-	if (e == 0xFFu || (u & 0x7FFFFFFFu) == 0u) {
-		return 0;
-	}
-	int k = (int)e - 150;
-	if (e == 0u) {
-		const int n = fqt_count_leading_zeros(f) - 8;
-		f <<= n;
-		k = -149 - n;
-	} else {
-		f |= 0x800000u;
-	}
-	*mant = (int32_t)f;
-	*exp2 = k;
-	return 1;
-}
-
 static uint32_t f32_bits(const void *p, size_t i)
 {
 	uint32_t u;
@@ -130,7 +110,7 @@ int fqt_fold_exponent(const void *scales, uint32_t count)
 	if ((u & 0x7FFFFFFFu) == 0u) {
 		return 0; /* frexp(0) */
 	}
-	if (f32_mantissa(u, &mant, &k)) {
+	if (fqt_f32_mantissa(u, &mant, &k)) {
 		return k + 24;
 	}
 	int p;
@@ -150,7 +130,7 @@ void fqt_fold_multiplier(const void *scales, uint32_t count, int32_t channel, in
 		*shift = 0;
 		return;
 	}
-	if (f32_mantissa(u, &mant, &k)) {
+	if (fqt_f32_mantissa(u, &mant, &k)) {
 		const int sh = k + 24 - p;
 		if (sh < -31) {
 			*multiplier = 0;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fqt/config.h"
+#include "kernels_internal.h"
 
 #if FQT_SIMD_DSP
 #include <arm_acle.h>
@@ -237,6 +238,97 @@ void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift)
 	int sh;
 	const double q = frexp(d, &sh);
 	int64_t q_fixed = (int64_t)round(q * 2147483648.0);
+	if (q_fixed == ((int64_t)1 << 31)) {
+		q_fixed /= 2;
+		++sh;
+	}
+	if (sh < -31) {
+		sh = 0;
+		q_fixed = 0;
+	}
+	*multiplier = (int32_t)q_fixed;
+	*shift = sh;
+}
+
+int fqt_f32_mantissa(uint32_t bits, int32_t *mant, int *exp2)
+{
+	const uint32_t e = (bits >> 23) & 0xFFu;
+	uint32_t f = bits & 0x7FFFFFu;
+	if (e == 0xFFu || (bits & 0x7FFFFFFFu) == 0u) {
+		return 0;
+	}
+	int k = (int)e - 150;
+	if (e == 0u) {
+		const int n = fqt_count_leading_zeros(f) - 8;
+		f <<= n;
+		k = -149 - n;
+	} else {
+		f |= 0x800000u;
+	}
+	*mant = (int32_t)f;
+	*exp2 = k;
+	return 1;
+}
+
+static uint32_t f32_bits_of(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+void fqt_quantize_multiplier_f32(float d, int32_t *multiplier, int *shift)
+{
+	const uint32_t u = f32_bits_of(d);
+	int32_t mant;
+	int k;
+	/* frexp(d) = mant * 2^-24, exponent k + 24 */
+	const int sh = fqt_f32_mantissa(u, &mant, &k) ? k + 24 : -32;
+	if (sh < -31) {
+		*multiplier = 0;
+		*shift = 0;
+		return;
+	}
+	*multiplier = (u >> 31) != 0u ? -(mant << 7) : (mant << 7);
+	*shift = sh;
+}
+
+void fqt_quantize_multiplier_ratio(float a, float b, float c, int32_t *multiplier, int *shift)
+{
+	int32_t ma, mb, mc;
+	int ka, kb, kc;
+	const uint32_t ua = f32_bits_of(a), ub = f32_bits_of(b), uc = f32_bits_of(c);
+	if (((ua | ub | uc) >> 31) != 0u || !fqt_f32_mantissa(ua, &ma, &ka) ||
+	    !fqt_f32_mantissa(ub, &mb, &kb) || !fqt_f32_mantissa(uc, &mc, &kc)) {
+		*multiplier = 0;
+		*shift = 0;
+		return;
+	}
+	/* a * b / c = (P / mc) * 2^(ka + kb - kc), P = ma * mb in [2^46, 2^48): the double
+	 * product is exact and no double range is left. Q = floor(P * 2^38 / mc). */
+	const uint64_t p = (uint64_t)ma * (uint64_t)mb;
+	const uint64_t d = (uint64_t)mc;
+	const uint64_t q0 = p / d;
+	const uint64_t r0 = p % d;
+	const uint64_t lo = (r0 << 38) / d;
+	const int sticky = ((r0 << 38) % d) != 0u;
+	const uint64_t q = (q0 << 38) | lo;
+	const int drop = fqt_bit_length64(q) - 53;
+	/* round to the double's 53 bits: nearest, ties to even */
+	const uint64_t low = q & (((uint64_t)1 << drop) - 1u);
+	const uint64_t half = (uint64_t)1 << (drop - 1);
+	uint64_t m53 = q >> drop;
+	int e = ka + kb - kc - 38 + drop;
+	if (low > half || (low == half && (sticky || (m53 & 1u) != 0u))) {
+		++m53;
+		if (m53 == ((uint64_t)1 << 53)) {
+			m53 >>= 1;
+			++e;
+		}
+	}
+	/* frexp: q = m53 / 2^53, exponent e + 53; round(q * 2^31) ties away from zero */
+	int sh = e + 53;
+	int64_t q_fixed = (int64_t)((m53 + ((uint64_t)1 << 21)) >> 22);
 	if (q_fixed == ((int64_t)1 << 31)) {
 		q_fixed /= 2;
 		++sh;

@@ -168,4 +168,20 @@ int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, in
  * d = 0 gives (0, 0). Per channel, at load or update time only: never per element. */
 void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift);
 
+/* A finite nonzero float as +-mant * 2^exp2 with mant in [2^23, 2^24) (a denormal's
+ * mantissa normalized); 0 for zero, Inf and NaN. From the bits: no float arithmetic. */
+int fqt_f32_mantissa(uint32_t bits, int32_t *mant, int *exp2);
+
+/* fqt_quantize_multiplier((double)d) for a finite float d, from its bits (no double
+ * arithmetic): q * 2^31 = mant * 2^7 is exact. Inf and NaN give (0, 0). */
+void fqt_quantize_multiplier_f32(float d, int32_t *multiplier, int *shift);
+
+/* fqt_quantize_multiplier((double)a * (double)b / (double)c) for positive floats, as TFLM
+ * derives a layer's multiplier from its scales, in integers only: the double product is
+ * exact, the quotient is rounded to 53 bits (nearest, ties to even) from a 61-63 bit
+ * integer quotient and its sticky remainder, then to 31 bits as QuantizeMultiplier does.
+ * Any other argument (zero, negative, Inf, NaN) gives (0, 0): no scale of a valid model
+ * is one, and the double formula has no defined value for most of them. */
+void fqt_quantize_multiplier_ratio(float a, float b, float c, int32_t *multiplier, int *shift);
+
 #endif /* FQT_QUANT_H_ */

@@ -11,7 +11,7 @@ static fqt_status st_begin(void *ctx, fqt_session *session, fqt_model *model, ui
 	fqt_service_trainer *st = (fqt_service_trainer *)ctx;
 	fqt_train_options opt;
 	fqt_train_options_default(&opt);
-	opt.lr = (double)config->lr_micro / 1e6;
+	opt.lr = (float)config->lr_micro / 1e6f; /* lr_micro < 2^24: one rounding */
 	opt.batch = config->batch;
 	opt.lambda_q15 = (int32_t)(((uint64_t)config->lambda_min_micro * 32768u + 500000u) /
 				   1000000u);

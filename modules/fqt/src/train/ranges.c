@@ -16,40 +16,49 @@
 #include "runtime/model_decode.h"
 #include "train_internal.h"
 
-#define FQT_RANGE_ALPHA 0.1
+#define FQT_RANGE_ALPHA 0.1f
 #define FQT_SOFTMAX_DIFF_BITS 5
 #define FQT_RANGE_MIN_SCALE 9.5367431640625e-07f /* 2^-20 */
 
 void fqt_train_layer_multipliers(const fqt_layer_view *v, const float *scale, int per_channel,
 				 int32_t *mult, int32_t *shift)
 {
-	const float s_in = v->input_scale;
-	const float s_out = v->output_scale;
-	if (v->op == FQT_OP_FULLY_CONNECTED && !per_channel) {
+	/* QuantizeMultiplier((double)s_in * (double)s_w / (double)s_out) as prepare.py and TFLM,
+	 * in integers (the update runs no double arithmetic) */
+	const uint32_t n = v->op == FQT_OP_FULLY_CONNECTED && !per_channel ? 1u : v->requant.count;
+	for (uint32_t c = 0; c < n; ++c) {
 		int sh;
-		fqt_quantize_multiplier((double)s_in * (double)scale[0] / (double)s_out, &mult[0],
-					&sh);
-		shift[0] = sh;
-		return;
-	}
-	for (uint32_t c = 0; c < v->requant.count; ++c) {
-		const double s_w = (double)(per_channel ? scale[c] : scale[0]);
-		int sh;
-		fqt_quantize_multiplier((double)s_in * s_w / (double)s_out, &mult[c], &sh);
+		fqt_quantize_multiplier_ratio(v->input_scale, per_channel ? scale[c] : scale[0],
+					      v->output_scale, &mult[c], &sh);
 		shift[c] = sh;
 	}
 }
 
-void fqt_train_softmax_params(double s_in, fqt_softmax_params *p)
+/* TFLM PreprocessSoftmaxScaling(1, s_in, 5) and CalculateInputRadius, in integers: the double
+ * s_in * 2^26 is exact, so QuantizeMultiplier of it is the float's mantissa * 2^7 with shift
+ * k + 24 + 26; from s_in = 32 on the double is clamped to 2^31 - 1, whose (M, shift) is
+ * (2^31 - 1, 31). radius = floor((2^5 - 1) 2^26 / 2^shift). */
+void fqt_train_softmax_params(float s_in, fqt_softmax_params *p)
 {
-	double real = 1.0 * s_in * (double)(1u << (31 - FQT_SOFTMAX_DIFF_BITS));
-	real = real < 2147483647.0 ? real : 2147483647.0;
-	int sh;
-	fqt_quantize_multiplier(real, &p->input_multiplier, &sh);
+	int sh = 0;
+	int32_t mant;
+	int k;
+	uint32_t bits;
+	memcpy(&bits, &s_in, sizeof(bits));
+	if (!(s_in < 32.0f)) {
+		p->input_multiplier = INT32_MAX;
+		sh = 31;
+	} else if (fqt_f32_mantissa(bits, &mant, &k) && k + 24 + 31 - FQT_SOFTMAX_DIFF_BITS >= -31) {
+		p->input_multiplier = (bits >> 31) != 0u ? -(mant << 7) : mant << 7;
+		sh = k + 24 + 31 - FQT_SOFTMAX_DIFF_BITS;
+	} else {
+		p->input_multiplier = 0;
+	}
 	p->input_left_shift = sh;
-	const double radius = 1.0 * (double)((1 << FQT_SOFTMAX_DIFF_BITS) - 1) *
-			      (double)(1u << (31 - FQT_SOFTMAX_DIFF_BITS)) / ldexp(1.0, sh);
-	p->diff_min = -(int32_t)floor(radius);
+	const int64_t r = (int64_t)((1 << FQT_SOFTMAX_DIFF_BITS) - 1) << (31 - FQT_SOFTMAX_DIFF_BITS);
+	const int64_t radius = sh >= 0 ? (sh < 63 ? r >> sh : 0)
+				       : (-sh < 32 ? r << -sh : (int64_t)INT32_MAX);
+	p->diff_min = -(int32_t)(radius < INT32_MAX ? radius : INT32_MAX);
 }
 
 static int is_chain(uint8_t op)
@@ -66,7 +75,7 @@ static int is_weighted(uint8_t op)
 static int softmax_beta_one(const fqt_layer_view *v)
 {
 	fqt_softmax_params p;
-	fqt_train_softmax_params((double)v->input_scale, &p);
+	fqt_train_softmax_params(v->input_scale, &p);
 	return p.input_multiplier == v->params.softmax.input_multiplier &&
 	       p.input_left_shift == v->params.softmax.input_left_shift;
 }
@@ -147,8 +156,9 @@ void fqt_train_ranges_init(fqt_trainer *t)
 		fqt_decode_tensor(t->model, (uint32_t)g->tensors[0], &out);
 		g->scale = fqt_read_f32(out.scales, 0);
 		g->zero_point = out.zero_points[0];
-		g->lo = (float)((double)(-128 - g->zero_point) * (double)g->scale);
-		g->hi = (float)((double)(127 - g->zero_point) * (double)g->scale);
+		/* float32(int * float): the one rounding of the exact product, as in double */
+		g->lo = (float)(-128 - g->zero_point) * g->scale;
+		g->hi = (float)(127 - g->zero_point) * g->scale;
 		t->range_of_layer[root] = (int8_t)t->n_ranges;
 		t->n_ranges++;
 	}
@@ -162,13 +172,14 @@ void fqt_train_range_observe(fqt_trainer *t, uint32_t li, const int8_t *y, uint3
 		qmin = y[i] < qmin ? y[i] : qmin;
 		qmax = y[i] > qmax ? y[i] : qmax;
 	}
-	const double s = (double)g->scale;
-	const double hi = (double)(qmax - g->zero_point) * s * (qmax == 127 ? 2.0 : 1.0);
-	const double lo = (double)(qmin - g->zero_point) * s *
-			  (qmin == -128 && t->views[li].act_min == -128 ? 2.0 : 1.0);
-	const double a = FQT_RANGE_ALPHA;
-	g->lo = (float)((1.0 - a) * (double)g->lo + a * lo);
-	g->hi = (float)((1.0 - a) * (double)g->hi + a * hi);
+	/* float32, op by op (section 7.3) */
+	const float s = g->scale;
+	const float hi = (float)(qmax - g->zero_point) * s * (qmax == 127 ? 2.0f : 1.0f);
+	const float lo = (float)(qmin - g->zero_point) * s *
+			 (qmin == -128 && t->views[li].act_min == -128 ? 2.0f : 1.0f);
+	const float a = FQT_RANGE_ALPHA;
+	g->lo = (1.0f - a) * g->lo + a * lo;
+	g->hi = (1.0f - a) * g->hi + a * hi;
 }
 
 /* CalculateActivationRangeQuantized (prepare.py activation_range). */
@@ -204,11 +215,26 @@ static void set_act(fqt_layer_view *v, float s, int32_t zp)
 	}
 }
 
+/* sat32(RDBPOT64(b * M, 31 - shift)); a left shift (ratio >= 2^31) saturates any b != 0 */
+static int32_t rescale_bias(int32_t b, int32_t mlt, int sh)
+{
+	const int64_t x = (int64_t)b * (int64_t)mlt;
+	const int e = 31 - sh;
+	if (e < 0) {
+		return x == 0 ? 0 : (x > 0 ? INT32_MAX : INT32_MIN);
+	}
+	return (int32_t)fqt_sat32_64(e > 62 ? 0 : fqt_rdbpot64(x, e));
+}
+
 /* A consumer's input now has scale s, zero point zp: offsets, bias, bias scale. */
 static void set_input(fqt_trainer *t, uint32_t li, float s, int32_t zp)
 {
 	fqt_layer_view *v = &t->views[li];
-	const double ratio = (double)v->input_scale / (double)s;
+	/* b * s_old / s' as a multiplier: QuantizeMultiplier((double)s_old / (double)s'),
+	 * exactly, then b * M * 2^(shift - 31) rounded (section 7.3) */
+	int32_t mlt;
+	int sh;
+	fqt_quantize_multiplier_ratio(v->input_scale, 1.0f, s, &mlt, &sh);
 	v->input_scale = s;
 	if (v->op == FQT_OP_FULLY_CONNECTED) {
 		v->params.fully_connected.input_offset = -zp;
@@ -218,10 +244,7 @@ static void set_input(fqt_trainer *t, uint32_t li, float s, int32_t zp)
 	fqt_train_layer *L = &t->layers[t->slot_of_layer[li]];
 	if (L->has_bias) {
 		for (int32_t c = 0; c < L->n_out; ++c) {
-			const double b = round((double)L->bias[c] * ratio);
-			L->bias[c] = b >= 2147483647.0 ? INT32_MAX
-				     : b <= -2147483648.0 ? INT32_MIN
-							  : (int32_t)b;
+			L->bias[c] = rescale_bias(L->bias[c], mlt, sh);
 		}
 	}
 }
@@ -256,17 +279,17 @@ void fqt_train_ranges_update(fqt_trainer *t)
 {
 	for (uint32_t gi = 0; gi < t->n_ranges; ++gi) {
 		fqt_range_group *g = &t->ranges[gi];
-		const double lo = (double)g->lo < 0.0 ? (double)g->lo : 0.0;
-		const double hi = (double)g->hi > 0.0 ? (double)g->hi : 0.0;
-		if (!(hi - lo > 0.0)) {
+		const float lo = g->lo < 0.0f ? g->lo : 0.0f;
+		const float hi = g->hi > 0.0f ? g->hi : 0.0f;
+		if (!(hi - lo > 0.0f)) {
 			continue;
 		}
-		const float s = (float)((hi - lo) / 255.0);
+		const float s = (hi - lo) / 255.0f;
 		if (!(s >= FQT_RANGE_MIN_SCALE)) { /* collapsed; SOFTMAX needs s 2^26 > 1 */
 			continue;
 		}
-		double z = round(-128.0 - lo / (double)s);
-		z = z < -128.0 ? -128.0 : z > 127.0 ? 127.0 : z;
+		float z = roundf(-128.0f - lo / s);
+		z = z < -128.0f ? -128.0f : z > 127.0f ? 127.0f : z;
 		const int32_t zp = (int32_t)z;
 		if (s == g->scale && zp == g->zero_point) {
 			continue;
@@ -285,7 +308,7 @@ void fqt_train_ranges_update(fqt_trainer *t)
 				set_act(v, s, zp);
 			} else if (v->op == FQT_OP_SOFTMAX) {
 				v->input_scale = s;
-				fqt_train_softmax_params((double)s, &v->params.softmax);
+				fqt_train_softmax_params(s, &v->params.softmax);
 			} else {
 				set_input(t, li, s, zp);
 			}
@@ -302,7 +325,7 @@ void fqt_train_ranges_update(fqt_trainer *t)
 		if (has_output) {
 			if (!t->softmax_at_end) {
 				fqt_softmax_params p;
-				fqt_train_softmax_params((double)s, &p);
+				fqt_train_softmax_params(s, &p);
 				t->sm_mult = p.input_multiplier;
 				t->sm_shift = p.input_left_shift;
 				t->sm_diff_min = p.diff_min;

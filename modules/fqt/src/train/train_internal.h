@@ -42,7 +42,7 @@ void fqt_train_layer_multipliers(const fqt_layer_view *v, const float *scale, in
 				 int32_t *mult, int32_t *shift);
 
 /* train/ranges.c: learned activation ranges (section 7.3). */
-void fqt_train_softmax_params(double s_in, fqt_softmax_params *p);
+void fqt_train_softmax_params(float s_in, fqt_softmax_params *p);
 void fqt_train_ranges_init(fqt_trainer *t);
 void fqt_train_range_observe(fqt_trainer *t, uint32_t li, const int8_t *y, uint32_t n);
 void fqt_train_ranges_update(fqt_trainer *t);

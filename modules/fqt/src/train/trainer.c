@@ -29,8 +29,8 @@ void fqt_trainer_counters(const fqt_trainer *t, fqt_train_counters *out)
 void fqt_train_options_default(fqt_train_options *opt)
 {
 	memset(opt, 0, sizeof(*opt));
-	opt->lr = 0.01;
-	opt->alpha_norm = 0.85;
+	opt->lr = 0.01f;
+	opt->alpha_norm = 0.85f;
 	opt->batch = 32;
 	opt->lambda_q15 = FQT_Q15_ONE;
 	opt->stochastic_rounding = 1;
@@ -122,7 +122,7 @@ static void init_loss_softmax(fqt_trainer *t)
 	fqt_tensor out;
 	fqt_decode_tensor(t->model, t->model->output_tensor, &out);
 	fqt_softmax_params p;
-	fqt_train_softmax_params((double)fqt_read_f32(out.scales, 0), &p);
+	fqt_train_softmax_params(fqt_read_f32(out.scales, 0), &p);
 	t->sm_mult = p.input_multiplier;
 	t->sm_shift = p.input_left_shift;
 	t->sm_diff_min = p.diff_min;
@@ -134,7 +134,7 @@ fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
 {
 	if (t == NULL || session == NULL || session->model == NULL || opt == NULL ||
 	    (params == NULL && params_size > 0u) || opt->batch < 1u || opt->lambda_q15 < 0 ||
-	    opt->lambda_q15 > FQT_Q15_ONE || !(opt->lr > 0.0) || !isfinite(opt->lr) ||
+	    opt->lambda_q15 > FQT_Q15_ONE || !(opt->lr > 0.0f) || !isfinite(opt->lr) ||
 	    opt->update_rule > FQT_UPDATE_SGD || opt->loss > FQT_LOSS_MSE ||
 	    opt->learn_ranges > 1u) {
 		return FQT_ERR_ARGUMENT;
@@ -219,9 +219,9 @@ static uint32_t pending(const fqt_trainer *t)
 	return t->layers[0].count;
 }
 
-fqt_status fqt_trainer_set_lr(fqt_trainer *t, double lr)
+fqt_status fqt_trainer_set_lr(fqt_trainer *t, float lr)
 {
-	if (t == NULL || t->model == NULL || !(lr > 0.0) || !isfinite(lr)) {
+	if (t == NULL || t->model == NULL || !(lr > 0.0f) || !isfinite(lr)) {
 		return FQT_ERR_ARGUMENT;
 	}
 	t->opt.lr = lr;

@@ -1,9 +1,10 @@
 /*
  * The update at the end of a mini-batch (docs/training-semantics.md section 7; the twin of
  * scripts/fqt/golden/update.py): per-channel gradient moments and their EMA, the
- * standardized step (or plain SGD on the batch-mean gradient) in 16-bit fixed point, the requantization to int8 with a new scale
- * (stochastic or nearest rounding), re-derived multipliers, and the write-back of the
- * trained tensors into the attached blob.
+ * standardized step (or plain SGD on the batch-mean gradient) in 16-bit fixed point, the
+ * requantization to int8 with a new scale (stochastic or nearest rounding), re-derived
+ * multipliers, and the write-back of the trained tensors into the attached blob. Per
+ * channel float32, per weight integers only: no double arithmetic (section 7).
  */
 #include <math.h>
 #include <string.h>
@@ -16,15 +17,22 @@
 #define FQT_FRAC_BITS 16
 #define FQT_U_LIMIT ((int64_t)1 << 40)
 #define FQT_STAT_BITS 15
+#define FQT_RECIPROCAL_BITS 55 /* R = floor(127 * 2^55 / m): |u * R| <= 127 * 2^55 */
+#define FQT_MAX_UPDATE_MULTIPLIER 1073741824.0f /* 2^30: QuantizeMultiplier's shift <= 31 */
 
-/* (M, shift) = QuantizeMultiplier((double)s_in * (double)s_w[c] / (double)s_out) as
- * prepare.py, per channel or (per-tensor FC) once: the product in double, as the
- * tflite-micro wheel's GetQuantizedConvolutionMultipler. */
-static int64_t mul_fixed(int64_t x, double d)
+/* x * d rounded, d a float32 factor: (M, sh) = QuantizeMultiplier(d), exact from the
+ * float's bits; RDBPOT64(x * M, 31 - sh). A NaN or a d above 2^30 counts as 2^30. */
+static void multiplier_of(float d, int32_t *mlt, int *sh)
+{
+	fqt_quantize_multiplier_f32(d < FQT_MAX_UPDATE_MULTIPLIER ? d : FQT_MAX_UPDATE_MULTIPLIER,
+				    mlt, sh);
+}
+
+static int64_t mul_fixed(int64_t x, float d)
 {
 	int32_t mlt;
 	int sh;
-	fqt_quantize_multiplier(d < 1073741824.0 ? d : 1073741824.0, &mlt, &sh);
+	multiplier_of(d, &mlt, &sh);
 	return fqt_rdbpot64(x * (int64_t)mlt, 31 - sh);
 }
 
@@ -53,15 +61,29 @@ typedef struct channel_rule {
 	int64_t v;
 } channel_rule;
 
-static int64_t round_clamp_fx(double x)
+/* clamped to +-2^40 (infinities too), then rounded half away from zero; NaN gives 0. The
+ * integral float is converted from its bits: libgcc's float-to-int64 goes through double. */
+static int64_t round_clamp_fx(float x)
 {
-	const double lim = 1099511627776.0; /* 2^40 */
-	double r = round(x);
-	r = r > lim ? lim : (r < -lim ? -lim : r);
-	return (int64_t)r;
+	const float lim = 1099511627776.0f; /* 2^40 */
+	if (!(x == x)) {
+		return 0;
+	}
+	const float r = roundf(x > lim ? lim : (x < -lim ? -lim : x));
+	uint32_t bits;
+	memcpy(&bits, &r, sizeof(bits));
+	int32_t mant;
+	int k;
+	if (!fqt_f32_mantissa(bits, &mant, &k)) {
+		return 0; /* r == 0 */
+	}
+	const int64_t mag = k >= 0 ? (int64_t)mant << k : (int64_t)(mant >> -k);
+	return (bits >> 31) != 0u ? -mag : mag;
 }
 
-static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, double s_in,
+/* The step's factors in float32 (section 7): single-precision hardware on M4F/M7, no
+ * double arithmetic anywhere in the update. */
+static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, float s_in,
 		    channel_rule *r)
 {
 	const int64_t bias = L->has_bias ? L->bias[c] : 0;
@@ -72,24 +94,21 @@ static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, d
 	if (channel_zero(L, c) || (!sgd && !(L->sd[c] > 0.0f))) {
 		return;
 	}
-	const double unit = ldexp(s_in, L->grad_exp);
-	const double unit_b = ldexp(1.0, L->grad_exp);
-	const double s_w = (double)(L->per_channel ? L->scale[c] : L->scale[0]);
-	double lr_sd;
+	const float unit = ldexpf(s_in, L->grad_exp);
+	const float unit_b = ldexpf(1.0f, L->grad_exp);
+	const float s_w = L->per_channel ? L->scale[c] : L->scale[0];
+	float lr_sd;
 	if (sgd) {
 		/* section 7.1: plain SGD on the batch-mean gradient */
-		lr_sd = t->opt.lr / (double)(L->count > 0u ? L->count : 1u);
+		lr_sd = t->opt.lr / (float)(L->count > 0u ? L->count : 1u);
 	} else {
-		const double sd = (double)L->sd[c];
-		lr_sd = t->opt.lr / sd;
-		const double mu = t->opt.center ? (double)L->mu[c] : 0.0;
-		r->b_fx = round_clamp_fx(lr_sd * mu / s_w * 65536.0);
+		lr_sd = t->opt.lr / L->sd[c];
+		const float mu = t->opt.center ? L->mu[c] : 0.0f;
+		r->b_fx = round_clamp_fx(lr_sd * mu / s_w * 65536.0f);
 	}
-	const double d = lr_sd * unit / s_w * 65536.0;
-	fqt_quantize_multiplier(d < 1073741824.0 ? d : 1073741824.0, &r->wm, &r->wsh);
+	multiplier_of(lr_sd * unit / s_w * 65536.0f, &r->wm, &r->wsh);
 	if (L->has_bias) {
-		const double d_b = lr_sd * unit_b / (s_in * s_w) * 65536.0;
-		r->v -= mul_fixed(L->acc_b[c], d_b);
+		r->v -= mul_fixed(L->acc_b[c], lr_sd * unit_b / (s_in * s_w) * 65536.0f);
 	}
 	r->updated = 1;
 }
@@ -112,28 +131,26 @@ static int64_t round_div(int64_t num, int64_t m)
 	return num < 0 ? -q : q;
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
+/* floor(x / 2^n) for int64, without relying on >> of a negative value */
+static int64_t floor_shift(int64_t x, int n)
 {
-	int64_t q = a / b;
-	if ((a % b != 0) && ((a < 0) != (b < 0))) {
-		--q;
-	}
-	return q;
+	return x < 0 ? ~(~x >> n) : x >> n;
 }
 
+/* w' = 127 * u / m with 16 fraction bits, t = floor(u * R / 2^39), R = floor(127 * 2^55 / m):
+ * one division per channel instead of one per weight; |t| <= 127 * 2^16. */
 static void requant_channel(fqt_trainer *t, fqt_train_layer *L, int dw, int32_t c,
-			    const channel_rule *r, int64_t m)
+			    const channel_rule *r, int64_t m, int64_t recip)
 {
 	for (int32_t k = 0; k < L->row; ++k) {
-		const int64_t num = new_u(L, dw, c, k, r) * 127;
+		const int64_t q16 = floor_shift(new_u(L, dw, c, k, r) * recip,
+						FQT_RECIPROCAL_BITS - FQT_FRAC_BITS);
 		int64_t q;
 		if (t->opt.stochastic_rounding) {
-			q = floor_div(num, m);
-			const int64_t f = ((num - q * m) << 16) / m;
 			const int64_t draw = (int64_t)(fqt_prng_next(&t->rng) >> 16);
-			q += draw < f ? 1 : 0;
+			q = floor_shift(q16, 16) + (draw < (q16 & 0xFFFF) ? 1 : 0);
 		} else {
-			q = round_div(num, m);
+			q = floor_shift(q16 + 0x8000, 16);
 		}
 		L->w[weight_index(L, dw, c, k)] = (int8_t)q;
 	}
@@ -142,11 +159,24 @@ static void requant_channel(fqt_trainer *t, fqt_train_layer *L, int dw, int32_t 
 	}
 }
 
-/* The gradient's per-channel mean and std in real units (unit = s_in * 2^grad_exp per
- * accumulator step), from 15-bit-rounded sums, folded into the EMA (section 7). */
-static void update_moments(const fqt_trainer *t, fqt_train_layer *L, double unit)
+static int64_t reciprocal_of(int64_t m)
 {
-	const double a = t->opt.alpha_norm;
+	return ((int64_t)127 << FQT_RECIPROCAL_BITS) / m;
+}
+
+/* s_w' = float32(float32(m) * s_w / (2^16 * 127)) */
+static float new_scale(int64_t m, float s_w)
+{
+	return (float)m * s_w / 8323072.0f;
+}
+
+/* The gradient's per-channel mean and std in real units (unit = s_in * 2^grad_exp per
+ * accumulator step), from 15-bit-rounded integer sums, then float32, folded into the EMA
+ * (section 7). */
+static void update_moments(const fqt_trainer *t, fqt_train_layer *L, float unit)
+{
+	const float a = t->opt.alpha_norm;
+	const float b = 1.0f - a;
 	for (int32_t c = 0; c < L->n_out; ++c) {
 		if (channel_zero(L, c)) {
 			continue;
@@ -167,30 +197,39 @@ static void update_moments(const fqt_trainer *t, fqt_train_layer *L, double unit
 			s1 += v;
 			s2 += v * v;
 		}
-		const double n = (double)L->row;
-		const double mm = (double)s1 / n;
-		const double var = (double)s2 / n - mm * mm;
-		const double mean = ldexp(mm, s);
-		const double stdv = ldexp(sqrt(var > 0.0 ? var : 0.0), s);
-		const double mean_r = mean * unit;
-		const double std_r = stdv * unit;
+		const float n = (float)L->row;
+		const float mm = (float)s1 / n;
+		const float var = (float)s2 / n - mm * mm;
+		const float mean_r = ldexpf(mm, s) * unit;
+		const float std_r = ldexpf(sqrtf(var > 0.0f ? var : 0.0f), s) * unit;
 		if (L->sd[c] < 0.0f) {
-			L->mu[c] = (float)mean_r;
-			L->sd[c] = (float)std_r;
+			L->mu[c] = mean_r;
+			L->sd[c] = std_r;
 		} else {
-			L->mu[c] = (float)(a * (double)L->mu[c] + (1.0 - a) * mean_r);
-			L->sd[c] = (float)(a * (double)L->sd[c] + (1.0 - a) * std_r);
+			L->mu[c] = a * L->mu[c] + b * mean_r;
+			L->sd[c] = a * L->sd[c] + b * std_r;
 		}
 	}
+}
+
+static int64_t channel_max_u(const fqt_train_layer *L, int dw, int32_t c, const channel_rule *r,
+			     int64_t mx)
+{
+	for (int32_t k = 0; k < L->row; ++k) {
+		const int64_t u = new_u(L, dw, c, k, r);
+		const int64_t au = u < 0 ? -u : u;
+		mx = au > mx ? au : mx;
+	}
+	return mx;
 }
 
 static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 {
 	const fqt_layer_view *v = &t->views[L->layer];
 	const int dw = v->op == FQT_OP_DEPTHWISE_CONV_2D;
-	const double s_in = (double)v->input_scale;
+	const float s_in = v->input_scale;
 	if (t->opt.update_rule != FQT_UPDATE_SGD) {
-		update_moments(t, L, ldexp(s_in, L->grad_exp));
+		update_moments(t, L, ldexpf(s_in, L->grad_exp));
 	}
 	/* new weights, requantized */
 	channel_rule r;
@@ -200,19 +239,15 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 			if (!r.updated) {
 				continue;
 			}
-			int64_t mx = 0;
-			for (int32_t k = 0; k < L->row; ++k) {
-				const int64_t u = new_u(L, dw, c, k, &r);
-				mx = (u < 0 ? -u : u) > mx ? (u < 0 ? -u : u) : mx;
-			}
+			const int64_t mx = channel_max_u(L, dw, c, &r, 0);
 			if (mx == 0) {
 				for (int32_t k = 0; k < L->row; ++k) {
 					L->w[weight_index(L, dw, c, k)] = 0;
 				}
 				continue;
 			}
-			const float ns = (float)((double)mx * (double)L->scale[c] / (65536.0 * 127.0));
-			requant_channel(t, L, dw, c, &r, mx);
+			const float ns = new_scale(mx, L->scale[c]);
+			requant_channel(t, L, dw, c, &r, mx, reciprocal_of(mx));
 			L->scale[c] = ns;
 		}
 	} else {
@@ -221,20 +256,17 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 		for (int32_t c = 0; c < L->n_out; ++c) {
 			rule_of(t, L, c, s_in, &r);
 			any |= r.updated;
-			for (int32_t k = 0; k < L->row; ++k) {
-				const int64_t u = new_u(L, dw, c, k, &r);
-				mx = (u < 0 ? -u : u) > mx ? (u < 0 ? -u : u) : mx;
-			}
+			mx = channel_max_u(L, dw, c, &r, mx);
 		}
 		if (any) {
 			if (mx == 0) {
 				memset(L->w, 0, L->n_weights);
 			} else {
-				const float ns =
-					(float)((double)mx * (double)L->scale[0] / (65536.0 * 127.0));
+				const float ns = new_scale(mx, L->scale[0]);
+				const int64_t recip = reciprocal_of(mx);
 				for (int32_t c = 0; c < L->n_out; ++c) {
 					rule_of(t, L, c, s_in, &r);
-					requant_channel(t, L, dw, c, &r, mx);
+					requant_channel(t, L, dw, c, &r, mx, recip);
 				}
 				L->scale[0] = ns;
 			}
