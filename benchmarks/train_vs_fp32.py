@@ -544,6 +544,7 @@ class FqtRun:
     seconds: float
     trainer: Trainer | NativeTrainer | None = None
     engine: str = "native"
+    error: str = ""  # a run that raised (counted as diverged: val and test 0)
 
 
 class FqtData:
@@ -587,27 +588,38 @@ def run_fqt(
     tr: Trainer | NativeTrainer = (
         NativeTrainer(m, trainable, cfg) if engine == "native" else Trainer(m, trainable, cfg)
     )
-    hist = tr.run_epochs(
-        data.train, task.train.y, task.epochs, val=(data.val, task.val.y), keep_best=True
-    )
+    error = ""
+    try:
+        hist = tr.run_epochs(
+            data.train, task.train.y, task.epochs, val=(data.val, task.val.y), keep_best=True
+        )
+    except OverflowError as e:  # a diverged run whose scales left float32 (golden engine)
+        error = f"{type(e).__name__}: {e}"
+        print(f"  ({engine} lr={lr:g} seed {seed} {opts}: training failed, {error}; "
+              "counted as diverged, 0 %)", flush=True)  # fmt: skip
+        hist = []
     c = tr.counters
     n = max(c.samples, 1)
     return FqtRun(
         lr=lr,
         config={k: v for k, v in vars(cfg).items() if k in opts},
         val_curve=[float(h.val_accuracy or 0.0) for h in hist],
-        val_acc=max(float(h.val_accuracy or 0.0) for h in hist),
+        val_acc=max((float(h.val_accuracy or 0.0) for h in hist), default=0.0),
         test_acc=None,
         fwd_macs=data.fwd_macs,
         bw_macs=c.backward_macs / n,
         bw_macs_full=c.backward_macs_full / n,
         seconds=time.time() - t0,
-        trainer=tr,
+        trainer=None if error else tr,
         engine=engine,
+        error=error,
     )
 
 
 def fqt_test(run: FqtRun, task: Task, data: FqtData) -> float:
+    if run.error:
+        run.test_acc = 0.0
+        return 0.0
     assert run.trainer is not None
     acc = run.trainer.evaluate(data.test, task.test.y)[0]
     run.test_acc = acc
