@@ -18,6 +18,7 @@ from .prng import Xorshift32
 
 FRAC_BITS = 16  # fixed-point fraction of the updated weights, in units of the old scale
 U_LIMIT = 1 << 40  # |u| clamp (weights may move at most 2^24 steps in one update)
+V_LIMIT = 1 << 55  # |v| clamp: v * 127 stays inside int64 (a diverging bias step)
 STAT_BITS = 15  # gradients are cut to 15 bits before the sums of squares
 MAX_UPDATE_MULTIPLIER = np.float32(1 << 30)  # keeps QuantizeMultiplier's shift <= 31
 RECIPROCAL_BITS = 55  # R = floor(127 * 2^55 / m), so |u * R| <= 127 * 2^55 < 2^63
@@ -217,7 +218,8 @@ def standardized_update(
         )
         if v is not None:
             d_b = step * unit_b / (s_in * s_w) * f32(65536.0)
-            v[c] = v[c] - int(mul_fixed(np.array([grad.acc_b[c]]), d_b)[0])
+            v_c = int(v[c]) - int(mul_fixed(np.array([grad.acc_b[c]]), d_b)[0])
+            v[c] = min(max(v_c, -V_LIMIT), V_LIMIT)
         updated[c] = True
     new_rows = rows.astype(np.int64).copy()
     new_scale_ = np.array(scale, np.float32).copy()

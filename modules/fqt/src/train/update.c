@@ -16,6 +16,7 @@
 
 #define FQT_FRAC_BITS 16
 #define FQT_U_LIMIT ((int64_t)1 << 40)
+#define FQT_V_LIMIT ((int64_t)1 << 55) /* |v * 127| < 2^62: the bias requantization stays in int64 */
 #define FQT_STAT_BITS 15
 #define FQT_RECIPROCAL_BITS 55 /* R = floor(127 * 2^55 / m): |u * R| <= 127 * 2^55 */
 #define FQT_MAX_UPDATE_MULTIPLIER 1073741824.0f /* 2^30: QuantizeMultiplier's shift <= 31 */
@@ -109,6 +110,7 @@ static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, f
 	multiplier_of(lr_sd * unit / s_w * 65536.0f, &r->wm, &r->wsh);
 	if (L->has_bias) {
 		r->v -= mul_fixed(L->acc_b[c], lr_sd * unit_b / (s_in * s_w) * 65536.0f);
+		r->v = r->v > FQT_V_LIMIT ? FQT_V_LIMIT : (r->v < -FQT_V_LIMIT ? -FQT_V_LIMIT : r->v);
 	}
 	r->updated = 1;
 }
