@@ -70,7 +70,7 @@ def _conv_multipliers(
     mults, shifts = [], []
     for c in range(n_channels):
         s_w = _f64(w.quant.scale[c] if w.quant.per_channel else w.quant.scale[0])
-        m, s = quant.quantize_multiplier(s_in * s_w / s_out)
+        m, s = quant.quantize_multiplier_ratio(s_in, s_w, s_out)
         mults.append(m)
         shifts.append(s)
     return np.array(mults, np.int32), np.array(shifts, np.int32)

@@ -220,6 +220,15 @@ def get_reciprocal(x: ArrayLike, x_integer_digits: int) -> tuple[np.ndarray, np.
 # --- float scales -> integer parameters (Prepare time only) ---------------------------
 
 
+def quantize_multiplier_ratio(a: float, b: float, c: float) -> tuple[int, int]:
+    """QuantizeMultiplier(a * b / c) in double for positive finite a, b, c; any other
+    argument gives (0, 0), as C's fqt_quantize_multiplier_ratio (the importer refuses such
+    scales; a diverging training run can reach one)."""
+    if not all(math.isfinite(v) and v > 0.0 for v in (a, b, c)):
+        return 0, 0
+    return quantize_multiplier(float(a) * float(b) / float(c))
+
+
 def tflite_round(x: float) -> int:
     """TfLiteRound / std::round: round half away from zero."""
     t = math.trunc(x)

@@ -98,10 +98,18 @@ def align_errors(
 
 def weight_scale_fold(scales: np.ndarray, n_channels: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-channel (M, shift) of s_w[c] / 2^P with P = frexp(max_c s_w[c]).exponent,
-    by QuantizeMultiplier in double; a per-tensor scale is broadcast. Returns (M, shift, P)."""
+    by QuantizeMultiplier in double; a per-tensor scale is broadcast. Returns (M, shift, P).
+    The max is taken as C does (the first of the largest, a NaN never larger); a non-finite
+    max gives P = 0 and a non-finite scale (0, 0): only a diverged run reaches one."""
     s = np.broadcast_to(np.asarray(scales, np.float32), (n_channels,))
-    p = math.frexp(float(s.max()))[1]
-    ms = [quantize_multiplier(math.ldexp(float(v), -p)) for v in s]
+    mx = float(s[0])
+    for v in s[1:]:
+        mx = float(v) if float(v) > mx else mx
+    p = math.frexp(mx)[1] if math.isfinite(mx) else 0
+    ms = [
+        quantize_multiplier(math.ldexp(float(v), -p)) if math.isfinite(float(v)) else (0, 0)
+        for v in s
+    ]
     return (
         np.array([m for m, _ in ms], np.int64),
         np.array([sh for _, sh in ms], np.int64),

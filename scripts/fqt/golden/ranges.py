@@ -21,7 +21,7 @@ from ..plan import WEIGHTED_OPS
 from ..prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS
 from ..quant import (
     preprocess_softmax_scaling,
-    quantize_multiplier,
+    quantize_multiplier_ratio,
     rounding_divide_by_pot,
     tflite_round,
 )
@@ -123,7 +123,7 @@ def rescale_bias(bias: np.ndarray, s_old: float, s_new: float) -> np.ndarray:
     """A consumer's int32 bias in its new input scale, b * s_old / s_new as a multiplier:
     (M, sh) = QuantizeMultiplier(s_old / s_new) (double), sat32(RDBPOT64(b * M, 31 - sh));
     31 - sh < 0 saturates every b != 0."""
-    m, sh = quantize_multiplier(float(s_old) / float(s_new))
+    m, sh = quantize_multiplier_ratio(float(s_old), 1.0, float(s_new))
     x = bias.astype(np.int64) * m
     e = 31 - sh
     if e < 0:

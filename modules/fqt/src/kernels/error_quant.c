@@ -85,7 +85,8 @@ void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixe
  * M3/M4, a few hundred instructions a channel): a finite float s = +-M * 2^k with M in
  * [2^23, 2^24) (a denormal's mantissa normalized) has frexp exponent k + 24, and
  * QuantizeMultiplier(ldexp(s, -P)) is exact: q * 2^31 = M * 2^7, shift k + 24 - P (ldexp
- * by P in [-148, 129] stays inside double's normal range). Inf and NaN: the double path. */
+ * by P in [-148, 129] stays inside double's normal range). Inf and NaN: exponent 0,
+ * multiplier (0, 0), in golden error_quant.py too. */
 static uint32_t f32_bits(const void *p, size_t i)
 {
 	uint32_t u;
@@ -113,9 +114,7 @@ int fqt_fold_exponent(const void *scales, uint32_t count)
 	if (fqt_f32_mantissa(u, &mant, &k)) {
 		return k + 24;
 	}
-	int p;
-	(void)frexp((double)mx, &p);
-	return p;
+	return 0; /* Inf or NaN (a diverged run): no exponent */
 }
 
 void fqt_fold_multiplier(const void *scales, uint32_t count, int32_t channel, int p,
@@ -141,7 +140,8 @@ void fqt_fold_multiplier(const void *scales, uint32_t count, int32_t channel, in
 		*shift = sh;
 		return;
 	}
-	fqt_quantize_multiplier(ldexp((double)fqt_read_f32(scales, i), -p), multiplier, shift);
+	*multiplier = 0; /* Inf or NaN (a diverged run) */
+	*shift = 0;
 }
 
 /* Two at a time, in delivery order, for any number of consumers (the golden align_errors
