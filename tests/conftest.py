@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -11,6 +14,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURE_MODELS = REPO / "tests" / "fixtures" / "models"
 BROKEN_FIXTURES = {"truncated.tflite", "garbage.tflite", "unsupported_ops.tflite"}
+
+
+def load_module(relpath: str, name: str) -> ModuleType:
+    """A script of the repository (a benchmark, the west commands) imported by path as
+    module `name`, registered in sys.modules (dataclasses look their module up by name)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / relpath)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def fixture_models() -> list[Path]:

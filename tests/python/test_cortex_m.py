@@ -9,30 +9,16 @@ reason when a tool is absent.
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 import zlib
-from types import ModuleType
 
 import numpy as np
 import pytest
-from conftest import FIXTURE_MODELS, REPO
+from conftest import FIXTURE_MODELS, load_module
 from fqt.golden.trainer import TrainConfig
 from fqt.native import NativeEngine, NativeTrainer
 from test_native import native_lib  # noqa: F401  (the session fixture building libfqt.so)
 
-
-def _bench() -> ModuleType:
-    path = REPO / "benchmarks" / "cortex_m" / "cortex_m.py"
-    spec = importlib.util.spec_from_file_location("fqt_bench_cortex_m", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_module("benchmarks/cortex_m/cortex_m.py", "fqt_bench_cortex_m")
 pytestmark = pytest.mark.skipif(
     bench.tools_missing() is not None, reason=str(bench.tools_missing())
 )

@@ -6,27 +6,13 @@ with the reason when the toolchain is absent.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from conftest import REPO
+from conftest import load_module
 
-
-def _footprint() -> ModuleType:
-    path = REPO / "benchmarks" / "footprint.py"
-    spec = importlib.util.spec_from_file_location("fqt_bench_footprint", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-footprint = _footprint()
+footprint = load_module("benchmarks/footprint.py", "fqt_bench_footprint")
 
 pytestmark = pytest.mark.skipif(
     not footprint.toolchain_available(),

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_MODELS, REPO
+from conftest import FIXTURE_MODELS, REPO, load_module
 from fqt import cli, native, resources
 from fqt.errors import FqtError
 from test_native import native_lib  # noqa: F401  (the session fixture building build/host)
@@ -153,12 +152,7 @@ def _west_yml_commands() -> list[dict[str, str]]:
 
 def _load_west_commands():
     pytest.importorskip("west")
-    path = REPO / "scripts" / "west_commands" / "fqt_commands.py"
-    spec = importlib.util.spec_from_file_location("fqt_west_commands", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("scripts/west_commands/fqt_commands.py", "fqt_west_commands")
 
 
 def test_west_help_is_cli_help() -> None:

@@ -5,27 +5,12 @@ and the lr-grid extension past an end of the grid."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
-
 import numpy as np
 import pytest
-from conftest import FIXTURE_MODELS, REPO
+from conftest import FIXTURE_MODELS, load_module
 from test_native import native_lib  # noqa: F401  (the session fixture building libfqt.so)
 
-
-def _bench() -> ModuleType:
-    path = REPO / "benchmarks" / "train_vs_fp32.py"
-    spec = importlib.util.spec_from_file_location("fqt_bench_train_vs_fp32", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_module("benchmarks/train_vs_fp32.py", "fqt_bench_train_vs_fp32")
 
 
 def _task(n: int = 24) -> object:
