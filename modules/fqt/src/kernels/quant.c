@@ -256,16 +256,9 @@ void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift)
 	multiplier_tail(q_fixed, sh, multiplier, shift);
 }
 
-static uint32_t f32_bits_of(float f)
-{
-	uint32_t u;
-	memcpy(&u, &f, sizeof(u));
-	return u;
-}
-
 void fqt_quantize_multiplier_f32(float d, int32_t *multiplier, int *shift)
 {
-	const uint32_t u = f32_bits_of(d);
+	const uint32_t u = fqt_f32_bits(d);
 	int32_t mant;
 	int k;
 	/* frexp(d) = mant * 2^-24, exponent k + 24 */
@@ -283,7 +276,7 @@ void fqt_quantize_multiplier_ratio(float a, float b, float c, int32_t *multiplie
 {
 	int32_t ma, mb, mc;
 	int ka, kb, kc;
-	const uint32_t ua = f32_bits_of(a), ub = f32_bits_of(b), uc = f32_bits_of(c);
+	const uint32_t ua = fqt_f32_bits(a), ub = fqt_f32_bits(b), uc = fqt_f32_bits(c);
 	if (((ua | ub | uc) >> 31) != 0u || !fqt_f32_mantissa(ua, &ma, &ka) ||
 	    !fqt_f32_mantissa(ub, &mb, &kb) || !fqt_f32_mantissa(uc, &mc, &kc)) {
 		*multiplier = 0;

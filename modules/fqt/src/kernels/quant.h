@@ -12,6 +12,7 @@
 #define FQT_QUANT_H_
 
 #include <stdint.h>
+#include <string.h>
 
 /* uint32 -> int32 two's complement, without implementation-defined conversion. */
 static inline int32_t fqt_wrap_s32(uint32_t u)
@@ -167,6 +168,13 @@ int32_t fqt_dot_s8_offset(const int8_t *a, int32_t a_offset, const int8_t *b, in
 /* TFLM QuantizeMultiplier: the (M, shift) with d = M * 2^(shift - 31), M in [2^30, 2^31);
  * d = 0 gives (0, 0). Per channel, at load or update time only: never per element. */
 void fqt_quantize_multiplier(double d, int32_t *multiplier, int *shift);
+
+static inline uint32_t fqt_f32_bits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
 
 /* A finite nonzero float as +-mant * 2^exp2 with mant in [2^23, 2^24) (a denormal's
  * mantissa normalized); 0 for zero, Inf and NaN. From the bits: no float arithmetic.

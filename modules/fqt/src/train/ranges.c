@@ -34,25 +34,18 @@ void fqt_train_layer_multipliers(const fqt_layer_view *v, const float *scale, in
 	}
 }
 
-/* TFLM PreprocessSoftmaxScaling(1, s_in, 5) and CalculateInputRadius, in integers: the double
- * s_in * 2^26 is exact, so QuantizeMultiplier of it is the float's mantissa * 2^7 with shift
- * k + 24 + 26; from s_in = 32 on the double is clamped to 2^31 - 1, whose (M, shift) is
- * (2^31 - 1, 31). radius = floor((2^5 - 1) 2^26 / 2^shift). */
+/* TFLM PreprocessSoftmaxScaling(1, s_in, 5) and CalculateInputRadius, in integers: below 32,
+ * s_in * 2^26 is an exact float, so its QuantizeMultiplier comes from the float's bits; from
+ * 32 on the double is clamped to 2^31 - 1, whose (M, shift) is (2^31 - 1, 31).
+ * radius = floor((2^5 - 1) 2^26 / 2^shift). */
 void fqt_train_softmax_params(float s_in, fqt_softmax_params *p)
 {
-	int sh = 0;
-	int32_t mant;
-	int k;
-	uint32_t bits;
-	memcpy(&bits, &s_in, sizeof(bits));
-	if (!(s_in < 32.0f)) {
-		p->input_multiplier = INT32_MAX;
-		sh = 31;
-	} else if (fqt_f32_mantissa(bits, &mant, &k) && k + 24 + 31 - FQT_SOFTMAX_DIFF_BITS >= -31) {
-		p->input_multiplier = (bits >> 31) != 0u ? -(mant << 7) : mant << 7;
-		sh = k + 24 + 31 - FQT_SOFTMAX_DIFF_BITS;
+	int sh = 31;
+	if (s_in < 32.0f) {
+		fqt_quantize_multiplier_f32(ldexpf(s_in, 31 - FQT_SOFTMAX_DIFF_BITS),
+					    &p->input_multiplier, &sh);
 	} else {
-		p->input_multiplier = 0;
+		p->input_multiplier = INT32_MAX;
 	}
 	p->input_left_shift = sh;
 	const int64_t r = (int64_t)((1 << FQT_SOFTMAX_DIFF_BITS) - 1) << (31 - FQT_SOFTMAX_DIFF_BITS);

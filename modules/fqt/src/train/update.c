@@ -37,6 +37,11 @@ static int64_t mul_fixed(int64_t x, float d)
 	return fqt_rdbpot64(x * (int64_t)mlt, 31 - sh);
 }
 
+static int64_t clamp_s64(int64_t x, int64_t lim)
+{
+	return x > lim ? lim : (x < -lim ? -lim : x);
+}
+
 static size_t weight_index(const fqt_train_layer *L, int dw, int32_t c, int32_t k)
 {
 	return dw ? (size_t)k * (size_t)L->n_out + (size_t)c
@@ -70,9 +75,7 @@ static int64_t round_clamp_fx(float x)
 	if (!(x == x)) {
 		return 0;
 	}
-	const float r = roundf(x > lim ? lim : (x < -lim ? -lim : x));
-	uint32_t bits;
-	memcpy(&bits, &r, sizeof(bits));
+	const uint32_t bits = fqt_f32_bits(roundf(x > lim ? lim : (x < -lim ? -lim : x)));
 	int32_t mant;
 	int k;
 	if (!fqt_f32_mantissa(bits, &mant, &k)) {
@@ -110,7 +113,7 @@ static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, f
 	multiplier_of(lr_sd * unit / s_w * 65536.0f, &r->wm, &r->wsh);
 	if (L->has_bias) {
 		r->v -= mul_fixed(L->acc_b[c], lr_sd * unit_b / (s_in * s_w) * 65536.0f);
-		r->v = r->v > FQT_V_LIMIT ? FQT_V_LIMIT : (r->v < -FQT_V_LIMIT ? -FQT_V_LIMIT : r->v);
+		r->v = clamp_s64(r->v, FQT_V_LIMIT);
 	}
 	r->updated = 1;
 }
@@ -124,7 +127,7 @@ static int64_t new_u(const fqt_train_layer *L, int dw, int32_t c, int32_t k, con
 	}
 	const int64_t a = L->acc_w[(size_t)c * (size_t)L->row + (size_t)k];
 	u = u - fqt_rdbpot64(a * (int64_t)r->wm, 31 - r->wsh) + r->b_fx;
-	return u > FQT_U_LIMIT ? FQT_U_LIMIT : (u < -FQT_U_LIMIT ? -FQT_U_LIMIT : u);
+	return clamp_s64(u, FQT_U_LIMIT);
 }
 
 static int64_t round_div(int64_t num, int64_t m)
