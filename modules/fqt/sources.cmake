@@ -33,7 +33,7 @@ set(FQT_RUNTIME_SOURCES
   ${FQT_CORE_DIR}/src/runtime/session.c
 )
 # train/ (docs/training-semantics.md): the trainer and its plan, backward, update, loss,
-# partial updates, the PRNG.
+# partial updates, the PRNG, the learning-rate schedule.
 set(FQT_TRAIN_SOURCES
   ${FQT_CORE_DIR}/src/train/trainer.c
   ${FQT_CORE_DIR}/src/train/train_plan.c
@@ -43,6 +43,7 @@ set(FQT_TRAIN_SOURCES
   ${FQT_CORE_DIR}/src/train/partial.c
   ${FQT_CORE_DIR}/src/train/prng.c
   ${FQT_CORE_DIR}/src/train/ranges.c
+  ${FQT_CORE_DIR}/src/train/schedule.c
 )
 # service/ (docs/protocol.md): the dispatcher and its command table, replies and argument
 # parsing, the models (A/B halves), the sample store, transfers and the frame codec, the

@@ -385,6 +385,21 @@ class _TrainCounters(ctypes.Structure):
     ]
 
 
+class _LrSchedule(ctypes.Structure):
+    """struct fqt_lr_schedule (include/fqt/trainer.h)."""
+
+    _fields_ = [
+        ("lr", ctypes.c_float),
+        ("kind", ctypes.c_uint8),
+        ("warmup_epochs", ctypes.c_uint32),
+        ("step_epochs", ctypes.c_uint32),
+        ("step_gamma", ctypes.c_float),
+    ]
+
+
+SCHEDULE_KINDS = {"constant": 0, "cosine": 1, "step": 2}  # FQT_SCHEDULE_*
+
+
 _SZ = ctypes.POINTER(ctypes.c_size_t)
 _U32 = ctypes.POINTER(ctypes.c_uint32)
 _TRAIN_SIGNATURES: dict[str, tuple[object, list[object]]] = {
@@ -400,6 +415,10 @@ _TRAIN_SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "fqt_trainer_set_lr": (ctypes.c_int, [_P, ctypes.c_float]),
     "fqt_trainer_step_target": (ctypes.c_int, [_P, _P, _P, _U32]),
     "fqt_trainer_counters": (None, [_P, ctypes.POINTER(_TrainCounters)]),
+    "fqt_scheduled_lr": (
+        ctypes.c_float,
+        [ctypes.POINTER(_LrSchedule), ctypes.c_uint32, ctypes.c_uint32],
+    ),
 }
 
 
@@ -426,6 +445,17 @@ def training_memory(blob: bytes, trainable: set[int], library=None) -> tuple[int
     )
     eng._check(status, "fqt_trainer_memory")
     return int(arena.value), int(params.value)
+
+
+def scheduled_lr(
+    lr: float, schedule: str, epoch: int, epochs: int,
+    warmup: int = 0, step_epochs: int = 0, step_gamma: float = 0.1, library=None,
+) -> float:  # fmt: skip
+    """fqt_scheduled_lr (train/schedule.c): the device's lr of an epoch, golden/schedule.py's
+    twin."""
+    lib = _train_library(library)
+    s = _LrSchedule(lr, SCHEDULE_KINDS[schedule], warmup, step_epochs, step_gamma)
+    return float(lib.fqt_scheduled_lr(ctypes.byref(s), epoch, epochs))
 
 
 class NativeTrainer:

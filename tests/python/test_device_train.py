@@ -90,7 +90,7 @@ def _open(exe: Path, s: Setup, *extra: object, model: bool = True, **kw) -> Devi
 
 
 def _start(dev: Device, s: Setup, epochs: int, seed: int = SEED) -> list[str]:
-    return dev.command("train", "start", epochs, "0.003", 32, "1.0", seed, s.head)
+    return dev.command("train", "start", epochs, "0.3", 32, "1.0", seed, s.head)
 
 
 def _run(dev: Device, s: Setup, epochs: int, seed: int = SEED) -> list[str]:
@@ -135,7 +135,8 @@ def test_train_status_stop_then_full_run(host_device: Path, setup: Setup) -> Non
         n = len(s.y_tr)
         started = _start(dev, s, 1000)
         assert started == [
-            f"train started epochs 1000 lr 0.003000 batch 32 lambda_min 1.000000 samples {n}"
+            f"train started epochs 1000 lr 0.300000 batch 32 lambda_min 1.000000 samples {n} "
+            "update sgd schedule cosine"
         ]
         # `train status` answers while the job runs, and its position advances.
         positions = []
@@ -281,7 +282,10 @@ def _state(dev: Device) -> tuple[dict[str, str], list[str]]:
         (("2", "0.003", "32", "1", "1", "99"), "trainable must be"),
         (("2", "0.003", "32", "1", "1", "1"), "trainable must be"),  # a pooling layer
         (("2", "0.003", "32", "1", "1", "5,"), "trainable"),
-        (("2", "0.003", "32", "0.1", "1", "last", "topk"), "partial mode must be dynamic or"),
+        (("2", "0.003", "32", "0.1", "1", "last", "topk"), "argument 'topk': not an option"),
+        (("2", "sgd", "standardized"), "option 'standardized': that kind of option is given"),
+        (("2", "cosine", "0.1", "constant"), "option 'constant': that kind of option is given"),
+        (("2", "fixed", "dynamic"), "option 'dynamic': that kind of option is given twice"),
     ],
 )
 def test_bad_train_args_change_nothing(
@@ -295,6 +299,30 @@ def test_bad_train_args_change_nothing(
             dev.command("train", "start", *args)
         assert _state(dev) == before
         assert before[1] == ["train idle last none job idle"]
+
+
+@pytest.mark.parametrize(
+    "args, started",
+    [
+        ((), "lr 0.300000 batch 32 lambda_min 1.000000 samples 100 update sgd schedule cosine"),
+        (("standardized",), "lr 0.003000 batch 32 lambda_min 1.000000 samples 100 update "
+         "standardized schedule cosine"),
+        (("constant", "4", "standardized", "0.01", "8"), "lr 0.010000 batch 8 lambda_min "
+         "1.000000 samples 100 update standardized schedule constant"),
+    ],
+)  # fmt: skip
+def test_train_start_option_words(
+    host_device: Path, setup: Setup, args: tuple[str, ...], started: str
+) -> None:
+    """The option words go anywhere after `start`; without an lr each rule takes its own
+    default (0.3 for sgd, an fp32-like lr; 0.003 for the standardized rule)."""
+    s = setup
+    with _open(host_device, s) as dev:
+        dev.push_samples(s.x_tr[:100], s.y_tr[:100])
+        lines = dev.command("train", "start", *args)
+        assert lines[0].startswith("train started epochs ")
+        assert lines[0].split(" ", 4)[4] == started, lines
+        dev.command("train", "stop")
 
 
 def test_commands_busy_while_training(host_device: Path, setup: Setup, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ plan (scripts/fqt/plan.py training_arena / training_params)."""
 from __future__ import annotations
 
 import copy
+import math
 import json
 from pathlib import Path
 
@@ -447,3 +448,55 @@ def test_host_device_trains_and_exports(digits, tmp_path: Path, native_lib) -> N
         for i in range(5):
             _, out = dev.predict_input(xte[i])
             np.testing.assert_array_equal(out.reshape(-1), eng.infer(xte[i]).reshape(-1))
+
+
+def _device_order(seed: int, epoch: int, n: int) -> list[int]:
+    """service/jobs.c shuffle_epoch: index = (offset + i * stride) mod n, stride coprime."""
+    x = (seed * 2654435761 + epoch * 40503 + 1) & 0xFFFFFFFF
+    x ^= x >> 15
+    offset = x % n
+    stride = 1 + (x >> 7) % (n - 1) if n > 2 else 1
+    while n > 1 and math.gcd(stride, n) != 1:
+        stride = stride % (n - 1) + 1
+    return [(offset + i * stride) % n for i in range(n)]
+
+
+@pytest.mark.parametrize("words", [(), ("standardized", "constant"), ("sgd", "constant")])
+def test_device_job_schedule_equals_host(digits, words, native_lib) -> None:  # noqa: F811
+    """One `train start` job of 3 epochs on fqt_host_device, where the device computes each
+    epoch's lr itself (train/schedule.c; the default is sgd with a cosine schedule), gives
+    the blob the host's C trainer gives when the host hands it golden/schedule.py's lr per
+    epoch, with the device's sample order and end-of-epoch flush."""
+    from fqt.blob import write_blob
+    from fqt.device import Device
+    from fqt.golden.trainer import epoch_lr
+    from fqt.native import NativeTrainer
+
+    exe = FIXTURE_MODELS.parents[2] / "build" / "host" / "fqt_host_device"
+    if not exe.exists():
+        pytest.skip("fqt_host_device is not built")
+    xtr, ytr, _, _ = digits
+    n, epochs, batch, seed = 44, 3, 32, 0  # the device's default batch and seed; 44 = 32 + 12
+    m = load_tflite(DIGITS)
+    prepare(m)
+    trainable = {max(_all_weighted(m))}  # `train start`'s default: the last weighted layer
+    blob = write_blob(m, trainable)
+    rule = "standardized" if "standardized" in words else "sgd"
+    schedule = "constant" if "constant" in words else "cosine"
+    lr = 0.003 if rule == "standardized" else 0.3  # the device's default lr per rule
+    with Device.open(f"cmd:{exe} --params 65536", timeout=10.0) as dev:
+        dev.push_blob(blob)
+        dev.push_samples(xtr[:n], ytr[:n])
+        started = dev.command("train", "start", epochs, *words)  # lr: the rule's default
+        dev.wait_event("done train", timeout=120.0)
+        on_device = dev.pull_blob()
+    assert started[0].endswith(f"update {rule} schedule {schedule}"), started
+
+    cfg = TrainConfig(lr=lr, batch=batch, seed=seed, update_rule=rule, schedule=schedule)
+    host = NativeTrainer(m, trainable, cfg, library=native_lib)
+    for e in range(1, epochs + 1):
+        host.set_lr(epoch_lr(cfg, e, epochs))
+        order = _device_order(seed, e - 1, n)
+        host.train_step(xtr[:n][order], ytr[:n][order])
+        host.flush()
+    assert bytes(host.blob) == on_device

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FIXTURE_MODELS
+from fqt import native
 from fqt.cli import main
-from fqt.golden.trainer import TrainConfig, scheduled_lr
+from fqt.golden.schedule import scheduled_lr
+from fqt.golden.trainer import TrainConfig, epoch_lr
 from fqt.prepare import prepare
 from fqt.tflite_import import load_tflite
 from test_native import native_lib  # noqa: F401  (the session fixture building libfqt.so)
@@ -92,14 +94,16 @@ def test_mse_regression_trains_and_exports(
     out = tmp_path / "reg.tflite"
     rc, text, _ = _run([
         "train", str(FC), "--data", str(data), "--val", str(val), "--epochs", "6",
-        "--batch", "8", "--lr", "0.05", "--update", "sgd", "--trainable", "all",
+        "--batch", "8", "--lr", "0.05", "--update", "sgd", "--schedule", "constant",
+        "--trainable", "all",
         "--engine", engine, "-o", str(out),
     ], capsys)  # fmt: skip
     assert rc == 0, text
     assert "loss: mse" in text
     rc, js, _ = _run([
         "train", str(FC), "--data", str(data), "--val", str(val), "--epochs", "6",
-        "--batch", "8", "--lr", "0.05", "--update", "sgd", "--trainable", "all",
+        "--batch", "8", "--lr", "0.05", "--update", "sgd", "--schedule", "constant",
+        "--trainable", "all",
         "--engine", engine, "-o", str(out), "--json",
     ], capsys)  # fmt: skip
     s = json.loads(js)
@@ -141,12 +145,37 @@ def test_sgd_cosine_keeps_best_epoch(tmp_path: Path, capsys) -> None:
     assert s["val_accuracy_after"] == max(accs)
     assert accs[s["saved_epoch"] - 1] == max(accs)
     assert [e["lr"] for e in s["epochs"]] == [
-        scheduled_lr(TrainConfig(lr=0.1, schedule="cosine"), e, 3) for e in (1, 2, 3)
+        epoch_lr(TrainConfig(lr=0.1, schedule="cosine"), e, 3) for e in (1, 2, 3)
     ]
 
 
 def test_schedules() -> None:
     c = TrainConfig(lr=1.0, schedule="cosine")
-    assert [scheduled_lr(c, e, 4) for e in (1, 3)] == [1.0, 0.5]
+    cos = [epoch_lr(c, e, 4) for e in range(1, 5)]
+    assert cos[0] == 1.0
+    # (1 + cos(pi t)) / 2 for t = 1/4, 2/4, 3/4, to float32 rounding of the polynomial
+    assert cos[1:] == pytest.approx([0.8535534, 0.5, 0.1464466], rel=1e-5)
     s = TrainConfig(lr=1.0, schedule="step", step_epochs=2, step_gamma=0.5, warmup_epochs=1)
-    assert [scheduled_lr(s, e, 6) for e in range(1, 7)] == [0.5, 1.0, 1.0, 0.5, 0.5, 0.25]
+    assert [epoch_lr(s, e, 6) for e in range(1, 7)] == [0.5, 1.0, 1.0, 0.5, 0.5, 0.25]
+
+
+def test_schedule_twin_of_c(native_lib) -> None:  # noqa: F811
+    """The device computes its epoch lr itself (train/schedule.c): the same float32 bits as
+    the host's golden/schedule.py, over every epoch of many runs and each schedule."""
+    cases = [
+        (lr, kind, epochs, warmup, step_epochs, gamma)
+        for lr in (0.3, 0.003, 1e-6, 1.0, 0.1234567)
+        for kind in ("constant", "cosine", "step")
+        for epochs in (1, 2, 3, 7, 50, 1000)
+        for warmup in (0, 1, 3)
+        for step_epochs, gamma in ((1, 0.5), (3, 0.1))
+    ]
+    checked = 0
+    for lr, kind, epochs, warmup, step_epochs, gamma in cases:
+        for e in sorted({1, 2, epochs // 2 + 1, epochs - 1, epochs} - {0}):
+            args = (lr, kind, e, epochs, warmup, step_epochs, gamma)
+            assert native.scheduled_lr(*args) == scheduled_lr(*args), args
+            checked += 1
+    assert checked > 1900
+    # the last epoch of a long cosine run still trains (lr > 0)
+    assert 0.0 < scheduled_lr(0.3, "cosine", 1000, 1000) < 1e-5

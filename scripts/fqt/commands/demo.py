@@ -47,7 +47,10 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("-o", "--output-dir", default="build/demo", help="blob, log, plot, .tflite")
     p.add_argument("--epochs", type=int_range(1, 1000), default=10, help="epochs on the device")
-    p.add_argument("--lr", type=float_range(0.000001, 1.0), default=0.003, help="learning rate")
+    p.add_argument(
+        "--lr", type=float_range(0.000001, 1.0), default=0.3,
+        help="learning rate (plain SGD, cosine schedule: fqt train-device's defaults)",
+    )  # fmt: skip
     p.add_argument("--batch", type=int_range(1, 1024), default=32, help="mini-batch size")
     p.add_argument(
         "--lambda-min", type=float_range(0.0, 1.0), default=1.0, help="partial updates: 1.0 = off"

@@ -14,7 +14,7 @@ from .. import progress
 from ..errors import FqtError
 from ..export import check_exportable, write_tflite
 from ..golden.trainer import LOSSES, SCHEDULES, EpochResult, TrainConfig, Trainer
-from ..golden.update import UPDATE_RULES
+from ..golden.update import DEFAULT_LR, UPDATE_RULES
 from ..ir import Model, OpType
 from ..native import NativeTrainer
 from ..plan import parse_trainable
@@ -32,8 +32,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lr",
         type=float_range(0.0, 100.0, lo_open=True),
-        default=0.003,
-        help="learning rate (real weight units)",
+        default=None,
+        help="learning rate (real weight units; default 0.3 for sgd, 0.003 for standardized)",
     )
     p.add_argument("--batch", type=int_range(1, 1 << 20), default=32, help="mini-batch size")
     p.add_argument(
@@ -60,9 +60,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--update",
         choices=UPDATE_RULES,
-        default="standardized",
-        help="weight update: the paper's per-channel gradient standardization, or plain SGD "
-        "on the batch-mean gradient (its lr is an fp32-like lr, e.g. 0.1)",
+        default="sgd",
+        help="weight update: plain SGD on the batch-mean gradient (its lr is an fp32-like lr), "
+        "or the paper's per-channel gradient standardization",
     )
     p.add_argument(
         "--learn-ranges",
@@ -70,7 +70,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="learn the trainable layers' output activation ranges (EMA of min/max; the "
         "export carries the new quantization)",
     )
-    p.add_argument("--schedule", choices=SCHEDULES, default="constant", help="lr per epoch")
+    p.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="lr per epoch")
     p.add_argument(
         "--warmup", type=int_range(0, 100000), default=0, help="linear lr warm-up epochs"
     )
@@ -236,6 +236,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise FqtError(str(e)) from None
     if args.epochs < 0 or args.patience < 0:
         raise FqtError("need epochs >= 0 and patience >= 0")
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.update]
     config = TrainConfig(
         lr=args.lr,
         batch=args.batch,

@@ -20,12 +20,16 @@ from .. import progress
 from ..blob import read_blob
 from ..device import Device
 from ..errors import FqtError
+from ..golden.schedule import scheduled_lr
 from ..golden.trainer import TrainConfig
+from ..golden.update import DEFAULT_LR, UPDATE_RULES
 from ..plan import parse_trainable
 from ..trainlog import TrainLog
 from .checks import float_range, int_range
 from .common import load_model
 from .device import _add_port, _device_dataset, _kv, _open, check_files
+
+DEVICE_SCHEDULES = ("cosine", "constant")  # what `train start` takes
 
 
 def add_train_device_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +38,15 @@ def add_train_device_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="the model's .tflite/.fqtb (float x; names in the title)")
     # The device's ranges (docs/protocol.md, `fqt train start`).
     p.add_argument("--epochs", type=int_range(1, 1000), default=5, help="epochs")
-    p.add_argument("--lr", type=float_range(0.000001, 1.0), default=0.003, help="learning rate")
+    p.add_argument(
+        "--lr", type=float_range(0.000001, 1.0), default=None,
+        help="learning rate (default 0.3 for sgd, 0.003 for standardized)",
+    )  # fmt: skip
+    p.add_argument(
+        "--update", choices=UPDATE_RULES, default="sgd",
+        help="weight update: plain SGD on the batch-mean gradient, or the paper's standardization",
+    )  # fmt: skip
+    p.add_argument("--schedule", choices=DEVICE_SCHEDULES, default="cosine", help="lr per epoch")
     p.add_argument("--batch", type=int_range(1, 1024), default=32, help="mini-batch size")
     p.add_argument(
         "--lambda-min", type=float_range(0.0, 1.0), default=1.0, help="partial updates: 1.0 = off"
@@ -97,6 +109,8 @@ def evaluate_blob(blob: bytes, xs: np.ndarray, ys: np.ndarray) -> tuple[float, f
 
 def run_train_device(args: argparse.Namespace) -> int:
     check_files(args)
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.update]
     if getattr(args, "val", None):
         check_files(argparse.Namespace(data=args.val))
     log = TrainLog()
@@ -128,7 +142,8 @@ def run_train_device(args: argparse.Namespace) -> int:
             trainable = device_trainable(dev, args.trainable, args.model)
             log.meta = {
                 "model": info.get("name"), "board": args.board or "device", "engine": "device",
-                "epochs": args.epochs, "lr": args.lr, "batch": args.batch,
+                "epochs": args.epochs, "lr": args.lr, "update": args.update,
+                "schedule": args.schedule, "batch": args.batch,
                 "lambda_min": args.lambda_min, "trainable": trainable, "samples": n,
             }  # fmt: skip
             t0 = time.monotonic()
@@ -144,9 +159,16 @@ def run_train_device(args: argparse.Namespace) -> int:
             echo = not args.json and not progress.enabled()
             with progress.bar(args.epochs * n, "train", "samples", args.json) as bar:
                 for first, count in jobs:
+                    # One job: the device runs the schedule itself. A job per epoch (for the
+                    # host's validation): the host's lr of that epoch, held constant.
+                    lr, schedule = args.lr, args.schedule
+                    if count < args.epochs:
+                        lr = scheduled_lr(args.lr, schedule, first, args.epochs)
+                        schedule = "constant"
                     dev.command(
-                        "train", "start", count, f"{args.lr:.6f}", args.batch,
+                        "train", "start", count, f"{max(lr, 1e-6):.6f}", args.batch,
                         f"{args.lambda_min:.6f}", args.seed + first - 1, trainable,
+                        args.update, schedule,
                     )  # fmt: skip
                     for line in dev.events_until(("done train",), args.progress_timeout):
                         kv = _kv(line)

@@ -35,6 +35,7 @@ from .loss import (
 from .partial import keep_fractions, lambda_q15
 from .prng import Xorshift32
 from .ranges import derive, observe, range_groups, rescale_bias
+from .schedule import SCHEDULES, scheduled_lr
 from .softmax import softmax_forward
 from .update import (
     UPDATE_RULES,
@@ -92,24 +93,14 @@ class TrainConfig:
 MAX_LR = 100.0  # larger learning rates are refused as absurd (the sgd rule uses ~0.01-1)
 LOSSES = ("cross_entropy", "mse")
 PARTIAL_MODES = ("dynamic", "fixed")
-SCHEDULES = ("constant", "cosine", "step")
 
 
-def scheduled_lr(cfg: TrainConfig, epoch: int, epochs: int) -> float:
-    """The learning rate of epoch `epoch` (1-based) of `epochs`, computed on the host and
-    handed to either engine before the epoch:
-        warm-up (epoch <= W): lr * epoch / (W + 1)
-        constant: lr;  step: lr * gamma^floor((epoch - W - 1) / step_epochs)
-        cosine:   lr * (1 + cos(pi * (epoch - W - 1) / (epochs - W))) / 2"""
-    w = cfg.warmup_epochs
-    if epoch <= w:
-        return cfg.lr * epoch / (w + 1)
-    i = epoch - w - 1
-    if cfg.schedule == "step":
-        return cfg.lr * cfg.step_gamma ** (i // cfg.step_epochs)
-    if cfg.schedule == "cosine":
-        return cfg.lr * (1.0 + math.cos(math.pi * i / max(epochs - w, 1))) / 2.0
-    return cfg.lr
+def epoch_lr(cfg: TrainConfig, epoch: int, epochs: int) -> float:
+    """The lr of epoch `epoch` (1-based) of `epochs` (schedule.scheduled_lr, float32),
+    computed on the host and handed to either engine before the epoch."""
+    return scheduled_lr(
+        cfg.lr, cfg.schedule, epoch, epochs, cfg.warmup_epochs, cfg.step_epochs, cfg.step_gamma
+    )
 
 
 @dataclass
@@ -398,7 +389,7 @@ class Trainer:
     ) -> list[EpochResult]:
         """Epochs over (xs, ys); the order is a host-side permutation from
         numpy.random.default_rng(seed) per epoch (the device just sees the samples), the
-        lr of each epoch from scheduled_lr. With `val` and keep_best the model of the best
+        lr of each epoch from epoch_lr. With `val` and keep_best the model of the best
         validation epoch (accuracy; the mse loss: lowest loss; ties: the earlier) is
         restored at the end; patience > 0 stops after that many epochs without one.
         every > 0 feeds an epoch in chunks of that many samples and calls
@@ -430,7 +421,7 @@ def run_epochs(
     since_best = 0
     ys_arr = np.asarray(ys)
     for ep in range(1, epochs + 1):
-        lr = scheduled_lr(cfg, ep, epochs)
+        lr = epoch_lr(cfg, ep, epochs)
         t.set_lr(lr)
         idx = order_rng.permutation(len(xs)) if shuffle else np.arange(len(xs))
         xe, ye = np.asarray(xs)[idx], ys_arr[idx]

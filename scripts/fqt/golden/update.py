@@ -24,6 +24,10 @@ MAX_UPDATE_MULTIPLIER = np.float32(1 << 30)  # keeps QuantizeMultiplier's shift 
 RECIPROCAL_BITS = 55  # R = floor(127 * 2^55 / m), so |u * R| <= 127 * 2^55 < 2^63
 f32 = np.float32  # the update's per-channel arithmetic is float32, op by op (no double)
 UPDATE_RULES = ("standardized", "sgd")
+# The lr a command uses when none is given, per rule (the shell's `train start` has the same,
+# service/jobs.c): sgd's is an fp32-like lr (the benchmark's picks were 0.3 on three of four
+# tasks), the standardized rule moves each weight by about one lr per update.
+DEFAULT_LR = {"sgd": 0.3, "standardized": 0.003}
 
 
 def weight_rows(w: np.ndarray, depthwise: bool) -> np.ndarray:

@@ -64,6 +64,8 @@ typedef struct fqt_train_config {
 	uint32_t seed;
 	uint64_t trainable_mask;   /* bit l: layer l is trained */
 	uint8_t partial_fixed;     /* 1: every sample keeps lambda_min (fixed budget) */
+	uint8_t update_rule;       /* FQT_UPDATE_SGD (the shell's default) or _STANDARDIZED */
+	uint8_t schedule;          /* FQT_SCHEDULE_COSINE (the shell's default) or _CONSTANT */
 } fqt_train_config;
 
 typedef struct fqt_train_step_result {
@@ -79,6 +81,8 @@ typedef struct fqt_trainer_ops {
 	fqt_status (*step)(void *ctx, const int8_t *sample, uint32_t label,
 			   fqt_train_step_result *result);
 	fqt_status (*end_batch)(void *ctx);
+	/* Optional: epoch `epoch` (1-based) of `epochs` starts (the lr schedule's step). */
+	fqt_status (*begin_epoch)(void *ctx, uint32_t epoch, uint32_t epochs);
 	fqt_status (*end)(void *ctx);
 	/* Optional: the arena and params bytes training `model` with `trainable_mask` needs,
 	 * and the params bytes the trainer has, so a refusal can say by how many bytes the

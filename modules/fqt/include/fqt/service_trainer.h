@@ -22,6 +22,7 @@ typedef struct fqt_service_trainer {
 	fqt_trainer trainer;
 	uint8_t *params;
 	size_t params_size;
+	fqt_lr_schedule schedule; /* the job's base lr and schedule kind */
 	int active;
 } fqt_service_trainer;
 

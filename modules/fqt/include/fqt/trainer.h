@@ -184,9 +184,24 @@ fqt_status fqt_trainer_attach_blob(fqt_trainer *t, fqt_model *model, uint8_t *bl
 fqt_status fqt_trainer_step(fqt_trainer *t, const int8_t *input, uint32_t label,
 			    uint32_t *loss_micro, uint32_t *predicted);
 
-/* Set the learning rate of the next updates (schedules: the host computes lr per epoch).
+/* Set the learning rate of the next updates (fqt_scheduled_lr's, before each epoch).
  * lr must be finite and > 0. */
 fqt_status fqt_trainer_set_lr(fqt_trainer *t, float lr);
+
+/* Learning-rate schedules (docs/training-semantics.md 7.2), per epoch. */
+#define FQT_SCHEDULE_CONSTANT 0u
+#define FQT_SCHEDULE_COSINE 1u
+#define FQT_SCHEDULE_STEP 2u
+typedef struct fqt_lr_schedule {
+	float lr;             /* the base lr */
+	uint8_t kind;         /* FQT_SCHEDULE_* */
+	uint32_t warmup_epochs; /* linear warm-up epochs before the schedule */
+	uint32_t step_epochs; /* STEP: epochs per step (0: no step) */
+	float step_gamma;     /* STEP: lr factor per step */
+} fqt_lr_schedule;
+
+/* The lr of epoch `epoch` (1-based) of `epochs`, in float32 (train/schedule.c). */
+float fqt_scheduled_lr(const fqt_lr_schedule *s, uint32_t epoch, uint32_t epochs);
 
 /* One sample with the squared-error loss (options.loss FQT_LOSS_MSE): `target` holds the
  * int8 target of the model output's shape and quantization. loss_micro: reported loss

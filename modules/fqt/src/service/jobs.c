@@ -6,10 +6,17 @@
 #include <string.h>
 
 #include "fqt/model.h"
+#include "fqt/trainer.h"
 #include "runtime/layer_ops.h"
 #include "service_internal.h"
 
 #define MAX_TRAIN_EPOCHS 1000u
+/* `train start`'s lr when none is given, per rule: the sgd lr is an fp32-like lr, the
+ * standardized rule's moves each weight by about one lr (docs/training-semantics.md 7.1). */
+#define DEFAULT_SGD_LR_MICRO 300000u
+#define DEFAULT_STANDARDIZED_LR_MICRO 3000u
+/* epochs lr batch lambda_min seed trainable */
+#define TRAIN_POSITIONALS 6
 #define MAX_TRAIN_BATCH 1024u
 
 static uint32_t now_ms(const fqt_service *svc)
@@ -304,6 +311,71 @@ static int train_stop(fqt_service *svc, const fqt_service_output *out)
 	return 0;
 }
 
+/* One option word of `train start` (partial mode, update rule, lr schedule) into `c`:
+ * returns its kind's bit, or 0 for a word that is no option (a positional argument). The
+ * words never look like a positional value (numbers, `last`, `all`, `i,j`). */
+static unsigned int train_option(const char *w, fqt_train_config *c)
+{
+	if (strcmp(w, "dynamic") == 0 || strcmp(w, "fixed") == 0) {
+		c->partial_fixed = w[0] == 'f';
+		return 1u;
+	}
+	if (strcmp(w, "sgd") == 0 || strcmp(w, "standardized") == 0) {
+		c->update_rule = w[1] == 'g' ? FQT_UPDATE_SGD : FQT_UPDATE_STANDARDIZED;
+		return 2u;
+	}
+	if (strcmp(w, "cosine") == 0 || strcmp(w, "constant") == 0) {
+		c->schedule = w[2] == 's' ? FQT_SCHEDULE_COSINE : FQT_SCHEDULE_CONSTANT;
+		return 4u;
+	}
+	return 0u;
+}
+
+/* Split argv[2..argc) into the option words (any order and place, each kind once) and the
+ * positional arguments, in order, into pos[0..*n_pos). */
+static int split_train_args(fqt_service *svc, const fqt_service_output *out, int argc,
+			    char **argv, fqt_train_config *c, const char **pos, int *n_pos)
+{
+	unsigned int seen = 0u;
+	*n_pos = 0;
+	for (int i = 2; i < argc; i++) {
+		const unsigned int kind = train_option(argv[i], c);
+		if (kind == 0u) {
+			if (*n_pos == TRAIN_POSITIONALS) {
+				fqt_svc_say(svc, out, "err argument '%s': not an option (partial "
+						      "dynamic|fixed, update sgd|standardized, "
+						      "schedule cosine|constant)", argv[i]);
+				return -1;
+			}
+			pos[(*n_pos)++] = argv[i];
+		} else if (seen & kind) {
+			fqt_svc_say(svc, out, "err option '%s': that kind of option is given twice",
+				    argv[i]);
+			return -1;
+		} else {
+			seen |= kind;
+		}
+	}
+	return 0;
+}
+
+static const char *update_rule_name(uint8_t rule)
+{
+	return rule == FQT_UPDATE_SGD ? "sgd" : "standardized";
+}
+
+static const char *schedule_name(uint8_t schedule)
+{
+	return schedule == FQT_SCHEDULE_COSINE ? "cosine" : "constant";
+}
+
+/* The schedule's lr of the epoch about to start (`epoch` 0-based). */
+static fqt_status begin_epoch(const fqt_service *svc, uint32_t epoch, uint32_t epochs)
+{
+	const fqt_trainer_ops *tr = svc->cfg.trainer;
+	return tr->begin_epoch == NULL ? FQT_OK : tr->begin_epoch(tr->ctx, epoch + 1u, epochs);
+}
+
 static int train_start(fqt_service *svc, int argc, char **argv, const fqt_service_output *out)
 {
 	char a[24];
@@ -311,24 +383,25 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 	if (fqt_svc_require_model(svc, out) != 0 || fqt_svc_require_idle(svc, out) != 0) {
 		return -1;
 	}
-	fqt_train_config c = {1u, 3000u, 32u, 1000000u, 0u, 0u, 0u};
-	if ((argc > 2 &&
-	     fqt_svc_arg_u32(svc, out, "epochs", argv[2], 1u, MAX_TRAIN_EPOCHS, &c.epochs)) ||
-	    (argc > 3 && fqt_svc_arg_micro(svc, out, "lr", argv[3], 1u, 1000000u, &c.lr_micro)) ||
-	    (argc > 4 &&
-	     fqt_svc_arg_u32(svc, out, "batch", argv[4], 1u, MAX_TRAIN_BATCH, &c.batch)) ||
-	    (argc > 5 && fqt_svc_arg_micro(svc, out, "lambda_min", argv[5], 0u, 1000000u,
-					   &c.lambda_min_micro)) ||
-	    (argc > 6 && fqt_svc_arg_u32(svc, out, "seed", argv[6], 0u, 0xFFFFFFFFu, &c.seed)) ||
-	    parse_trainable(svc, out, argc > 7 ? argv[7] : "last", &c.trainable_mask)) {
+	/* The product's default: plain SGD with a cosine schedule (docs/training-semantics.md
+	 * 7.1, 7.2); lr 0 until parsed: the rule's default lr then. */
+	fqt_train_config c = {1u, 0u, 32u, 1000000u, 0u, 0u, 0u, FQT_UPDATE_SGD,
+			      FQT_SCHEDULE_COSINE};
+	const char *pos[TRAIN_POSITIONALS];
+	int n = 0;
+	if (split_train_args(svc, out, argc, argv, &c, pos, &n) != 0 ||
+	    (n > 0 && fqt_svc_arg_u32(svc, out, "epochs", pos[0], 1u, MAX_TRAIN_EPOCHS, &c.epochs)) ||
+	    (n > 1 && fqt_svc_arg_micro(svc, out, "lr", pos[1], 1u, 1000000u, &c.lr_micro)) ||
+	    (n > 2 && fqt_svc_arg_u32(svc, out, "batch", pos[2], 1u, MAX_TRAIN_BATCH, &c.batch)) ||
+	    (n > 3 && fqt_svc_arg_micro(svc, out, "lambda_min", pos[3], 0u, 1000000u,
+					&c.lambda_min_micro)) ||
+	    (n > 4 && fqt_svc_arg_u32(svc, out, "seed", pos[4], 0u, 0xFFFFFFFFu, &c.seed)) ||
+	    parse_trainable(svc, out, n > 5 ? pos[5] : "last", &c.trainable_mask)) {
 		return -1;
 	}
-	if (argc > 8) {
-		c.partial_fixed = strcmp(argv[8], "fixed") == 0;
-		if (!c.partial_fixed && strcmp(argv[8], "dynamic") != 0) {
-			fqt_svc_say(svc, out, "err partial mode must be dynamic or fixed");
-			return -1;
-		}
+	if (n < 2) {
+		c.lr_micro = c.update_rule == FQT_UPDATE_SGD ? DEFAULT_SGD_LR_MICRO
+							      : DEFAULT_STANDARDIZED_LR_MICRO;
 	}
 	if (svc->cfg.trainer == NULL || svc->cfg.trainer->begin == NULL ||
 	    svc->cfg.trainer->step == NULL) {
@@ -349,8 +422,14 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 	if (train_memory_short(svc, out, m, c.trainable_mask)) {
 		return -1;
 	}
-	const fqt_status st = svc->cfg.trainer->begin(svc->cfg.trainer->ctx, &svc->session, m,
-						      svc->half[svc->active], &c);
+	fqt_status st = svc->cfg.trainer->begin(svc->cfg.trainer->ctx, &svc->session, m,
+						svc->half[svc->active], &c);
+	if (st == FQT_OK) {
+		st = begin_epoch(svc, 0u, c.epochs);
+		if (st != FQT_OK) {
+			train_end(svc);
+		}
+	}
 	if (st != FQT_OK) {
 		fqt_svc_say(svc, out, "err training engine refused: %s", fqt_status_str(st));
 		return -1;
@@ -365,10 +444,13 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 	svc->train_samples_done = 0;
 	svc->last_progress_ms = now_ms(svc);
 	shuffle_epoch(svc);
-	fqt_svc_say(svc, out, "train started epochs %lu lr %s batch %lu lambda_min %s samples %lu",
+	fqt_svc_say(svc, out,
+		    "train started epochs %lu lr %s batch %lu lambda_min %s samples %lu update %s "
+		    "schedule %s",
 		    (unsigned long)c.epochs, fqt_svc_micro_str(a, sizeof(a), c.lr_micro),
 		    (unsigned long)c.batch, fqt_svc_micro_str(b, sizeof(b), c.lambda_min_micro),
-		    (unsigned long)svc->job_count);
+		    (unsigned long)svc->job_count, update_rule_name(c.update_rule),
+		    schedule_name(c.schedule));
 	fqt_svc_say(svc, out, "ok");
 	return 0;
 }
@@ -381,10 +463,10 @@ int fqt_svc_cmd_train(fqt_service *svc, int argc, char **argv, const fqt_service
 	if (argc == 2 && strcmp(argv[1], "stop") == 0) {
 		return train_stop(svc, out);
 	}
-	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 9) {
+	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 11) {
 		fqt_svc_say(svc, out,
-			    "err usage: fqt train start [epochs lr batch lambda_min seed trainable "
-			    "partial] | stop | status");
+			    "err usage: fqt train start [epochs lr batch lambda_min seed trainable] "
+			    "[dynamic|fixed] [sgd|standardized] [cosine|constant] | stop | status");
 		return -1;
 	}
 	return train_start(svc, argc, argv, out);
@@ -487,6 +569,13 @@ static int poll_train(fqt_service *svc, const fqt_service_output *out)
 			fqt_svc_say(svc, out, "done train epochs %lu samples %lu",
 				    (unsigned long)svc->train.epochs,
 				    (unsigned long)svc->train_samples_done);
+			return 0;
+		}
+		st = begin_epoch(svc, svc->job_epoch, svc->train.epochs);
+		if (st != FQT_OK) {
+			train_end(svc);
+			svc->last_job_result = "failed";
+			fqt_svc_say(svc, out, "done train failed: %s", fqt_status_str(st));
 			return 0;
 		}
 		shuffle_epoch(svc);

@@ -17,6 +17,9 @@ static fqt_status st_begin(void *ctx, fqt_session *session, fqt_model *model, ui
 				   1000000u);
 	opt.seed = config->seed;
 	opt.partial_fixed = config->partial_fixed;
+	opt.update_rule = config->update_rule;
+	st->schedule.lr = opt.lr;
+	st->schedule.kind = config->schedule;
 	fqt_status s = fqt_trainer_init(&st->trainer, session, st->params, st->params_size,
 					config->trainable_mask, &opt);
 	if (s == FQT_OK) {
@@ -47,6 +50,14 @@ static fqt_status st_end_batch(void *ctx)
 {
 	fqt_service_trainer *st = (fqt_service_trainer *)ctx;
 	return st->active ? fqt_trainer_flush(&st->trainer) : FQT_ERR_STATE;
+}
+
+static fqt_status st_begin_epoch(void *ctx, uint32_t epoch, uint32_t epochs)
+{
+	fqt_service_trainer *st = (fqt_service_trainer *)ctx;
+	return st->active ? fqt_trainer_set_lr(&st->trainer,
+					       fqt_scheduled_lr(&st->schedule, epoch, epochs))
+			  : FQT_ERR_STATE;
 }
 
 static fqt_status st_end(void *ctx)
@@ -82,6 +93,7 @@ fqt_status fqt_service_trainer_init(fqt_service_trainer *st, void *params, size_
 	ops->begin = st_begin;
 	ops->step = st_step;
 	ops->end_batch = st_end_batch;
+	ops->begin_epoch = st_begin_epoch;
 	ops->end = st_end;
 	ops->memory = st_memory;
 	ops->ctx = st;

@@ -193,7 +193,10 @@ int fqt_zephyr_train_start(const struct fqt_zephyr_train_params *params)
 		       p->lambda_min_micro % 1000000u);
 	(void)snprintf(seed, sizeof(seed), "%u", p->seed);
 	format_trainable(trainable, sizeof(trainable), p->trainable_mask);
-	const char *argv[] = {"train", "start", epochs, lr, batch, lambda, seed, trainable};
+	const char *argv[] = {
+		"train", "start", epochs, lr, batch, lambda, seed, trainable,
+		p->update_rule == FQT_ZEPHYR_UPDATE_STANDARDIZED ? "standardized" : "sgd",
+		p->schedule == FQT_ZEPHYR_SCHEDULE_CONSTANT ? "constant" : "cosine"};
 
 	return command(ARRAY_SIZE(argv), argv);
 }

@@ -37,11 +37,21 @@ struct fqt_zephyr_train_params {
 	uint32_t lambda_min_micro; /* dynamic partial updates x 1e6; 1000000 = off */
 	uint32_t seed;
 	uint64_t trainable_mask;   /* bit l: train layer l; 0: the last trainable layer */
+	uint8_t update_rule;       /* FQT_ZEPHYR_UPDATE_* */
+	uint8_t schedule;          /* FQT_ZEPHYR_SCHEDULE_*: the lr over the job's epochs */
 };
 
+/* update_rule: plain SGD on the batch-mean gradient (lr about 0.03..1), or the paper's
+ * per-channel standardization (lr about 0.001..0.01) */
+#define FQT_ZEPHYR_UPDATE_SGD 0u
+#define FQT_ZEPHYR_UPDATE_STANDARDIZED 1u
+#define FQT_ZEPHYR_SCHEDULE_COSINE 0u
+#define FQT_ZEPHYR_SCHEDULE_CONSTANT 1u
+
 #define FQT_ZEPHYR_TRAIN_DEFAULTS                                                              \
-	{.epochs = 1, .lr_micro = 3000, .batch = 32, .lambda_min_micro = 1000000, .seed = 0,      \
-	 .trainable_mask = 0}
+	{.epochs = 1, .lr_micro = 300000, .batch = 32, .lambda_min_micro = 1000000, .seed = 0,    \
+	 .trainable_mask = 0, .update_rule = FQT_ZEPHYR_UPDATE_SGD,                               \
+	 .schedule = FQT_ZEPHYR_SCHEDULE_COSINE}
 
 struct fqt_zephyr_status {
 	bool training;            /* a train job runs */
