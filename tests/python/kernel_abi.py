@@ -215,6 +215,8 @@ PROTOTYPES: dict[str, list] = {
     "fqt_average_pool2d_backward": [_PPOOL, _PD, _PD, _P8, _P32],
     "fqt_max_pool2d_backward": [_PPOOL, _PD, _P8, _PD, _P8, _P32],
     "fqt_activation_backward": [_P8, _P8, c_size_t, c_int32, c_int32, c_int32],
+    "fqt_relu_clip_mask": [_P8, _P8, c_size_t, c_int32],
+    "fqt_saturation_mask": [_P8, _P8, c_size_t, c_int32, c_int32],
 }
 
 

@@ -23,8 +23,9 @@ Levels of comparison, where the golden function does more than the C kernel:
   the kept channels. The kernel leaves the other channels untouched (the trainer's
   grad_skipped puts their zero gradient), which is what GradientAccumulator gives them in
   DOWN mode only; the tests check "untouched" for them in every mode.
-- activation_backward: C's kernel is the RELU/RELU6 mask only; the clip_mask extra of
-  section 5.1 is the trainers' (both apply it outside the kernel), so it is not tested here.
+- activation_backward: C's kernel is the RELU/RELU6 mask; the clip_mask extras of section
+  5.1 (RELU at act_max, the saturation mask of NONE) are kernels of their own, tested
+  against golden/activation.py's saturation_mask and the RELU rule.
 
 Contracts kept by the cases: the int32 input-error kernels are only used by trainer.c while
 the fan-out bound of docs/training-semantics.md 5.3 holds (past it, trainer.c's int64 path
@@ -51,7 +52,7 @@ from fqt.golden import fully_connected as g_fc
 from fqt.golden import pooling as g_pool
 from fqt.golden import reshape as g_reshape
 from fqt.golden import softmax as g_softmax
-from fqt.golden.activation import activation_backward
+from fqt.golden.activation import activation_backward, saturation_mask
 from fqt.golden.error_quant import quantize_error
 from fqt.golden.update import GradientAccumulator
 from fqt.ir import Padding
@@ -1103,6 +1104,31 @@ def test_activation_backward(lib, name: str) -> None:
     got = err.copy()  # in place in C
     _ok(lib.fqt_activation_backward(abi.p8(got), abi.p8(y), size, act, act_min, act_max))
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["none", "relu_zp_minus5", "relu6_narrow", "size_1"])
+def test_clip_masks(lib, name: str) -> None:
+    """Section 5.1's clip_mask: RELU drops errors at act_max; a NONE output at its int8 ends
+    drops only the errors pushing it further out (the other signs pass)."""
+    _act, act_min, act_max, size = ACT_CASES[name]
+    rng = _rng("clip", name)
+    y = rng.integers(act_min, act_max + 1, size).astype(np.int8)
+    y[rng.random(size) < 0.3] = act_min
+    y[rng.random(size) < 0.3] = act_max
+    err = _errors(rng, (size,), 0.1)
+    got = err.copy()
+    lib.fqt_saturation_mask(abi.p8(got), abi.p8(y), size, act_min, act_max)
+    want = saturation_mask(err, y, act_min, act_max)
+    np.testing.assert_array_equal(got, want)
+    at_end = (y == act_max) | (y == act_min)
+    np.testing.assert_array_equal(want[~at_end], err[~at_end])  # inside: every error passes
+    pushing_out = ((y == act_max) & (err < 0)) | ((y == act_min) & (err > 0))
+    assert not want[pushing_out].any()
+    back_in = at_end & ~pushing_out
+    np.testing.assert_array_equal(want[back_in], err[back_in])
+    got = err.copy()
+    lib.fqt_relu_clip_mask(abi.p8(got), abi.p8(y), size, act_max)
+    np.testing.assert_array_equal(got, np.where(y < act_max, err, 0))
 
 
 # --- the cases themselves --------------------------------------------------------------------

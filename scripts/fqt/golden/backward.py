@@ -16,7 +16,7 @@ import numpy as np
 
 from ..ir import Layer, Model, OpType
 from ..plan import WEIGHTED_OPS, layer_macs
-from .activation import activation_backward
+from .activation import activation_backward, saturation_mask
 from .add import add_backward
 from .conv2d import conv2d_backward_input, conv2d_backward_weights
 from .depthwise_conv2d import depthwise_conv2d_backward_input, depthwise_conv2d_backward_weights
@@ -115,6 +115,8 @@ class Backward:
         if self.clip_mask and int(layer.activation) == 1:
             # RELU outputs clamped at act_max have zero derivative (section 5.1)
             e = np.where(y < p.act_max, e, 0).astype(np.int8)
+        elif self.clip_mask and int(layer.activation) == 0 and layer.op in WEIGHTED_OPS:
+            e = saturation_mask(e, y, p.act_min, p.act_max)
         need_in = self.needs_error(t_in)
         op = layer.op
         if op in WEIGHTED_OPS:

@@ -84,3 +84,13 @@ void fqt_relu_clip_mask(int8_t *err, const int8_t *output, size_t size, int32_t 
 		err[i] = output[i] < act_max ? err[i] : 0;
 	}
 }
+
+void fqt_saturation_mask(int8_t *err, const int8_t *output, size_t size, int32_t act_min,
+			 int32_t act_max)
+{
+	/* Inside (act_min, act_max) every error passes: the SIMD scan skips those words. */
+	for (size_t i = keep_open_range(err, output, size, act_min, act_max); i < size; ++i) {
+		const int8_t e = err[i];
+		err[i] = (output[i] >= act_max && e < 0) || (output[i] <= act_min && e > 0) ? 0 : e;
+	}
+}

@@ -72,6 +72,12 @@ void fqt_combine_errors_s8(int8_t *dst, int32_t *dst_exp, const int8_t *src, int
 /* Section 5.1, the clip mask: RELU outputs clamped at act_max have zero derivative. */
 void fqt_relu_clip_mask(int8_t *err, const int8_t *output, size_t size, int32_t act_max);
 
+/* Section 5.1, the saturation mask of a NONE-activation weighted layer: an output at the top
+ * of its int8 range drops the errors asking it to grow (e < 0), one at the bottom those
+ * asking it to shrink (e > 0). */
+void fqt_saturation_mask(int8_t *err, const int8_t *output, size_t size, int32_t act_min,
+			 int32_t act_max);
+
 /* Gradient accumulation (section 4) of one element. */
 static inline void fqt_grad_put(const fqt_grad_sink *s, int32_t *acc, int64_t g)
 {

@@ -264,6 +264,9 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 				v->act_min, v->act_max);
 	if (t->opt.clip_mask && v->activation == FQT_ACTIVATION_RELU) {
 		fqt_relu_clip_mask(e, y, v->output_elements, v->act_max);
+	} else if (t->opt.clip_mask && v->activation == FQT_ACTIVATION_NONE &&
+		   fqt_op_is_weighted(v->op)) {
+		fqt_saturation_mask(e, y, v->output_elements, v->act_min, v->act_max);
 	}
 	fqt_train_mark(t, FQT_PHASE_ACTIVATION, (int32_t)li, 1);
 	const int32_t bi = v->input_buffer[0];

@@ -95,7 +95,8 @@ static void keep_for_backward(fqt_trainer *t, const fqt_model *m, uint64_t mask,
 				keep = s > keep ? s : keep;
 			}
 			if (v->output_buffer == (int32_t)b &&
-			    (v->activation != FQT_ACTIVATION_NONE || v->op == FQT_OP_SOFTMAX)) {
+			    (v->activation != FQT_ACTIVATION_NONE || v->op == FQT_OP_SOFTMAX ||
+			     fqt_op_is_weighted(v->op))) {
 				keep = s > keep ? s : keep;
 			}
 		}
