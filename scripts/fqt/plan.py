@@ -257,8 +257,7 @@ def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
             if layer.op == OpType.MAX_POOL_2D and layer.inputs[0] == ti:
                 keep = max(keep, bw_step(li))  # error routes to the argmax
             if layer.output == ti and (
-                layer.activation != Activation.NONE
-                or layer.op in (OpType.SOFTMAX, *WEIGHTED_OPS)
+                layer.activation != Activation.NONE or layer.op in (OpType.SOFTMAX, *WEIGHTED_OPS)
             ):
                 keep = max(keep, bw_step(li))  # clamp / saturation mask, loss gradient
         if ti == model.output:

@@ -7,8 +7,8 @@ plan (scripts/fqt/plan.py training_arena / training_params)."""
 from __future__ import annotations
 
 import copy
-import math
 import json
+import math
 from pathlib import Path
 
 import numpy as np
