@@ -112,7 +112,7 @@ def test_train_raises_accuracy_then_stop_and_export(device: fqt_device.Device, d
     _, correct_before = device.eval(timeout=120)
     device.command("data", "clear")
     device.push_samples(x_train, y_train)
-    device.command("train", "start", 5, 0.003, 8, 1.0, 1, head, timeout=30)
+    device.command("train", "start", 5, 0.3, 8, 1.0, 1, head, timeout=30)  # sgd, cosine
     device.wait_event("done train", timeout=900)
     device.command("data", "clear")
     device.push_samples(x_check, y_check)
@@ -120,7 +120,7 @@ def test_train_raises_accuracy_then_stop_and_export(device: fqt_device.Device, d
     print(f"eval on {len(y_check)} held-out digits: {correct_before} -> {correct_after} correct")
     assert correct_after >= correct_before + len(y_check) // 4
     # stop mid-run: the job ends within a sample and the device answers at once
-    device.command("train", "start", 1000, 0.003, 8, 1.0, 1, head, timeout=30)
+    device.command("train", "start", 1000, 0.3, 8, 1.0, 1, head, timeout=30)
     device.wait_event("progress train", timeout=60)  # it is running
     device.command("train", "stop")
     status = " ".join(device.command("train", "status"))
