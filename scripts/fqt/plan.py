@@ -25,6 +25,18 @@ PER_CHANNEL_STATE_BYTES = 5 * 4
 # Per output channel of a weighted layer in the backward: the partial-update score (int32)
 # and the kept-channel list (uint16) the C kernels loop over (modules/fqt/src/trainer.c).
 SELECT_BYTES_PER_CHANNEL = 4 + 2
+# The training plans (trainer option `memory`): "default" is the fast one; "lean" writes the
+# weighted layers' input errors as int8 with no int32 tensor (two passes over row-sized
+# int32 scratch) and plans lifetimes per phase of a backward step (docs/memory-plan.md).
+MEMORY_PLANS = ("default", "lean")
+# Lean plan: every step is split into these phases (step s, phase f -> 4 s + f); the
+# forward uses phase 0 only.
+PHASE_MASK, PHASE_SELECT, PHASE_WGRAD, PHASE_IERR = 0, 1, 2, 3
+PHASES = 4
+# Lean plan: a weighted layer's input error is summed in int32 this many input elements
+# at a time (kernels/kernels_internal.h FQT_IE_CHUNK; convolutions: whole channel
+# vectors of one input row, at least one).
+IE_CHUNK = 256
 
 
 def align(n: int) -> int:
@@ -190,6 +202,7 @@ class Plan:
     trainable: list[int]
     inference_buffers: list[Buffer] = field(default_factory=list)
     training_buffers: list[Buffer] = field(default_factory=list)
+    memory: str = "default"
 
     @property
     def training_total(self) -> int:
@@ -205,12 +218,15 @@ def _consumers(model: Model) -> dict[int, list[int]]:
     return users
 
 
-def pool_error_direct(model: Model, li: int, users: dict[int, list[int]] | None = None) -> bool:
+def pool_error_direct(
+    model: Model, li: int, users: dict[int, list[int]] | None = None, lean: bool = False
+) -> bool:
     """Whether pool li writes its input error as int8 directly, with no int32 scratch
     (train_plan.c pool_error_direct, kernels/pooling.c fqt_pool2d_backward_s8): an
     AVERAGE_POOL_2D / MAX_POOL_2D whose windows are disjoint (each input element in at most
     one window, so the exact max of the sums is the max of the windows' terms), that is
-    the only consumer of its input, which is not the model output."""
+    the only consumer of its input, which is not the model output. lean: the windows only
+    (the lean plan gives a shared input an int8 copy to combine from)."""
     layer = model.layers[li]
     if layer.op not in (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D):
         return False
@@ -218,6 +234,8 @@ def pool_error_direct(model: Model, li: int, users: dict[int, list[int]] | None 
     disjoint = (oh == 1 or layer.stride_h >= layer.filter_h) and (
         ow == 1 or layer.stride_w >= layer.filter_w
     )
+    if lean:
+        return disjoint
     users = _consumers(model) if users is None else users
     x = layer.inputs[0]
     return disjoint and x != model.output and len(users.get(x, [])) == 1
@@ -234,78 +252,198 @@ def inference_buffers(model: Model) -> list[Buffer]:
     return bufs
 
 
-def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
+def lean_input_error_scratch(model: Model, li: int) -> int:
+    """Bytes of a weighted layer's int8 input-error scratch in the lean plan, the twin of
+    fqt_*_backward_input_s8_scratch_size(): a chunk of int32 sums (ie_chunk_columns input
+    positions of one row; FULLY_CONNECTED: IE_CHUNK elements) plus per output channel its
+    fold (CONV_2D: multiplier, shift and whether it pairs, 12 B; DEPTHWISE: multiplier
+    and shift, or the gather's scratch where it applies; FULLY_CONNECTED: the folded error
+    g, 4 B); 0 for other ops."""
+    layer = model.layers[li]
+    x = model.tensors[layer.inputs[0]]
+    oc = out_channels(model, li)
+    if layer.op == OpType.FULLY_CONNECTED:
+        return 4 * oc + 4 * min(x.num_elements, IE_CHUNK)
+    _n, _ih, iw, ic = x.shape
+    row = 4 * ic * ie_chunk_columns(iw, ic)
+    if layer.op == OpType.CONV_2D:
+        return 12 * oc + row
+    if layer.op != OpType.DEPTHWISE_CONV_2D:
+        return 0
+    _n, _oh, ow, _oc = model.tensors[layer.output].shape
+    fh, fw = model.tensors[layer.inputs[1]].shape[1:3]
+    steps = (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w)
+    if layer.depth_multiplier == 1 and oc == ic and steps == (1, 1, 1, 1):
+        ring = fh * ow
+        return 8 * ic + 8 * fh * fw + 2 * ring * ((ic + 3) & ~3) + align(ring) + row
+    return 8 * oc + row
+
+
+def ie_chunk_columns(in_w: int, in_c: int) -> int:
+    """Input positions of one row summed at a time by the lean convolution input errors."""
+    return min(in_w, max(1, IE_CHUNK // in_c))
+
+
+def _needs_copy(model: Model, li: int, users: dict[int, list[int]]) -> bool:
+    """Lean plan: may layer li's input already hold an error when li delivers its own (an
+    earlier delivery from a consumer of higher index, or the loss's on the model output)?
+    Then li writes into an int8 copy, tmp<x>, which is combined into err<x> (2.3)."""
+    x = model.layers[li].inputs[0]
+    return x == model.output or li != max(users[x])
+
+
+def training_buffers(model: Model, trainable: set[int], memory: str = "default") -> list[Buffer]:
     """Arena buffers of one training step: forward steps 0..L-1, then the backward of
-    layer l at step 2L-1-l, for every layer from the first trainable one on."""
+    layer l at step 2L-1-l, for every layer from the first trainable one on. The lean plan
+    (memory="lean") splits every step into PHASES phases (mask, selection, weight
+    gradient, input error) so that a buffer dead after one phase lends its bytes to the
+    next, and gives weighted layers an int8 input error with row-sized scratch."""
+    if memory not in MEMORY_PLANS:
+        raise ValueError(f"memory plan {memory!r}: choose from {MEMORY_PLANS}")
     n = len(model.layers)
     if not trainable:
         return inference_buffers(model)
+    lean = memory == "lean"
     first_bw = min(trainable)
 
-    def bw_step(li: int) -> int:
-        return 2 * n - 1 - li
+    def at(step: int, phase: int = PHASE_MASK) -> int:
+        return PHASES * step + phase if lean else step
+
+    def bw_step(li: int, phase: int = PHASE_MASK) -> int:
+        return at(2 * n - 1 - li, phase)
 
     bufs = inference_buffers(model)
     producer = {layer.output: layer.index for layer in model.layers}
     for b in bufs:
         ti = int(b.name[1:])
+        b.first, b.last = at(b.first), at(b.last)
         keep = b.last
         for layer in model.layers[first_bw:]:
             li = layer.index
             if li in trainable and layer.inputs[0] == ti:
-                keep = max(keep, bw_step(li))  # weight gradient reads the input
+                keep = max(keep, bw_step(li, PHASE_WGRAD))  # weight gradient reads the input
             if layer.op == OpType.MAX_POOL_2D and layer.inputs[0] == ti:
-                keep = max(keep, bw_step(li))  # error routes to the argmax
+                keep = max(keep, bw_step(li, PHASE_IERR))  # error routes to the argmax
             if layer.output == ti and (
                 layer.activation != Activation.NONE or layer.op in (OpType.SOFTMAX, *WEIGHTED_OPS)
             ):
-                keep = max(keep, bw_step(li))  # clamp / saturation mask, loss gradient
+                keep = max(keep, bw_step(li, PHASE_MASK))  # clamp / saturation mask, loss gradient
         if ti == model.output:
             keep = max(keep, bw_step(n - 1))
         b.last = keep
         b.name = f"act{ti}"
     users = _consumers(model)
     for layer in model.layers[first_bw:]:
+        li = layer.index
+        weighted = layer.op in WEIGHTED_OPS
+        passes = li > first_bw and layer.inputs[0] in producer  # an input error is planned
         # Error w.r.t. this layer's output: written by the backward of its last consumer
-        # (or the loss), read by this layer's backward.
+        # (or by the loss, when that is the final SOFTMAX or there is none), read by this
+        # layer's backward.
         ti = layer.output
-        born = bw_step(max(users[ti])) if ti in users else bw_step(n - 1)
-        bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(layer.index)))
-        if (
-            layer.index > first_bw
-            and layer.inputs[0] in producer
-            and not pool_error_direct(model, layer.index, users)
-        ):
+        last_user = max(users[ti]) if ti in users else n - 1
+        by_loss = ti not in users or model.layers[last_user].op == OpType.SOFTMAX
+        born = bw_step(last_user, PHASE_MASK if by_loss else PHASE_IERR)
+        read = PHASE_IERR if passes or not weighted else PHASE_WGRAD
+        bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(li, read)))
+        x = model.tensors[layer.inputs[0]]
+        ie = bw_step(li, PHASE_IERR)
+        if lean and passes and (weighted or pool_error_direct(model, li, users, lean=True)):
+            # int8 straight into err<x>; if x has other readers (or is the model output,
+            # where the loss writes), into this int8 copy first, then combined (2.3).
+            if _needs_copy(model, li, users):
+                bufs.append(Buffer(f"tmp{layer.inputs[0]}", x.nbytes, ie, ie))
+        elif passes and not pool_error_direct(model, li, users):
             # int32 accumulators for the error of this layer's input, before it is
             # rescaled to int8 with a scale chosen from its range.
-            x = model.tensors[layer.inputs[0]]
-            s = bw_step(layer.index)
-            bufs.append(Buffer(f"acc{layer.inputs[0]}", 4 * x.num_elements, s, s))
-        if layer.op in WEIGHTED_OPS:
+            bufs.append(Buffer(f"acc{layer.inputs[0]}", 4 * x.num_elements, ie, ie))
+        if weighted:
             # Channel selection scratch: scores and the kept-channel list.
-            s = bw_step(layer.index)
-            n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, layer.index)
-            bufs.append(Buffer(f"sel{layer.index}", n_sel, s, s))
-        wg = weight_gradient_scratch(model, layer.index) if layer.index in trainable else 0
-        if layer.index > first_bw and layer.inputs[0] in producer:
-            wg = max(wg, input_error_scratch(model, layer.index))
+            n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, li)
+            bufs.append(Buffer(f"sel{li}", n_sel, bw_step(li, PHASE_SELECT), ie))
+        wg = weight_gradient_scratch(model, li) if li in trainable else 0
+        if lean:
+            if wg:
+                s = bw_step(li, PHASE_WGRAD)
+                bufs.append(Buffer(f"wg{li}", wg, s, s))
+            if passes and weighted:
+                # The input error's row scratch, after the weight gradient.
+                bufs.append(Buffer(f"ie{li}", lean_input_error_scratch(model, li), ie, ie))
+            continue
+        if passes:
+            wg = max(wg, input_error_scratch(model, li))
         if wg:
             # One backward scratch: the weight gradient's transposed error and input rows
             # (int16), then the depthwise input error's gather ring.
-            s = bw_step(layer.index)
-            bufs.append(Buffer(f"wg{layer.index}", wg, s, s))
+            s = bw_step(li)
+            bufs.append(Buffer(f"wg{li}", wg, s, s))
     return bufs
 
 
-def plan_memory(model: Model, trainable: set[int] | None = None) -> Plan:
+def step_name(model: Model, step: int, memory: str = "default") -> str:
+    """A plan step as text: "fw3" (forward of layer 3), "bw8" (backward of layer 8); in
+    the lean plan with its phase, "bw8.mask" / ".select" / ".wgrad" / ".ierr"."""
+    n = len(model.layers)
+    phase = ""
+    if memory == "lean":
+        step, f = divmod(step, PHASES)
+        phase = "." + ("mask", "select", "wgrad", "ierr")[f] if step >= n else ""
+    return f"fw{step}{phase}" if step < n else f"bw{2 * n - 1 - step}{phase}"
+
+
+def plan_memory(model: Model, trainable: set[int] | None = None, memory: str = "default") -> Plan:
     trainable = set(trainable or ())
     inf = inference_buffers(model)
     scratch = model_scratch(model)
     inf_peak = with_scratch(greedy_plan(inf), scratch)
-    tr = training_buffers(model, trainable)
+    tr = training_buffers(model, trainable, memory)
     tr_peak = with_scratch(greedy_plan(tr), scratch) if trainable else 0
     params = sum(params_bytes(model, li) for li in trainable)
-    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr)
+    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr, memory)
+
+
+@dataclass
+class Fp32Memory:
+    arena: int
+    params: int
+
+    @property
+    def total(self) -> int:
+        return self.arena + self.params
+
+
+def fp32_training_memory(model: Model, trainable: set[int]) -> Fp32Memory:
+    """The fp32 analogue of plan_memory (the default plan), with the same buffers,
+    lifetimes and greedy placement:
+
+        arena  = greedy_plan( every activation the fp32 step keeps  (4 B per element)
+                            + every error tensor                     (4 B per element) )
+                 (no int32 rescale scratch: fp32 errors accumulate in place; no
+                 partial-update selection scratch, no int8 kernels' scratch)
+        params = sum over trainable layers of fp32_layer_params_bytes
+                 (plain SGD: no optimizer state; frozen weights stay in flash, as for fqt)
+    """
+    bufs = []
+    for b in training_buffers(model, set(trainable)):
+        # fqt-only scratch is left out: "acc<t>" (int32 accumulators before an error is
+        # rescaled to int8; fp32 errors accumulate in place), "sel<l>" (partial-update
+        # channel scores and kept list; the fp32 baseline does full updates) and "wg<l>"
+        # (the int8 weight-gradient kernels' scratch).
+        kind, ti = b.name[:3], b.name[3:]
+        if kind in ("acc", "sel") or b.name.startswith("wg"):
+            continue
+        if kind not in ("act", "err") or not ti.isdigit():
+            raise ValueError(f"fp32 analogue: unknown training buffer {b.name}")
+        bufs.append(Buffer(b.name, 4 * model.tensors[int(ti)].num_elements, b.first, b.last))
+    arena = greedy_plan(bufs)
+    return Fp32Memory(arena, sum(fp32_layer_params_bytes(model, li) for li in trainable))
+
+
+def fp32_layer_params_bytes(model: Model, li: int) -> int:
+    """fp32 weights + bias in RAM and their fp32 gradients: 4 B each, twice."""
+    n_w = model.tensors[model.layers[li].inputs[1]].num_elements
+    n_out = out_channels(model, li)
+    return 4 * (n_w + n_out) + 4 * (n_w + n_out)
 
 
 def default_trainable(model: Model) -> set[int]:
