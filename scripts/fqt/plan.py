@@ -279,6 +279,22 @@ def lean_input_error_scratch(model: Model, li: int) -> int:
     return 8 * oc + row
 
 
+def lean_input_error(model: Model, li: int, users: dict[int, list[int]]) -> bool:
+    """Lean plan: does layer li write its input error as int8 with no int32 tensor? A pool
+    with disjoint windows always; a weighted layer when its chunk scratch (and the int8
+    copy, if it needs one) is smaller than the int32 tensor it replaces (a small input
+    with many output channels keeps the int32 path: the per-channel folds would cost
+    more)."""
+    layer = model.layers[li]
+    if layer.op in (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D):
+        return pool_error_direct(model, li, users, lean=True)
+    if layer.op not in WEIGHTED_OPS:
+        return False
+    x = model.tensors[layer.inputs[0]]
+    copy = x.nbytes if _needs_copy(model, li, users) else 0
+    return lean_input_error_scratch(model, li) + copy < 4 * x.num_elements
+
+
 def ie_chunk_columns(in_w: int, in_c: int) -> int:
     """Input positions of one row summed at a time by the lean convolution input errors."""
     return min(in_w, max(1, IE_CHUNK // in_c))
@@ -348,11 +364,14 @@ def training_buffers(model: Model, trainable: set[int], memory: str = "default")
         bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(li, read)))
         x = model.tensors[layer.inputs[0]]
         ie = bw_step(li, PHASE_IERR)
-        if lean and passes and (weighted or pool_error_direct(model, li, users, lean=True)):
+        lean_ie = lean and passes and lean_input_error(model, li, users)
+        if lean_ie:
             # int8 straight into err<x>; if x has other readers (or is the model output,
             # where the loss writes), into this int8 copy first, then combined (2.3).
             if _needs_copy(model, li, users):
                 bufs.append(Buffer(f"tmp{layer.inputs[0]}", x.nbytes, ie, ie))
+        elif lean and layer.op in (OpType.ADD, OpType.RESHAPE):
+            pass  # their errors pass through as int8 bytes: no scratch
         elif passes and not pool_error_direct(model, li, users):
             # int32 accumulators for the error of this layer's input, before it is
             # rescaled to int8 with a scale chosen from its range.
@@ -366,8 +385,8 @@ def training_buffers(model: Model, trainable: set[int], memory: str = "default")
             if wg:
                 s = bw_step(li, PHASE_WGRAD)
                 bufs.append(Buffer(f"wg{li}", wg, s, s))
-            if passes and weighted:
-                # The input error's row scratch, after the weight gradient.
+            if lean_ie and weighted:
+                # The input error's chunk scratch, after the weight gradient.
                 bufs.append(Buffer(f"ie{li}", lean_input_error_scratch(model, li), ie, ie))
             continue
         if passes:

@@ -129,14 +129,26 @@ def _assert_same(golden: Trainer, native, where: str) -> None:
     assert native.counters.as_dict() == golden.counters.as_dict(), where
 
 
-@pytest.mark.parametrize("cfg", list(CONFIGS), ids=list(CONFIGS))
+# The lean memory plan (docs/memory-plan.md) gives the same bits: a sample of the
+# configurations (dynamic and fixed error scaling, partial updates, the cut classifier).
+LEAN_CONFIGS = [
+    "sr-dyn-b3",
+    "nearest-fixed-b1-lam01",
+    "sr-dyn-b5-lam01",
+    "sr-dyn-b3-lam01-cutclassifier",
+    "ranges-sgd-sr-b3",
+]
+CASES = [(c, "default") for c in CONFIGS] + [(c, "lean") for c in LEAN_CONFIGS]
+
+
+@pytest.mark.parametrize(("cfg", "memory"), CASES, ids=[f"{c}-{m}" for c, m in CASES])
 @pytest.mark.parametrize("name", MODELS)
-def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # noqa: F811
+def test_bit_exact_random_samples(name: str, cfg: str, memory: str, native_lib) -> None:  # noqa: F811
     from fqt.native import NativeTrainer
 
     m = _load(name)
     trainable = _all_weighted(m)
-    config = TrainConfig(**CONFIGS[cfg])
+    config = TrainConfig(**CONFIGS[cfg], memory=memory)
     golden = Trainer(copy.deepcopy(m), trainable, config)
     native = NativeTrainer(copy.deepcopy(m), trainable, config, library=native_lib)
     rng = np.random.default_rng(len(name) * 7 + len(cfg))
@@ -165,7 +177,7 @@ def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # n
     if config.lambda_min < 1.0:
         assert native.counters.backward_macs <= native.counters.backward_macs_full
     # The memory plan of the import is what the C trainer asks for.
-    plan = plan_memory(m, trainable)
+    plan = plan_memory(m, trainable, memory)
     assert (native.arena_bytes, native.params_bytes) == (plan.training_arena, plan.training_params)
 
 
@@ -307,9 +319,12 @@ def test_memory_plan_each_trainable_set(name: str, native_lib) -> None:  # noqa:
     weighted = sorted(_all_weighted(m))
     sets = [{li} for li in weighted] + [set(weighted), set(weighted[-2:])]
     for tr in sets:
-        plan = plan_memory(m, tr)
-        got = training_memory(write_blob(m, tr), tr, native_lib)
-        assert got == (plan.training_arena, plan.training_params), (name, sorted(tr))
+        for memory in ("default", "lean"):
+            plan = plan_memory(m, tr, memory)
+            got = training_memory(write_blob(m, tr), tr, native_lib, memory)
+            assert got == (plan.training_arena, plan.training_params), (name, sorted(tr), memory)
+        # the lean plan never needs more arena than the default one
+        assert plan_memory(m, tr, "lean").training_arena <= plan_memory(m, tr).training_arena
 
 
 def test_partial_updates_save_macs(native_lib) -> None:  # noqa: F811

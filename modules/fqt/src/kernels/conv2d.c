@@ -441,39 +441,6 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 	return FQT_OK;
 }
 
-/* a[i] += w_r[i] * g_r over the n (1 or 2) channels o_r of one tap: the DSP pair scatter
- * when both g are nonzero, else one scalar row. */
-static inline void scatter_taps(int32_t *a, const int8_t *filter, const int32_t *o,
-				const int32_t *g, int32_t n, size_t tap, size_t taps, int32_t in_c,
-				int32_t n4)
-{
-	const int8_t *w0 = filter + ((size_t)o[0] * taps + tap) * (size_t)in_c;
-	int32_t i = 0;
-#if FQT_SIMD_DSP
-	if (n == 2 && g[0] != 0 && g[1] != 0) {
-		const int8_t *w1 = filter + ((size_t)o[1] * taps + tap) * (size_t)in_c;
-		fqt_scatter2_s8(a, w0, w1, (uint32_t)(uint16_t)g[0] | ((uint32_t)(uint16_t)g[1] << 16),
-				n4);
-		for (i = n4; i < in_c; ++i) {
-			a[i] += (int32_t)w0[i] * g[0] + (int32_t)w1[i] * g[1];
-		}
-		return;
-	}
-#else
-	(void)n4;
-#endif
-	for (int32_t r = 0; r < n; ++r) {
-		if (g[r] == 0) {
-			continue;
-		}
-		const int8_t *w = filter + ((size_t)o[r] * taps + tap) * (size_t)in_c;
-		for (i = 0; i < in_c; ++i) {
-			a[i] += (int32_t)w[i] * g[r];
-		}
-	}
-	(void)w0;
-}
-
 fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_dims *input_dims,
 				     const fqt_dims *filter_dims, const int8_t *filter,
 				     const void *scales, uint32_t scale_count,
@@ -543,7 +510,7 @@ fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_di
 						int32_t *a = acc + ((size_t)iy * (size_t)in_w +
 								    (size_t)ix) *
 									   (size_t)in_c;
-						scatter_taps(a, filter, o, g, n, tap,
+						fqt_conv_scatter_taps(a, filter, o, g, n, tap,
 							     (size_t)k_h * (size_t)k_w, in_c, n4);
 					}
 				}
