@@ -50,6 +50,13 @@ class Buffer:
     first: int  # first step the buffer is live (inclusive)
     last: int  # last step the buffer is live (inclusive)
     offset: int = -1
+    layer: int = -1  # the layer whose row of the breakdown counts it (layer_table)
+
+    @property
+    def kind(self) -> str:
+        """What the buffer holds, from its name: act (an activation), err (an int8 error),
+        tmp (an int8 error to combine), acc (int32 error sums), sel / wg / ie (scratch)."""
+        return self.name.rstrip("0123456789")
 
 
 def greedy_plan(buffers: list[Buffer]) -> int:
@@ -184,14 +191,24 @@ def with_scratch(peak: int, scratch: int) -> int:
     return align(peak) + scratch if scratch else peak
 
 
+def weights_ram_bytes(model: Model, li: int) -> int:
+    """A trainable layer's weights in the params pool: int8 weights and int32 bias."""
+    n_weights = model.tensors[model.layers[li].inputs[1]].num_elements
+    return align(n_weights) + 4 * out_channels(model, li)
+
+
+def gradient_state_bytes(model: Model, li: int) -> int:
+    """A trainable layer's gradient state in the params pool: the int32 accumulators over
+    the mini-batch (acc_w, acc_b) and the per-channel state (multiplier, shift, weight
+    scale, EMA mean and std)."""
+    n_weights = model.tensors[model.layers[li].inputs[1]].num_elements
+    n_out = out_channels(model, li)
+    return 4 * n_weights + 4 * n_out + PER_CHANNEL_STATE_BYTES * n_out
+
+
 def params_bytes(model: Model, li: int) -> int:
     """RAM a trainable layer takes in the params pool."""
-    layer = model.layers[li]
-    n_weights = model.tensors[layer.inputs[1]].num_elements
-    n_out = out_channels(model, li)
-    weights_ram = align(n_weights) + 4 * n_out  # int8 weights + int32 bias
-    gradients = 4 * n_weights + 4 * n_out  # int32 accumulators over the mini-batch
-    return weights_ram + gradients + PER_CHANNEL_STATE_BYTES * n_out
+    return weights_ram_bytes(model, li) + gradient_state_bytes(model, li)
 
 
 @dataclass
@@ -244,11 +261,12 @@ def pool_error_direct(
 def inference_buffers(model: Model) -> list[Buffer]:
     users = _consumers(model)
     last_step = len(model.layers) - 1
-    bufs = [Buffer(f"t{model.input}", model.input_tensor.nbytes, 0, max(users[model.input]))]
+    last_in = max(users[model.input])
+    bufs = [Buffer(f"t{model.input}", model.input_tensor.nbytes, 0, last_in, layer=0)]
     for layer in model.layers:
         t = layer.output
         last = last_step if t == model.output else max(users.get(t, [layer.index]))
-        bufs.append(Buffer(f"t{t}", model.tensors[t].nbytes, layer.index, last))
+        bufs.append(Buffer(f"t{t}", model.tensors[t].nbytes, layer.index, last, layer=layer.index))
     return bufs
 
 
@@ -257,8 +275,9 @@ def lean_input_error_scratch(model: Model, li: int) -> int:
     fqt_*_backward_input_s8_scratch_size(): a chunk of int32 sums (ie_chunk_columns input
     positions of one row; FULLY_CONNECTED: IE_CHUNK elements) plus per output channel its
     fold (CONV_2D: multiplier, shift and whether it pairs, 12 B; DEPTHWISE: multiplier
-    and shift, or the gather's scratch where it applies; FULLY_CONNECTED: the folded error
-    g, 4 B); 0 for other ops."""
+    and shift, or the gather's scratch where it applies, for 3x3 filters at least the
+    channel-planar path's with one channel's int32 plane; FULLY_CONNECTED: the folded
+    error g, 4 B); 0 for other ops."""
     layer = model.layers[li]
     x = model.tensors[layer.inputs[0]]
     oc = out_channels(model, li)
@@ -275,7 +294,11 @@ def lean_input_error_scratch(model: Model, li: int) -> int:
     steps = (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w)
     if layer.depth_multiplier == 1 and oc == ic and steps == (1, 1, 1, 1):
         ring = fh * ow
-        return 8 * ic + 8 * fh * fw + 2 * ring * ((ic + 3) & ~3) + align(ring) + row
+        gather = 8 * ic + 8 * fh * fw + 2 * ring * ((ic + 3) & ~3) + align(ring) + row
+        # 3x3: at least the channel-planar path's, with one channel's int32 plane
+        _n, ih, iw, _c = x.shape
+        planar = 8 * ic + 28 + 4 * (ih // 2 + 2) * (iw + 2) + 4 * ih * iw
+        return max(gather, planar) if (fh, fw) == (3, 3) and ih >= 2 else gather
     return 8 * oc + row
 
 
@@ -361,7 +384,7 @@ def training_buffers(model: Model, trainable: set[int], memory: str = "default")
         by_loss = ti not in users or model.layers[last_user].op == OpType.SOFTMAX
         born = bw_step(last_user, PHASE_MASK if by_loss else PHASE_IERR)
         read = PHASE_IERR if passes or not weighted else PHASE_WGRAD
-        bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(li, read)))
+        bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(li, read), layer=li))
         x = model.tensors[layer.inputs[0]]
         ie = bw_step(li, PHASE_IERR)
         lean_ie = lean and passes and lean_input_error(model, li, users)
@@ -369,25 +392,27 @@ def training_buffers(model: Model, trainable: set[int], memory: str = "default")
             # int8 straight into err<x>; if x has other readers (or is the model output,
             # where the loss writes), into this int8 copy first, then combined (2.3).
             if _needs_copy(model, li, users):
-                bufs.append(Buffer(f"tmp{layer.inputs[0]}", x.nbytes, ie, ie))
+                bufs.append(Buffer(f"tmp{layer.inputs[0]}", x.nbytes, ie, ie, layer=li))
         elif lean and layer.op in (OpType.ADD, OpType.RESHAPE):
             pass  # their errors pass through as int8 bytes: no scratch
         elif passes and not pool_error_direct(model, li, users):
             # int32 accumulators for the error of this layer's input, before it is
             # rescaled to int8 with a scale chosen from its range.
-            bufs.append(Buffer(f"acc{layer.inputs[0]}", 4 * x.num_elements, ie, ie))
+            bufs.append(Buffer(f"acc{layer.inputs[0]}", 4 * x.num_elements, ie, ie, layer=li))
         if weighted:
             # Channel selection scratch: scores and the kept-channel list.
             n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, li)
-            bufs.append(Buffer(f"sel{li}", n_sel, bw_step(li, PHASE_SELECT), ie))
+            bufs.append(Buffer(f"sel{li}", n_sel, bw_step(li, PHASE_SELECT), ie, layer=li))
         wg = weight_gradient_scratch(model, li) if li in trainable else 0
         if lean:
             if wg:
                 s = bw_step(li, PHASE_WGRAD)
-                bufs.append(Buffer(f"wg{li}", wg, s, s))
+                bufs.append(Buffer(f"wg{li}", wg, s, s, layer=li))
             if lean_ie and weighted:
                 # The input error's chunk scratch, after the weight gradient.
-                bufs.append(Buffer(f"ie{li}", lean_input_error_scratch(model, li), ie, ie))
+                bufs.append(
+                    Buffer(f"ie{li}", lean_input_error_scratch(model, li), ie, ie, layer=li)
+                )
             continue
         if passes:
             wg = max(wg, input_error_scratch(model, li))
@@ -395,7 +420,7 @@ def training_buffers(model: Model, trainable: set[int], memory: str = "default")
             # One backward scratch: the weight gradient's transposed error and input rows
             # (int16), then the depthwise input error's gather ring.
             s = bw_step(li)
-            bufs.append(Buffer(f"wg{li}", wg, s, s))
+            bufs.append(Buffer(f"wg{li}", wg, s, s, layer=li))
     return bufs
 
 
@@ -425,6 +450,7 @@ def plan_memory(model: Model, trainable: set[int] | None = None, memory: str = "
 class Fp32Memory:
     arena: int
     params: int
+    buffers: list[Buffer] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -453,9 +479,10 @@ def fp32_training_memory(model: Model, trainable: set[int]) -> Fp32Memory:
             continue
         if kind not in ("act", "err") or not ti.isdigit():
             raise ValueError(f"fp32 analogue: unknown training buffer {b.name}")
-        bufs.append(Buffer(b.name, 4 * model.tensors[int(ti)].num_elements, b.first, b.last))
+        n = 4 * model.tensors[int(ti)].num_elements
+        bufs.append(Buffer(b.name, n, b.first, b.last, layer=b.layer))
     arena = greedy_plan(bufs)
-    return Fp32Memory(arena, sum(fp32_layer_params_bytes(model, li) for li in trainable))
+    return Fp32Memory(arena, sum(fp32_layer_params_bytes(model, li) for li in trainable), bufs)
 
 
 def fp32_layer_params_bytes(model: Model, li: int) -> int:
@@ -502,11 +529,41 @@ def parse_trainable(model: Model, spec: list[str] | None) -> set[int]:
     return chosen
 
 
+BREAKDOWN_KINDS = ("weights", "gradient_state", "kept_activations", "errors", "scratch")
+
+
+def layer_breakdown(model: Model, plan: Plan) -> list[dict[str, int]]:
+    """Per layer, the training bytes by kind: its params-pool weights and gradient state
+    (trainable layers), the activations it produces that the backward keeps (the model
+    input counts for layer 0), the int8 errors of its output and of the copies it combines
+    from (tmp), and its scratch (int32 error sums, channel selection, weight gradient,
+    lean input error). These are buffer sizes: the arena places buffers whose lifetimes do
+    not overlap in the same bytes, so its peak is below the sum."""
+    n = len(model.layers)
+    fwd_end = PHASES * n if plan.memory == "lean" else n  # the first backward step
+    rows = [dict.fromkeys(BREAKDOWN_KINDS, 0) for _ in model.layers]
+    for li in plan.trainable:
+        rows[li]["weights"] = weights_ram_bytes(model, li)
+        rows[li]["gradient_state"] = gradient_state_bytes(model, li)
+    for b in plan.training_buffers if plan.trainable else []:
+        size = align(b.size)
+        if b.kind == "act":
+            if b.last >= fwd_end:
+                rows[b.layer]["kept_activations"] += size
+        elif b.kind in ("err", "tmp"):
+            rows[b.layer]["errors"] += size
+        else:
+            rows[b.layer]["scratch"] += size
+    return rows
+
+
 def layer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
+    breakdown = layer_breakdown(model, plan)
     rows = []
     for layer in model.layers:
         li = layer.index
         out = model.tensors[layer.output]
+        trainable = li in plan.trainable
         rows.append(
             {
                 "layer": li,
@@ -515,8 +572,34 @@ def layer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
                 "macs": layer_macs(model, li),
                 "weight_bytes": weight_bytes(model, li),
                 "activation_bytes": out.nbytes,
-                "trainable": li in plan.trainable,
-                "params_ram_bytes": params_bytes(model, li) if li in plan.trainable else 0,
+                "trainable": trainable,
+                "params_ram_bytes": params_bytes(model, li) if trainable else 0,
+                # weights and biases the update changes (the fp32 analogue's 4 B each)
+                "trainable_weights": (
+                    model.tensors[layer.inputs[1]].num_elements + out_channels(model, li)
+                    if trainable
+                    else 0
+                ),
+                "training_bytes": breakdown[li],
             }
         )
     return rows
+
+
+def buffer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
+    """The training plan's buffers in list order: name, kind, the layer that owns it,
+    bytes, arena offset and lifetime (steps and their names, plan.step_name)."""
+    return [
+        {
+            "name": b.name,
+            "kind": b.kind,
+            "layer": b.layer,
+            "bytes": b.size,
+            "offset": b.offset,
+            "first": b.first,
+            "last": b.last,
+            "first_step": step_name(model, b.first, plan.memory),
+            "last_step": step_name(model, b.last, plan.memory),
+        }
+        for b in (plan.training_buffers if plan.trainable else plan.inference_buffers)
+    ]

@@ -394,7 +394,7 @@ fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 	if (need > 0u && dw_ie_planar_applies(input_dims, filter_dims) && scratch != NULL &&
 	    scratch_size >= dw_ie_planar_scratch_size(input_dims) &&
 	    dw_ie_planar(params, input_dims, filter, scales, scale_count, p, output_dims, err,
-			 kept, n_kept, acc, scratch)) {
+			 kept, n_kept, acc, scratch, NULL)) {
 		return FQT_OK;
 	}
 #endif

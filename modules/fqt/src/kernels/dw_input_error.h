@@ -452,8 +452,11 @@ static inline void dw_ie_fold_column(const int8_t *e, int32_t es, int16_t *col, 
 static inline int dw_ie_planar(const fqt_conv_params *params, const fqt_dims *id,
 			       const int8_t *filter, const void *scales, uint32_t scale_count,
 			       int p, const fqt_dims *od, const int8_t *err, const uint16_t *kept,
-			       int32_t n_kept, int32_t *acc, void *scratch)
+			       int32_t n_kept, int32_t *acc, void *scratch, fqt_error_sink *sink)
 {
+	/* With a sink (the lean plan) acc is one channel's [in_h][in_w] plane, handed to the
+	 * sink (elements C apart in the tensor) after each channel. */
+	const int32_t cs = sink != NULL ? 1 : id->c;
 	const int32_t in_h = id->h, in_w = id->w, C = id->c, out_h = od->h, out_w = od->w;
 	const int32_t wc = in_w + 2, ph = params->pad_h, pw = params->pad_w;
 	int32_t *mm = (int32_t *)scratch;
@@ -482,12 +485,16 @@ static inline int dw_ie_planar(const fqt_conv_params *params, const fqt_dims *id
 	const int32_t oy0 = ph > 2 ? ph - 2 : 0, ox0 = pw > 2 ? pw - 2 : 0;
 	const int32_t oy1 = out_h < in_h + ph ? out_h : in_h + ph;
 	const int32_t ox1 = out_w < in_w + pw ? out_w : in_w + pw;
-	const int32_t s4 = in_w * C * (int32_t)sizeof(int32_t);
+	const int32_t s4 = in_w * cs * (int32_t)sizeof(int32_t);
+	const size_t plane_n = (size_t)in_h * (size_t)in_w;
 	for (int32_t c = 0; c < C; ++c) {
-		int32_t *ac = acc + c;
+		int32_t *ac = sink != NULL ? acc : acc + c;
 		if (ss[c] < 0) {
-			for (int32_t i = 0; i < in_h * in_w; ++i) {
-				ac[(size_t)i * (size_t)C] = 0;
+			for (size_t i = 0; i < plane_n; ++i) {
+				ac[i * (size_t)cs] = 0;
+			}
+			if (sink != NULL) {
+				fqt_error_sink_put_strided(sink, acc, (size_t)c, plane_n, (size_t)C);
 			}
 			continue;
 		}
@@ -506,7 +513,11 @@ static inline int dw_ie_planar(const fqt_conv_params *params, const fqt_dims *id
 			wt[2 * j + 1] = v1 | (v2 << 16);
 		}
 		for (int32_t ix = 0; ix < in_w; ++ix) {
-			dw_ie_column(plane + 2 * ix, wt, ac + (size_t)ix * (size_t)C, s4, wc, in_h / 2);
+			dw_ie_column(plane + 2 * ix, wt, ac + (size_t)ix * (size_t)cs, s4, wc,
+				     in_h / 2);
+		}
+		if (sink != NULL) {
+			fqt_error_sink_put_strided(sink, acc, (size_t)c, plane_n, (size_t)C);
 		}
 	}
 	return 1;

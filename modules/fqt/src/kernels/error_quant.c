@@ -104,6 +104,33 @@ void fqt_error_sink_put(fqt_error_sink *s, const int32_t *acc, size_t at, size_t
 	quantize_shifted(acc, n, s->r, s->fixed, m, s->out + at);
 }
 
+void fqt_error_sink_put_strided(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n,
+				size_t stride)
+{
+	const uint64_t m = max_abs_s32(acc, n);
+	if (s->pass == 0) {
+		s->max_abs = m > s->max_abs ? m : s->max_abs;
+		return;
+	}
+	int8_t *out = s->out + at;
+	const int r = s->r;
+	if (r > 0 && r <= 30 && m < ((uint64_t)1 << 30)) {
+		/* quantize_shift32 at a stride */
+		const int32_t half = (int32_t)1 << (r - 1);
+		for (size_t i = 0; i < n; ++i) {
+			const int32_t a = acc[i];
+			int32_t q = fqt_arithmetic_shift_right(a + half - (a < 0), r);
+			q = q > FQT_ERROR_MAX ? FQT_ERROR_MAX : q;
+			q = q < -FQT_ERROR_MAX ? -FQT_ERROR_MAX : q;
+			out[i * stride] = (int8_t)q;
+		}
+		return;
+	}
+	for (size_t i = 0; i < n; ++i) {
+		out[i * stride] = fqt_error_quantize_one(acc[i], s->fixed, r);
+	}
+}
+
 int fqt_error_sink_begin(fqt_error_sink *s, int8_t *out, int fixed, int32_t base,
 			 int32_t *exponent)
 {

@@ -163,10 +163,17 @@ size_t fqt_depthwise_conv2d_backward_input_s8_scratch_size(const fqt_conv_params
 {
 	const size_t chunk = 4u * (size_t)fqt_ie_chunk_columns(input_dims->w, input_dims->c) *
 			     (size_t)input_dims->c;
-	if (dw_ie_gather_applies(params, input_dims, output_dims)) {
-		return dw_ie_gather_scratch_size(input_dims, filter_dims, output_dims) + chunk;
+	if (!dw_ie_gather_applies(params, input_dims, output_dims)) {
+		return 8u * (size_t)output_dims->c + chunk;
 	}
-	return 8u * (size_t)output_dims->c + chunk;
+	const size_t gather = dw_ie_gather_scratch_size(input_dims, filter_dims, output_dims) + chunk;
+	/* 3x3: at least the planar path's, one channel's plane at a time (every build plans
+	 * the same, as fqt_depthwise_conv2d_backward_input_scratch_size) */
+	const size_t planar = dw_ie_planar_applies(input_dims, filter_dims)
+				      ? dw_ie_planar_scratch_size(input_dims) +
+						4u * (size_t)input_dims->h * (size_t)input_dims->w
+				      : 0u;
+	return gather > planar ? gather : planar;
 }
 
 /* acc = the sums of input row iy, columns [x0, x1), each element gathered from its taps
@@ -241,10 +248,20 @@ fqt_status fqt_depthwise_conv2d_backward_input_s8(
 	for (int pass = fqt_error_sink_begin(&sink, out, fixed,
 					     err_exp - FQT_ERROR_FOLD_BITS + p, out_exp);
 	     pass < 2; ++pass) {
-		/* the ring gather where it applies (its setup says whether every g fits) */
-		if (!(gather && dw_ie_gather(params, input_dims, filter_dims, filter, scales,
-					     scale_count, p, output_dims, err, kept, n_kept, acc,
-					     scratch, &sink, cols))) {
+		/* the planar path or the ring gather where they apply (their setups say
+		 * whether every g fits) */
+		int done = 0;
+#if FQT_DW_IE_PLANAR
+		done = gather && dw_ie_planar_applies(input_dims, filter_dims) &&
+		       dw_ie_planar(params, input_dims, filter, scales, scale_count, p, output_dims,
+				    err, kept, n_kept,
+				    (int32_t *)(void *)((uint8_t *)scratch +
+							dw_ie_planar_scratch_size(input_dims)),
+				    scratch, &sink);
+#endif
+		if (!done && !(gather && dw_ie_gather(params, input_dims, filter_dims, filter,
+						      scales, scale_count, p, output_dims, err,
+						      kept, n_kept, acc, scratch, &sink, cols))) {
 			for (int32_t o = 0; o < out_c; ++o) {
 				m[o] = 0;
 				sh[o] = 0;

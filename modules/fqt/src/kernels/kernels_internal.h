@@ -78,6 +78,9 @@ int fqt_error_sink_begin(fqt_error_sink *s, int8_t *out, int fixed, int32_t base
 			 int32_t *exponent);
 /* The n sums of elements at .. at + n - 1 (pass 0: their max; pass 1: quantized). */
 void fqt_error_sink_put(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n);
+/* The same for n sums of elements at, at + stride, ... */
+void fqt_error_sink_put_strided(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n,
+				size_t stride);
 /* Between the passes: the shift from the exact max, and *exponent. */
 void fqt_error_sink_next(fqt_error_sink *s);
 
