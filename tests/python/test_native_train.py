@@ -515,3 +515,37 @@ def test_device_job_schedule_equals_host(digits, words, native_lib) -> None:  # 
         host.train_step(xtr[:n][order], ytr[:n][order])
         host.flush()
     assert bytes(host.blob) == on_device
+
+
+def test_host_device_lean_memory_trains_the_same(digits, native_lib) -> None:  # noqa: F811
+    """`train start ... lean` (the lean memory plan) on fqt_host_device trains the same
+    blob as the default plan in an arena too small for the default one; the option word
+    comes once."""
+    from fqt.blob import write_blob
+    from fqt.device import Device, DeviceError
+
+    exe = FIXTURE_MODELS.parents[2] / "build" / "host" / "fqt_host_device"
+    if not exe.exists():
+        pytest.skip("fqt_host_device is not built")
+    xtr, ytr, _, _ = digits
+    m = load_tflite(DIGITS)
+    prepare(m)
+    tr = _all_weighted(m)
+    blob = write_blob(m, tr)
+    default, lean = plan_memory(m, tr), plan_memory(m, tr, "lean")
+    assert lean.training_arena < default.training_arena
+    args = ["train", "start", "1", "0.005", "8", "0.5", "3", "all"]
+    trained = {}
+    for memory, arena in (("default", default.training_arena), ("lean", lean.training_arena)):
+        with Device.open(f"cmd:{exe} --params 65536 --arena {arena}", timeout=10.0) as dev:
+            dev.push_blob(blob)
+            dev.push_samples(xtr[:32], ytr[:32])
+            if memory == "lean":
+                with pytest.raises(DeviceError, match="given twice"):
+                    dev.command(*args, "lean", "default")
+                with pytest.raises(DeviceError, match="training needs"):
+                    dev.command(*args, "default")  # the lean plan's arena is too small
+            dev.command(*args, memory)
+            dev.wait_event("done train", timeout=120.0)
+            trained[memory] = dev.pull_blob()
+    assert trained["lean"] == trained["default"] != blob
