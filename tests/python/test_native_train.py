@@ -268,11 +268,13 @@ def test_empty_dataset_refused() -> None:
         t.run_epochs(np.zeros((0, 1, 8, 8, 1), np.int8), np.zeros(0, np.int64), 1)
 
 
+@pytest.mark.parametrize("memory", ["default", "lean"])
 @pytest.mark.parametrize("cfg", ["nearest-dyn-b1", "sr-dyn-b3"])
-def test_input_error_past_int32(cfg: str, native_lib, monkeypatch) -> None:  # noqa: F811
+def test_input_error_past_int32(cfg: str, memory: str, native_lib, monkeypatch) -> None:  # noqa: F811
     """Section 5.3: the input error of the wide conv of three_consumers (fan-out 1152) with
-    every weight at 127 and a uniform output error leaves int32; C's exact int64 path and the
-    golden int64 accumulator agree byte for byte."""
+    every weight at 127 and a uniform output error leaves int32; C's exact int64 path (the
+    lean plan's without the int32 tensor) and the golden int64 accumulator agree byte for
+    byte."""
     from fqt.golden import conv2d as golden_conv
     from fqt.native import NativeTrainer
 
@@ -295,7 +297,7 @@ def test_input_error_past_int32(cfg: str, native_lib, monkeypatch) -> None:  # n
 
     monkeypatch.setattr(golden_conv, "quantize_error", spy)
     trainable = _all_weighted(m)
-    config = TrainConfig(**CONFIGS[cfg])
+    config = TrainConfig(**CONFIGS[cfg], memory=memory)
     golden = Trainer(copy.deepcopy(m), trainable, config)
     native = NativeTrainer(copy.deepcopy(m), trainable, config, library=native_lib)
     rng = np.random.default_rng(4)
