@@ -20,6 +20,7 @@ from .ir import Activation, Model, OpType
 
 ALIGN = 4
 WEIGHTED_OPS = (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D, OpType.FULLY_CONNECTED)
+POOL_OPS = (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D)
 # Per output channel of a trainable layer: multiplier, shift, weight scale, EMA mean, EMA std.
 PER_CHANNEL_STATE_BYTES = 5 * 4
 # Per output channel of a weighted layer in the backward: the partial-update score (int32)
@@ -393,8 +394,8 @@ def training_buffers(model: Model, trainable: set[int], memory: str = "default")
             # where the loss writes), into this int8 copy first, then combined (2.3).
             if _needs_copy(model, li, users):
                 bufs.append(Buffer(f"tmp{layer.inputs[0]}", x.nbytes, ie, ie, layer=li))
-        elif lean and layer.op in (OpType.ADD, OpType.RESHAPE):
-            pass  # their errors pass through as int8 bytes: no scratch
+        elif lean and layer.op not in (*WEIGHTED_OPS, *POOL_OPS):
+            pass  # ADD / RESHAPE pass int8 bytes on, the loss writes the SOFTMAX's: no scratch
         elif passes and not pool_error_direct(model, li, users):
             # int32 accumulators for the error of this layer's input, before it is
             # rescaled to int8 with a scale chosen from its range.

@@ -265,8 +265,10 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 				t->tmp_buf[li] = add_buffer(t, &count, v->input_elements, ie, ie,
 							    v->input_tensor[0]);
 			}
-		} else if (lean && (v->op == FQT_OP_ADD || v->op == FQT_OP_RESHAPE)) {
-			/* their errors pass through as int8 bytes: no scratch */
+		} else if (lean && !weighted && v->op != FQT_OP_AVERAGE_POOL_2D &&
+			   v->op != FQT_OP_MAX_POOL_2D) {
+			/* ADD / RESHAPE pass int8 bytes on, the loss writes the SOFTMAX's: no
+			 * scratch (the default plan has one, unused) */
 		} else if (passes && !pool_error_direct(t, m, li, 0)) {
 			t->acc_buf[li] = add_buffer(t, &count, 4u * v->input_elements, ie, ie,
 						    v->input_tensor[0]);
