@@ -122,7 +122,10 @@ def _pairs(n: int) -> int:
     return (n + 1) & ~1
 
 
-def weight_gradient_scratch(model: Model, li: int) -> int:
+WG_BLOCK_CHANNELS = 16  # kernels/conv2d.c FQT_WG_BLOCK_CHANNELS: the lean plan's block
+
+
+def weight_gradient_scratch(model: Model, li: int, lean: bool = False) -> int:
     """Bytes of the weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D, the
     twin of fqt_*_backward_weights_scratch_size(): int16 rows of even(positions) for the
     transposed error (every channel; depthwise: one) and the input taps (conv: up to
@@ -142,7 +145,10 @@ def weight_gradient_scratch(model: Model, li: int) -> int:
         return max(2 * p2 * (1 + _pairs(fh * fw)), padded)
     taps = fh * fw * model.tensors[layer.inputs[0]].shape[-1]
     rows = _pairs(taps) if taps < WG_TAP_ROWS else WG_TAP_ROWS
-    return 2 * p2 * (_pairs(oc) + rows)
+    # lean: the transposed error WG_BLOCK_CHANNELS channels at a time (the input taps
+    # rebuilt for each block; fqt_conv2d_backward_weights_blocked_scratch_size)
+    channels = min(_pairs(oc), WG_BLOCK_CHANNELS) if lean else _pairs(oc)
+    return 2 * p2 * (channels + rows)
 
 
 def input_error_scratch(model: Model, li: int) -> int:
@@ -404,7 +410,7 @@ def training_buffers(model: Model, trainable: set[int], memory: str = "default")
             # Channel selection scratch: scores and the kept-channel list.
             n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, li)
             bufs.append(Buffer(f"sel{li}", n_sel, bw_step(li, PHASE_SELECT), ie, layer=li))
-        wg = weight_gradient_scratch(model, li) if li in trainable else 0
+        wg = weight_gradient_scratch(model, li, lean) if li in trainable else 0
         if lean:
             if wg:
                 s = bw_step(li, PHASE_WGRAD)

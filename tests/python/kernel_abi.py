@@ -280,6 +280,8 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.fqt_conv2d_forward_im2col_scratch_size.argtypes = [_PD, _PD]
     lib.fqt_conv2d_backward_weights_scratch_size.restype = c_size_t
     lib.fqt_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD, _PD]
+    lib.fqt_conv2d_backward_weights_blocked_scratch_size.restype = c_size_t
+    lib.fqt_conv2d_backward_weights_blocked_scratch_size.argtypes = [_PD, _PD, _PD]
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.restype = c_size_t
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD]
     lib.fqt_depthwise_conv2d_backward_input_scratch_size.restype = c_size_t

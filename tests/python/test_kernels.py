@@ -493,13 +493,20 @@ def _conv_backward_weights(
     rows = gw[0].reshape(-1, L.n_out).T if depthwise else gw[0].reshape(L.n_out, -1)
     fn = lib.fqt_depthwise_conv2d_backward_weights if depthwise else lib.fqt_conv2d_backward_weights
     xd, wd, ed = abi.dims(x.shape), abi.dims(L.w.shape), abi.dims(err.shape)
+    sizes = []
     if depthwise:
         need = lib.fqt_depthwise_conv2d_backward_weights_scratch_size(byref(wd), byref(ed))
     else:
         need = lib.fqt_conv2d_backward_weights_scratch_size(byref(xd), byref(wd), byref(ed))
+        # the lean plan's: the transposed error 16 channels at a time (== need below 17)
+        blocked = lib.fqt_conv2d_backward_weights_blocked_scratch_size(
+            byref(xd), byref(wd), byref(ed)
+        )
+        assert (blocked < need) == (L.n_out > 16)
+        sizes = [blocked, blocked - 1]
     # The int16 matrix-product path (a scratch of the planned size) and the exact int64
     # path (none, or one byte short) must both give the golden gradients.
-    for size in (need, need - 1, 0):
+    for size in (need, need - 1, 0, *sizes):
         scratch = np.zeros(max(size, 1) + 4, np.uint8)
         base = scratch.ctypes.data + (-scratch.ctypes.data % 4)
 
@@ -573,8 +580,16 @@ def test_conv2d_forward(lib, case: ConvCase) -> None:
     _conv_forward(lib, case, False)
 
 
+# The blocked weight gradient of the lean plan (more than 16 output channels, kept subsets).
+WG_CASES = [
+    *CONV_CASES,
+    ConvCase("wg_blocked_40_channels", (4, 5), 3, 40, padding="SAME"),
+    ConvCase("wg_blocked_kept", (3, 4), 5, 37, k_hw=(1, 1), kept=(0, 3, 4, 17, 18, 19, 36)),
+]
+
+
 @pytest.mark.parametrize("sink", list(SINKS))
-@pytest.mark.parametrize("case", CONV_CASES, ids=_ids(CONV_CASES))
+@pytest.mark.parametrize("case", WG_CASES, ids=_ids(WG_CASES))
 def test_conv2d_backward_weights(lib, case: ConvCase, sink: str) -> None:
     _conv_backward_weights(lib, case, sink, False)
 

@@ -326,6 +326,8 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 
 /* Rows of input taps transposed per call: (tap x channel) rows of the im2col matrix. */
 #define FQT_WG_TAP_ROWS 8
+/* The lean plan's weight gradient: kept channels per block of the transposed error. */
+#define FQT_WG_BLOCK_CHANNELS 16
 
 /* gw[o][k] = sum_p e[p][o] * xz[k][p] is the product of the error transposed to channel x
  * position (E, kept channels only) and the input to (tap x channel) x position (X, offset
@@ -340,6 +342,20 @@ size_t fqt_conv2d_backward_weights_scratch_size(const fqt_dims *input_dims,
 	const int32_t tap_rows = taps < FQT_WG_TAP_ROWS ? fqt_s16_pairs_len(taps) : FQT_WG_TAP_ROWS;
 	const int32_t p2 = fqt_s16_pairs_len(output_dims->h * output_dims->w);
 	return 2u * (size_t)p2 * (size_t)(fqt_s16_pairs_len(output_dims->c) + tap_rows);
+}
+
+/* The lean plan's smaller scratch: E for FQT_WG_BLOCK_CHANNELS kept channels at a time
+ * (X rebuilt for each block), the same gradients. */
+size_t fqt_conv2d_backward_weights_blocked_scratch_size(const fqt_dims *input_dims,
+							const fqt_dims *filter_dims,
+							const fqt_dims *output_dims)
+{
+	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
+	const int32_t tap_rows = taps < FQT_WG_TAP_ROWS ? fqt_s16_pairs_len(taps) : FQT_WG_TAP_ROWS;
+	const int32_t p2 = fqt_s16_pairs_len(output_dims->h * output_dims->w);
+	const int32_t ch = fqt_s16_pairs_len(output_dims->c);
+	return 2u * (size_t)p2 *
+	       (size_t)((ch < FQT_WG_BLOCK_CHANNELS ? ch : FQT_WG_BLOCK_CHANNELS) + tap_rows);
 }
 
 /* X rows k0 .. k0 + real - 1 (k = (ky * KW + kx) * C + i) of a block of n rows, the rows
@@ -415,10 +431,12 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 		return FQT_ERR_ARGUMENT;
 	}
 	const int32_t positions = output_dims->h * output_dims->w;
+	const int all = scratch_size >= fqt_conv2d_backward_weights_scratch_size(
+						input_dims, filter_dims, output_dims);
 	/* |e| <= 127, |x + offset| <= 255: int32 holds every sum below this many positions. */
 	if (scratch == NULL || ((uintptr_t)scratch % 4u) != 0u ||
-	    scratch_size < fqt_conv2d_backward_weights_scratch_size(input_dims, filter_dims,
-								    output_dims) ||
+	    scratch_size < fqt_conv2d_backward_weights_blocked_scratch_size(
+				   input_dims, filter_dims, output_dims) ||
 	    (int64_t)positions * FQT_ERROR_MAX * 255 > INT32_MAX) {
 		backward_weights_exact(params, input_dims, input, filter_dims, output_dims, err,
 				       kept, n_kept, sink);
@@ -426,17 +444,23 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 	}
 	const int32_t p2 = fqt_s16_pairs_len(positions);
 	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
+	/* every kept channel in one block (E resident), or blocks of FQT_WG_BLOCK_CHANNELS */
+	const int32_t block = all ? (n_kept > 0 ? n_kept : 1) : FQT_WG_BLOCK_CHANNELS;
 	int16_t *e_t = (int16_t *)scratch;
-	int16_t *x_t = e_t + (size_t)p2 * (size_t)fqt_s16_pairs_len(output_dims->c);
-	fqt_transpose_errors_s16(err, positions, output_dims->c, kept, n_kept, p2, e_t);
-	bias_gradients(e_t, p2, kept, n_kept, sink);
-	for (int32_t k0 = 0; k0 < taps; k0 += FQT_WG_TAP_ROWS) {
-		const int32_t n = fqt_s16_pairs_len(taps - k0 < FQT_WG_TAP_ROWS ? taps - k0
-										 : FQT_WG_TAP_ROWS);
-		const int32_t real = taps - k0 < n ? taps - k0 : n;
-		im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, n, real, p2,
-			    x_t);
-		weight_gradient_rows(e_t, x_t, p2, kept, n_kept, k0, n, taps, sink);
+	int16_t *x_t = e_t + (size_t)p2 * (size_t)(all ? fqt_s16_pairs_len(output_dims->c)
+						       : FQT_WG_BLOCK_CHANNELS);
+	for (int32_t j0 = 0; j0 < n_kept; j0 += block) {
+		const int32_t nb = n_kept - j0 < block ? n_kept - j0 : block;
+		fqt_transpose_errors_s16(err, positions, output_dims->c, kept + j0, nb, p2, e_t);
+		bias_gradients(e_t, p2, kept + j0, nb, sink);
+		for (int32_t k0 = 0; k0 < taps; k0 += FQT_WG_TAP_ROWS) {
+			const int32_t n = fqt_s16_pairs_len(
+				taps - k0 < FQT_WG_TAP_ROWS ? taps - k0 : FQT_WG_TAP_ROWS);
+			const int32_t real = taps - k0 < n ? taps - k0 : n;
+			im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, n,
+				    real, p2, x_t);
+			weight_gradient_rows(e_t, x_t, p2, kept + j0, nb, k0, n, taps, sink);
+		}
 	}
 	return FQT_OK;
 }

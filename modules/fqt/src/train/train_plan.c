@@ -33,12 +33,18 @@ static uint32_t layer_params_bytes(const fqt_layer_view *v)
 }
 
 /* The weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D (the kernels'
- * *_scratch_size(); plan.py weight_gradient_scratch), 0 for other layers. */
-static uint32_t weight_gradient_scratch(const fqt_trainer *t, uint32_t li)
+ * *_scratch_size(); plan.py weight_gradient_scratch; lean: a CONV_2D's blocked one), 0 for
+ * other layers. */
+static uint32_t weight_gradient_scratch(const fqt_trainer *t, uint32_t li, int lean)
 {
 	const fqt_layer_view *v = &t->views[li];
 	if (t->slot_of_layer[li] < 0) {
 		return 0u;
+	}
+	if (v->op == FQT_OP_CONV_2D && lean) {
+		/* the transposed error a block of channels at a time */
+		return (uint32_t)fqt_conv2d_backward_weights_blocked_scratch_size(
+			&v->input_dims, &v->filter_dims, &v->output_dims);
 	}
 	if (v->op == FQT_OP_CONV_2D) {
 		return (uint32_t)fqt_conv2d_backward_weights_scratch_size(
@@ -282,7 +288,7 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 		 * default plan the depthwise input error's gather ring when the layer passes an
 		 * error on (it runs after the weight gradient, in the same step); the lean plan
 		 * gives the input error its own (ie_buf), one phase later. */
-		uint32_t wg = weight_gradient_scratch(t, li);
+		uint32_t wg = weight_gradient_scratch(t, li, lean);
 		if (!lean && passes && v->op == FQT_OP_DEPTHWISE_CONV_2D) {
 			const uint32_t dw = (uint32_t)fqt_depthwise_conv2d_backward_input_scratch_size(
 				&v->params.conv, &v->input_dims, &v->filter_dims, &v->output_dims);
