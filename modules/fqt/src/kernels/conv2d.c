@@ -419,6 +419,31 @@ static void weight_gradient_rows(const int16_t *e_t, const int16_t *x_t, int32_t
 	}
 }
 
+/* The int16 product for the kept channels kept[0 .. n_kept): E (e_rows rows reserved,
+ * n_kept <= e_rows) then X in scratch. */
+static void weight_gradient_product(const fqt_conv_params *params, const fqt_dims *input_dims,
+				    const int8_t *input, const fqt_dims *filter_dims,
+				    const fqt_dims *output_dims, const int8_t *err,
+				    const uint16_t *kept, int32_t n_kept,
+				    const fqt_grad_sink *sink, int16_t *scratch, int32_t e_rows)
+{
+	const int32_t positions = output_dims->h * output_dims->w;
+	const int32_t p2 = fqt_s16_pairs_len(positions);
+	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
+	int16_t *e_t = scratch;
+	int16_t *x_t = e_t + (size_t)p2 * (size_t)e_rows;
+	fqt_transpose_errors_s16(err, positions, output_dims->c, kept, n_kept, p2, e_t);
+	bias_gradients(e_t, p2, kept, n_kept, sink);
+	for (int32_t k0 = 0; k0 < taps; k0 += FQT_WG_TAP_ROWS) {
+		const int32_t n = fqt_s16_pairs_len(taps - k0 < FQT_WG_TAP_ROWS ? taps - k0
+										 : FQT_WG_TAP_ROWS);
+		const int32_t real = taps - k0 < n ? taps - k0 : n;
+		im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, n, real, p2,
+			    x_t);
+		weight_gradient_rows(e_t, x_t, p2, kept, n_kept, k0, n, taps, sink);
+	}
+}
+
 fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_dims *input_dims,
 				       const int8_t *input, const fqt_dims *filter_dims,
 				       const fqt_dims *output_dims, const int8_t *err,
@@ -431,8 +456,6 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 		return FQT_ERR_ARGUMENT;
 	}
 	const int32_t positions = output_dims->h * output_dims->w;
-	const int all = scratch_size >= fqt_conv2d_backward_weights_scratch_size(
-						input_dims, filter_dims, output_dims);
 	/* |e| <= 127, |x + offset| <= 255: int32 holds every sum below this many positions. */
 	if (scratch == NULL || ((uintptr_t)scratch % 4u) != 0u ||
 	    scratch_size < fqt_conv2d_backward_weights_blocked_scratch_size(
@@ -442,25 +465,21 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 				       kept, n_kept, sink);
 		return FQT_OK;
 	}
-	const int32_t p2 = fqt_s16_pairs_len(positions);
-	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
-	/* every kept channel in one block (E resident), or blocks of FQT_WG_BLOCK_CHANNELS */
-	const int32_t block = all ? (n_kept > 0 ? n_kept : 1) : FQT_WG_BLOCK_CHANNELS;
-	int16_t *e_t = (int16_t *)scratch;
-	int16_t *x_t = e_t + (size_t)p2 * (size_t)(all ? fqt_s16_pairs_len(output_dims->c)
-						       : FQT_WG_BLOCK_CHANNELS);
-	for (int32_t j0 = 0; j0 < n_kept; j0 += block) {
-		const int32_t nb = n_kept - j0 < block ? n_kept - j0 : block;
-		fqt_transpose_errors_s16(err, positions, output_dims->c, kept + j0, nb, p2, e_t);
-		bias_gradients(e_t, p2, kept + j0, nb, sink);
-		for (int32_t k0 = 0; k0 < taps; k0 += FQT_WG_TAP_ROWS) {
-			const int32_t n = fqt_s16_pairs_len(
-				taps - k0 < FQT_WG_TAP_ROWS ? taps - k0 : FQT_WG_TAP_ROWS);
-			const int32_t real = taps - k0 < n ? taps - k0 : n;
-			im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, n,
-				    real, p2, x_t);
-			weight_gradient_rows(e_t, x_t, p2, kept + j0, nb, k0, n, taps, sink);
-		}
+	if (scratch_size >=
+	    fqt_conv2d_backward_weights_scratch_size(input_dims, filter_dims, output_dims)) {
+		/* every kept channel's E resident */
+		weight_gradient_product(params, input_dims, input, filter_dims, output_dims, err,
+					kept, n_kept, sink, (int16_t *)scratch,
+					fqt_s16_pairs_len(output_dims->c));
+		return FQT_OK;
+	}
+	/* the lean plan's: E of FQT_WG_BLOCK_CHANNELS channels at a time, X rebuilt per block */
+	for (int32_t j0 = 0; j0 < n_kept; j0 += FQT_WG_BLOCK_CHANNELS) {
+		const int32_t nb = n_kept - j0 < FQT_WG_BLOCK_CHANNELS ? n_kept - j0
+									: FQT_WG_BLOCK_CHANNELS;
+		weight_gradient_product(params, input_dims, input, filter_dims, output_dims, err,
+					kept + j0, nb, sink, (int16_t *)scratch,
+					FQT_WG_BLOCK_CHANNELS);
 	}
 	return FQT_OK;
 }
