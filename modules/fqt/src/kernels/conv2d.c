@@ -420,8 +420,9 @@ static void weight_gradient_rows(const int16_t *e_t, const int16_t *x_t, int32_t
 }
 
 /* The int16 product for the kept channels kept[0 .. n_kept): E (e_rows rows reserved,
- * n_kept <= e_rows) then X in scratch. */
-static void weight_gradient_product(const fqt_conv_params *params, const fqt_dims *input_dims,
+ * n_kept <= e_rows) then X in scratch. Inlined into both callers, so that the default
+ * path compiles as it did with one (M4: 4 % more instructions as a call). */
+__attribute__((always_inline)) static inline void weight_gradient_product(const fqt_conv_params *params, const fqt_dims *input_dims,
 				    const int8_t *input, const fqt_dims *filter_dims,
 				    const fqt_dims *output_dims, const int8_t *err,
 				    const uint16_t *kept, int32_t n_kept,
