@@ -252,8 +252,8 @@ static int train_memory_short(fqt_service *svc, const fqt_service_output *out,
 	size_t arena_need = 0u, params_need = 0u, params_have = 0u;
 	const fqt_trainer_ops *t = svc->cfg.trainer;
 
-	if (t->memory == NULL ||
-	    t->memory(t->ctx, m, c, &arena_need, &params_need, &params_have) != FQT_OK) {
+	if (t->memory == NULL || t->memory(t->ctx, m, c, &arena_need, &params_need,
+					   &params_have) != FQT_OK) {
 		return 0; /* begin() still checks, with a less precise message */
 	}
 	if (arena_need > svc->cfg.arena_size) {
@@ -311,10 +311,9 @@ static int train_stop(fqt_service *svc, const fqt_service_output *out)
 	return 0;
 }
 
-/* One option word of `train start` (partial mode, update rule, lr schedule, memory plan)
- * into `c`:
- * returns its kind's bit, or 0 for a word that is no option (a positional argument). The
- * words never look like a positional value (numbers, `last`, `all`, `i,j`). */
+/* One option word of `train start` (partial mode, update rule, lr schedule, memory plan) into
+ * `c`: returns its kind's bit, or 0 for a word that is no option (a positional argument).
+ * The words never look like a positional value (numbers, `last`, `all`, `i,j`). */
 static unsigned int train_option(const char *w, fqt_train_config *c)
 {
 	if (strcmp(w, "dynamic") == 0 || strcmp(w, "fixed") == 0) {
@@ -347,10 +346,8 @@ static int split_train_args(fqt_service *svc, const fqt_service_output *out, int
 		const unsigned int kind = train_option(argv[i], c);
 		if (kind == 0u) {
 			if (*n_pos == TRAIN_POSITIONALS) {
-				fqt_svc_say(svc, out, "err argument '%s': not an option (partial "
-						      "dynamic|fixed, update sgd|standardized, "
-						      "schedule cosine|constant, memory "
-						      "default|lean)", argv[i]);
+				fqt_svc_say(svc, out, "err argument '%s': not an option word (see "
+						      "docs/protocol.md)", argv[i]);
 				return -1;
 			}
 			pos[(*n_pos)++] = argv[i];
@@ -472,8 +469,7 @@ int fqt_svc_cmd_train(fqt_service *svc, int argc, char **argv, const fqt_service
 	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 12) {
 		fqt_svc_say(svc, out,
 			    "err usage: fqt train start [epochs lr batch lambda_min seed trainable] "
-			    "[dynamic|fixed] [sgd|standardized] [cosine|constant] [default|lean] | "
-			    "stop | status");
+			    "[options: docs/protocol.md] | stop | status");
 		return -1;
 	}
 	return train_start(svc, argc, argv, out);
