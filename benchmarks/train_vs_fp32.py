@@ -93,13 +93,11 @@ from fqt.ir import Activation, Layer, Model, OpType  # noqa: E402
 from fqt.native import NativeTrainer  # noqa: E402
 from fqt.plan import (  # noqa: E402
     WEIGHTED_OPS,
-    Buffer,
-    greedy_plan,
     layer_macs,
     out_channels,
     plan_memory,
-    training_buffers,
 )
+from fqt.plan import fp32_training_memory as plan_fp32_training_memory  # noqa: E402
 from fqt.prepare import prepare  # noqa: E402
 from fqt.tflite_import import parse_tflite  # noqa: E402
 
@@ -859,36 +857,10 @@ def native_training_memory(m: Model, trainable: set[int]) -> Memory:
 
 
 def fp32_training_memory(m: Model, trainable: set[int]) -> Memory:
-    """The fp32 analogue of plan.plan_memory, with the same buffers, lifetimes and greedy
-    placement:
-
-        arena  = greedy_plan( every activation the fp32 step keeps  (4 B per element)
-                            + every error tensor                     (4 B per element) )
-                 (no int32 rescale scratch: fp32 errors accumulate in place; no
-                 partial-update selection scratch)
-        params = sum over trainable layers of
-                 4 (n_weights + n_out)    fp32 weights + bias in RAM
-               + 4 (n_weights + n_out)    fp32 gradients accumulated over the mini-batch
-                 (plain SGD: no optimizer state; frozen weights stay in flash, as for fqt)
-    """
-    bufs = []
-    for b in training_buffers(m, trainable):
-        # fqt-only scratch is left out: "acc<t>" (int32 accumulators before an error is
-        # rescaled to int8; fp32 errors accumulate in place) and "sel<l>" (partial-update
-        # channel scores and kept list; the fp32 baseline does full updates).
-        kind, ti = b.name[:3], b.name[3:]
-        if kind in ("acc", "sel") or b.name.startswith("wg"):
-            continue  # "wg<l>": the int8 weight-gradient kernels' scratch (fqt only)
-        if kind not in ("act", "err") or not ti.isdigit():
-            raise ValueError(f"fp32 analogue: unknown training buffer {b.name}")
-        bufs.append(Buffer(b.name, 4 * m.tensors[int(ti)].num_elements, b.first, b.last))
-    arena = greedy_plan(bufs)
-    params = 0
-    for li in trainable:
-        n_w = m.tensors[m.layers[li].inputs[1]].num_elements
-        n_out = out_channels(m, li)
-        params += 4 * (n_w + n_out) + 4 * (n_w + n_out)
-    return Memory(arena, params)
+    """The fp32 analogue of plan.plan_memory (plan.fp32_training_memory, the one formula:
+    the same buffers at 4 B per element, fp32 weights plus gradients)."""
+    f = plan_fp32_training_memory(m, set(trainable))
+    return Memory(f.arena, f.params)
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,11 +1,10 @@
-"""Training RAM of fqt against the fp32 analogue, per task, with and without the pools'
-int32 input-error scratch (plan.pool_error_direct).
+"""Training RAM of fqt against the fp32 analogue, per task, for the default and the lean
+memory plan (docs/memory-plan.md).
 
 The tasks and trainable sets are benchmarks/train_vs_fp32.py's (digits, kws, hapt,
-mnist5k), plus kws_ref_model with every layer trainable. fqt: plan_memory(...).training_*
-(arena + params pool); fp32: train_vs_fp32.fp32_training_memory (the same buffers at 4 B
-per element, weights plus gradients). "before" plans every pool with its int32 scratch
-(pool_error_direct forced False), "now" is the plan the C trainer uses.
+mnist5k), plus kws_ref_model with every layer trainable. fqt: plan_memory(..., memory)
+.training_* (arena + params pool); fp32: plan.fp32_training_memory (the same buffers at
+4 B per element, weights plus gradients). The params pool is the same for both plans.
 
     .venv/bin/python benchmarks/training_ram.py [--tasks digits,kws,...] [--json FILE]
 """
@@ -16,7 +15,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -25,15 +23,13 @@ from fqt import plan
 
 
 def figures(m, trainable: set[int]) -> dict[str, int | float]:
-    fp32 = b.fp32_training_memory(m, trainable).total
+    fp32 = plan.fp32_training_memory(m, trainable).total
     out: dict[str, int | float] = {"fp32": fp32}
-    with mock.patch.object(plan, "pool_error_direct", lambda *a, **k: False):
-        before = plan.plan_memory(m, trainable)
-    now = plan.plan_memory(m, trainable)
-    for key, p in (("before", before), ("now", now)):
-        out[f"{key}_arena"], out[f"{key}_params"] = p.training_arena, p.training_params
-        out[key] = p.training_arena + p.training_params
-        out[f"{key}_ratio"] = out[key] / fp32
+    for memory in plan.MEMORY_PLANS:
+        p = plan.plan_memory(m, trainable, memory)
+        out[f"{memory}_arena"], out[f"{memory}_params"] = p.training_arena, p.training_params
+        out[memory] = p.training_total
+        out[f"{memory}_ratio"] = p.training_total / fp32
     return out
 
 
@@ -52,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         task = b.TASKS[name][0](True)
         res[name] = figures(task.fresh_model(), task.trainable)
     rows = [
-        [n, f"{r['fp32']:,}", f"{r['before']:,}", f"{100 * r['before_ratio']:.1f}",
-         f"{r['now']:,}", f"{100 * r['now_ratio']:.1f}",
-         f"{r['before_arena']:,} -> {r['now_arena']:,}", f"{r['now_params']:,}"]
+        [n, f"{r['fp32']:,}", f"{r['default']:,}", f"{100 * r['default_ratio']:.1f}",
+         f"{r['lean']:,}", f"{100 * r['lean_ratio']:.1f}",
+         f"{r['default_arena']:,} -> {r['lean_arena']:,}", f"{r['lean_params']:,}"]
         for n, r in res.items()
     ]  # fmt: skip
     print(b.table(
         f"Training RAM, fqt vs the fp32 analogue (target <= {100 * b.TARGET_RAM_RATIO:.0f} %)",
-        ["task", "fp32 B", "fqt before B", "before %", "fqt now B", "now %", "arena B",
+        ["task", "fp32 B", "default B", "default %", "lean B", "lean %", "arena B",
          "params B"], rows,
     ))  # fmt: skip
     if args.json:

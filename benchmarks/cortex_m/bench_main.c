@@ -179,8 +179,11 @@ static int inference(void)
 static int train(void)
 {
 	size_t arena_need, params_need;
-	fqt_status st = fqt_trainer_memory(&trainer, &model, fqt_bench.trainable_mask,
-					   &arena_need, &params_need);
+	fqt_train_options opt;
+	fqt_train_options_default(&opt);
+	opt.lean_memory = fqt_bench.lean_memory;
+	fqt_status st = fqt_trainer_memory_with(&trainer, &model, fqt_bench.trainable_mask, &opt,
+						&arena_need, &params_need);
 	if (st != FQT_OK) {
 		return fail("trainer_memory", st);
 	}
@@ -188,8 +191,6 @@ static int train(void)
 	put_u64(arena_need);
 	put_u64(params_need);
 	end_line();
-	fqt_train_options opt;
-	fqt_train_options_default(&opt);
 	opt.lr = (float)fqt_bench.lr_micro / 1e6f;
 	opt.batch = fqt_bench.batch;
 	opt.seed = fqt_bench.seed;

@@ -224,12 +224,19 @@ class Workload:
     seed: int
     arena: int
     params: int
+    memory: str = "default"  # the training memory plan (fqt_train_options.lean_memory)
 
 
 def workload(
-    path: Path, samples: int = 2, batch: int = 2, lr: float = 0.01, seed: int = 1
+    path: Path,
+    samples: int = 2,
+    batch: int = 2,
+    lr: float = 0.01,
+    seed: int = 1,
+    memory: str = "default",
 ) -> Workload:
-    """Every weighted layer trainable; seeded random int8 inputs and labels."""
+    """Every weighted layer trainable; seeded random int8 inputs and labels. The lean
+    memory plan's workload is named <model>-lean."""
     from fqt.blob import write_blob
     from fqt.native import NativeEngine, training_memory
     from fqt.plan import WEIGHTED_OPS
@@ -241,15 +248,16 @@ def workload(
     trainable = [li for li, layer in enumerate(model.layers) if layer.op in WEIGHTED_OPS]
     blob = write_blob(model, set(trainable))
     eng = NativeEngine(blob)
-    arena, params = training_memory(blob, set(trainable))
+    arena, params = training_memory(blob, set(trainable), memory=memory)
     rng = np.random.default_rng(seed)
     n_in = int(np.prod(eng.input_shape))
     n_out = int(np.prod(eng.output_shape))
     inputs = rng.integers(-128, 128, size=(samples, n_in), dtype=np.int8)
     labels = rng.integers(0, n_out, size=samples)
     return Workload(
-        path.stem, model, blob, trainable, inputs, labels, batch, lr, seed,
-        max(arena, eng.required_arena_size) + ARENA_MARGIN, params,
+        path.stem + ("-lean" if memory == "lean" else ""), model, blob, trainable, inputs,
+        labels, batch, lr, seed, max(arena, eng.required_arena_size) + ARENA_MARGIN, params,
+        memory,
     )  # fmt: skip
 
 
@@ -272,7 +280,7 @@ const int8_t fqt_bench_inputs[] = {{
 }};
 const uint8_t fqt_bench_labels[] = {{ {", ".join(str(int(y)) for y in w.labels)} }};
 const fqt_bench_config fqt_bench = {{ {len(w.labels)}u, {w.inputs.shape[1]}u, {w.batch}u,
-    {w.seed}u, {round(w.lr * 1e6)}u, {mask}ull }};
+    {w.seed}u, {round(w.lr * 1e6)}u, {mask}ull, {int(w.memory == "lean")}u }};
 uint8_t fqt_bench_arena[{w.arena}] __attribute__((aligned(16)));
 const uint32_t fqt_bench_arena_size = {w.arena}u;
 uint8_t fqt_bench_params[{max(w.params, 4)}] __attribute__((aligned(16)));
@@ -457,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", nargs="+", default=list(CORES), choices=list(CORES))
     ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS)
     ap.add_argument("--opts", nargs="+", default=list(OPTS), choices=OPTS)
+    ap.add_argument(
+        "--memory", nargs="+", default=["default"], choices=("default", "lean"),
+        help="training memory plans to run (docs/memory-plan.md)",
+    )  # fmt: skip
     ap.add_argument("--cmsis-nn", type=Path, default=os.environ.get("FQT_CMSIS_NN_DIR"))
     ap.add_argument("--shift", type=int, default=ICOUNT_SHIFT, help="qemu -icount shift")
     ap.add_argument("--json", type=Path, help="write every result here")
@@ -470,24 +482,28 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             print(f"SKIPPED {name}: {path} absent (../shared is not here)")
             continue
-        w = workload(path)
-        for core in args.cores:
-            for kernels in args.kernels:
-                if kernels == "cmsis_nn" and args.cmsis_nn is None:
-                    print(
-                        f"SKIPPED {core}-cmsis_nn: no CMSIS-NN tree (--cmsis-nn / FQT_CMSIS_NN_DIR)"
-                    )
-                    continue
-                if kernels != "generic" and core == "m3":
-                    continue  # no DSP extension: simd is generic there, CMSIS-NN too
-                for opt in args.opts:
-                    cfg = Config(core, kernels, opt)
-                    s = summary(measure(cfg, w, args.cmsis_nn, args.shift), w.model)
-                    print_table(s)
-                    results.append(s)
+        for memory in args.memory:
+            results += _run_model(args, workload(path, memory=memory))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
+
+
+def _run_model(args: argparse.Namespace, w: Workload) -> list[dict]:
+    results = []
+    for core in args.cores:
+        for kernels in args.kernels:
+            if kernels == "cmsis_nn" and args.cmsis_nn is None:
+                print(f"SKIPPED {core}-cmsis_nn: no CMSIS-NN tree (--cmsis-nn / FQT_CMSIS_NN_DIR)")
+                continue
+            if kernels != "generic" and core == "m3":
+                continue  # no DSP extension: simd is generic there, CMSIS-NN too
+            for opt in args.opts:
+                cfg = Config(core, kernels, opt)
+                s = summary(measure(cfg, w, args.cmsis_nn, args.shift), w.model)
+                print_table(s)
+                results.append(s)
+    return results
 
 
 if __name__ == "__main__":

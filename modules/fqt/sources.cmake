@@ -15,6 +15,7 @@ set(FQT_KERNEL_SOURCES
   ${FQT_CORE_DIR}/src/kernels/activation.c
   ${FQT_CORE_DIR}/src/kernels/error_quant.c
   ${FQT_CORE_DIR}/src/kernels/input_error_exact.c
+  ${FQT_CORE_DIR}/src/kernels/input_error_s8.c
 )
 # The forward wrappers: the portable file, or its CMSIS-NN swap (FQT_CMSIS_NN_SOURCES,
 # chosen by the Zephyr module under CONFIG_FQT_CMSIS_NN) - one of the two, never both.

@@ -370,6 +370,7 @@ class _TrainOptions(ctypes.Structure):
         ("learn_ranges", ctypes.c_uint8),
         ("partial_fixed", ctypes.c_uint8),
         ("keep_classifier", ctypes.c_uint8),
+        ("lean_memory", ctypes.c_uint8),
         ("phase_hook", ctypes.c_void_p),  # fqt_train_phase_hook, NULL here
         ("phase_ctx", ctypes.c_void_p),
     ]
@@ -405,6 +406,11 @@ _U32 = ctypes.POINTER(ctypes.c_uint32)
 _TRAIN_SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "fqt_trainer_struct_size": (ctypes.c_size_t, []),
     "fqt_trainer_memory": (ctypes.c_int, [_P, _P, ctypes.c_uint64, _SZ, _SZ]),
+    "fqt_trainer_memory_with": (
+        ctypes.c_int,
+        [_P, _P, ctypes.c_uint64, ctypes.POINTER(_TrainOptions), _SZ, _SZ],
+    ),
+    "fqt_train_options_default": (None, [ctypes.POINTER(_TrainOptions)]),
     "fqt_trainer_init": (
         ctypes.c_int,
         [_P, _P, _P, ctypes.c_size_t, ctypes.c_uint64, ctypes.POINTER(_TrainOptions)],
@@ -433,15 +439,21 @@ def _train_library(library: str | Path | None = None) -> ctypes.CDLL:
     return lib
 
 
-def training_memory(blob: bytes, trainable: set[int], library=None) -> tuple[int, int]:
-    """(arena bytes, params bytes) the C trainer needs for `trainable` (layer indices)."""
+def training_memory(
+    blob: bytes, trainable: set[int], library=None, memory: str = "default"
+) -> tuple[int, int]:
+    """(arena bytes, params bytes) the C trainer needs for `trainable` (layer indices) with
+    the memory plan `memory` (plan.MEMORY_PLANS)."""
     lib = _train_library(library)
     eng = NativeEngine(blob, library=library)
     _keep, ptr = _aligned_zeros(lib.fqt_trainer_struct_size())  # alive across the call
     arena, params = ctypes.c_size_t(), ctypes.c_size_t()
     mask = sum(1 << li for li in trainable)
-    status = lib.fqt_trainer_memory(
-        ptr, eng._model_ptr, mask, ctypes.byref(arena), ctypes.byref(params)
+    opt = _TrainOptions()
+    lib.fqt_train_options_default(ctypes.byref(opt))
+    opt.lean_memory = int(memory == "lean")
+    status = lib.fqt_trainer_memory_with(
+        ptr, eng._model_ptr, mask, ctypes.byref(opt), ctypes.byref(arena), ctypes.byref(params)
     )
     eng._check(status, "fqt_trainer_memory")
     return int(arena.value), int(params.value)
@@ -479,7 +491,10 @@ class NativeTrainer:
         self._lib = _train_library(library)
         lib = self._lib
         blob = write_blob(model, set(self.trainable))
-        self.arena_bytes, self.params_bytes = training_memory(blob, set(self.trainable), library)
+        memory = getattr(self.config, "memory", "default")
+        self.arena_bytes, self.params_bytes = training_memory(
+            blob, set(self.trainable), library, memory
+        )
         probe = NativeEngine(blob, library=library)
         self.engine = NativeEngine(
             blob, arena_size=max(probe.required_arena_size, self.arena_bytes), library=library
@@ -503,6 +518,7 @@ class NativeTrainer:
             learn_ranges=int(bool(getattr(c, "learn_ranges", False))),
             partial_fixed=int(c.partial_mode == "fixed"),
             keep_classifier=int(bool(c.keep_classifier)),
+            lean_memory=int(memory == "lean"),
         )
         self._mask = sum(1 << li for li in self.trainable)
         eng = self.engine

@@ -20,11 +20,24 @@ from .ir import Activation, Model, OpType
 
 ALIGN = 4
 WEIGHTED_OPS = (OpType.CONV_2D, OpType.DEPTHWISE_CONV_2D, OpType.FULLY_CONNECTED)
+POOL_OPS = (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D)
 # Per output channel of a trainable layer: multiplier, shift, weight scale, EMA mean, EMA std.
 PER_CHANNEL_STATE_BYTES = 5 * 4
 # Per output channel of a weighted layer in the backward: the partial-update score (int32)
 # and the kept-channel list (uint16) the C kernels loop over (modules/fqt/src/trainer.c).
 SELECT_BYTES_PER_CHANNEL = 4 + 2
+# The training plans (trainer option `memory`): "default" is the fast one; "lean" writes the
+# weighted layers' input errors as int8 with no int32 tensor (two passes over row-sized
+# int32 scratch) and plans lifetimes per phase of a backward step (docs/memory-plan.md).
+MEMORY_PLANS = ("default", "lean")
+# Lean plan: every step is split into these phases (step s, phase f -> 4 s + f); the
+# forward uses phase 0 only.
+PHASE_MASK, PHASE_SELECT, PHASE_WGRAD, PHASE_IERR = 0, 1, 2, 3
+PHASES = 4
+# Lean plan: a weighted layer's input error is summed in int32 this many input elements
+# at a time (kernels/kernels_internal.h FQT_IE_CHUNK; convolutions: whole channel
+# vectors of one input row, at least one).
+IE_CHUNK = 256
 
 
 def align(n: int) -> int:
@@ -38,6 +51,13 @@ class Buffer:
     first: int  # first step the buffer is live (inclusive)
     last: int  # last step the buffer is live (inclusive)
     offset: int = -1
+    layer: int = -1  # the layer whose row of the breakdown counts it (layer_table)
+
+    @property
+    def kind(self) -> str:
+        """What the buffer holds, from its name: act (an activation), err (an int8 error),
+        tmp (an int8 error to combine), acc (int32 error sums), sel / wg / ie (scratch)."""
+        return self.name.rstrip("0123456789")
 
 
 def greedy_plan(buffers: list[Buffer]) -> int:
@@ -102,7 +122,10 @@ def _pairs(n: int) -> int:
     return (n + 1) & ~1
 
 
-def weight_gradient_scratch(model: Model, li: int) -> int:
+WG_BLOCK_CHANNELS = 16  # kernels/conv2d.c FQT_WG_BLOCK_CHANNELS: the lean plan's block
+
+
+def weight_gradient_scratch(model: Model, li: int, lean: bool = False) -> int:
     """Bytes of the weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D, the
     twin of fqt_*_backward_weights_scratch_size(): int16 rows of even(positions) for the
     transposed error (every channel; depthwise: one) and the input taps (conv: up to
@@ -122,7 +145,10 @@ def weight_gradient_scratch(model: Model, li: int) -> int:
         return max(2 * p2 * (1 + _pairs(fh * fw)), padded)
     taps = fh * fw * model.tensors[layer.inputs[0]].shape[-1]
     rows = _pairs(taps) if taps < WG_TAP_ROWS else WG_TAP_ROWS
-    return 2 * p2 * (_pairs(oc) + rows)
+    # lean: the transposed error WG_BLOCK_CHANNELS channels at a time (the input taps
+    # rebuilt for each block; fqt_conv2d_backward_weights_blocked_scratch_size)
+    channels = min(_pairs(oc), WG_BLOCK_CHANNELS) if lean else _pairs(oc)
+    return 2 * p2 * (channels + rows)
 
 
 def input_error_scratch(model: Model, li: int) -> int:
@@ -172,14 +198,24 @@ def with_scratch(peak: int, scratch: int) -> int:
     return align(peak) + scratch if scratch else peak
 
 
+def weights_ram_bytes(model: Model, li: int) -> int:
+    """A trainable layer's weights in the params pool: int8 weights and int32 bias."""
+    n_weights = model.tensors[model.layers[li].inputs[1]].num_elements
+    return align(n_weights) + 4 * out_channels(model, li)
+
+
+def gradient_state_bytes(model: Model, li: int) -> int:
+    """A trainable layer's gradient state in the params pool: the int32 accumulators over
+    the mini-batch (acc_w, acc_b) and the per-channel state (multiplier, shift, weight
+    scale, EMA mean and std)."""
+    n_weights = model.tensors[model.layers[li].inputs[1]].num_elements
+    n_out = out_channels(model, li)
+    return 4 * n_weights + 4 * n_out + PER_CHANNEL_STATE_BYTES * n_out
+
+
 def params_bytes(model: Model, li: int) -> int:
     """RAM a trainable layer takes in the params pool."""
-    layer = model.layers[li]
-    n_weights = model.tensors[layer.inputs[1]].num_elements
-    n_out = out_channels(model, li)
-    weights_ram = align(n_weights) + 4 * n_out  # int8 weights + int32 bias
-    gradients = 4 * n_weights + 4 * n_out  # int32 accumulators over the mini-batch
-    return weights_ram + gradients + PER_CHANNEL_STATE_BYTES * n_out
+    return weights_ram_bytes(model, li) + gradient_state_bytes(model, li)
 
 
 @dataclass
@@ -190,6 +226,7 @@ class Plan:
     trainable: list[int]
     inference_buffers: list[Buffer] = field(default_factory=list)
     training_buffers: list[Buffer] = field(default_factory=list)
+    memory: str = "default"
 
     @property
     def training_total(self) -> int:
@@ -205,12 +242,15 @@ def _consumers(model: Model) -> dict[int, list[int]]:
     return users
 
 
-def pool_error_direct(model: Model, li: int, users: dict[int, list[int]] | None = None) -> bool:
+def pool_error_direct(
+    model: Model, li: int, users: dict[int, list[int]] | None = None, lean: bool = False
+) -> bool:
     """Whether pool li writes its input error as int8 directly, with no int32 scratch
     (train_plan.c pool_error_direct, kernels/pooling.c fqt_pool2d_backward_s8): an
     AVERAGE_POOL_2D / MAX_POOL_2D whose windows are disjoint (each input element in at most
     one window, so the exact max of the sums is the max of the windows' terms), that is
-    the only consumer of its input, which is not the model output."""
+    the only consumer of its input, which is not the model output. lean: the windows only
+    (the lean plan gives a shared input an int8 copy to combine from)."""
     layer = model.layers[li]
     if layer.op not in (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D):
         return False
@@ -218,6 +258,8 @@ def pool_error_direct(model: Model, li: int, users: dict[int, list[int]] | None 
     disjoint = (oh == 1 or layer.stride_h >= layer.filter_h) and (
         ow == 1 or layer.stride_w >= layer.filter_w
     )
+    if lean:
+        return disjoint
     users = _consumers(model) if users is None else users
     x = layer.inputs[0]
     return disjoint and x != model.output and len(users.get(x, [])) == 1
@@ -226,86 +268,235 @@ def pool_error_direct(model: Model, li: int, users: dict[int, list[int]] | None 
 def inference_buffers(model: Model) -> list[Buffer]:
     users = _consumers(model)
     last_step = len(model.layers) - 1
-    bufs = [Buffer(f"t{model.input}", model.input_tensor.nbytes, 0, max(users[model.input]))]
+    last_in = max(users[model.input])
+    bufs = [Buffer(f"t{model.input}", model.input_tensor.nbytes, 0, last_in, layer=0)]
     for layer in model.layers:
         t = layer.output
         last = last_step if t == model.output else max(users.get(t, [layer.index]))
-        bufs.append(Buffer(f"t{t}", model.tensors[t].nbytes, layer.index, last))
+        bufs.append(Buffer(f"t{t}", model.tensors[t].nbytes, layer.index, last, layer=layer.index))
     return bufs
 
 
-def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
+def lean_input_error_scratch(model: Model, li: int) -> int:
+    """Bytes of a weighted layer's int8 input-error scratch in the lean plan, the twin of
+    fqt_*_backward_input_s8_scratch_size(): a chunk of int32 sums (ie_chunk_columns input
+    positions of one row; FULLY_CONNECTED: IE_CHUNK elements) plus per output channel its
+    fold (CONV_2D: multiplier, shift and whether it pairs, 12 B; DEPTHWISE: multiplier
+    and shift, or the gather's scratch where it applies, for 3x3 filters at least the
+    channel-planar path's with one channel's int32 plane; FULLY_CONNECTED: the folded
+    error g, 4 B); 0 for other ops."""
+    layer = model.layers[li]
+    x = model.tensors[layer.inputs[0]]
+    oc = out_channels(model, li)
+    if layer.op == OpType.FULLY_CONNECTED:
+        return 4 * oc + 4 * min(x.num_elements, IE_CHUNK)
+    _n, _ih, iw, ic = x.shape
+    row = 4 * ic * ie_chunk_columns(iw, ic)
+    if layer.op == OpType.CONV_2D:
+        return 12 * oc + row
+    if layer.op != OpType.DEPTHWISE_CONV_2D:
+        return 0
+    _n, _oh, ow, _oc = model.tensors[layer.output].shape
+    fh, fw = model.tensors[layer.inputs[1]].shape[1:3]
+    steps = (layer.stride_h, layer.stride_w, layer.dilation_h, layer.dilation_w)
+    if layer.depth_multiplier == 1 and oc == ic and steps == (1, 1, 1, 1):
+        ring = fh * ow
+        gather = 8 * ic + 8 * fh * fw + 2 * ring * ((ic + 3) & ~3) + align(ring) + row
+        # 3x3: at least the channel-planar path's, with one channel's int32 plane
+        _n, ih, iw, _c = x.shape
+        planar = 8 * ic + 28 + 4 * (ih // 2 + 2) * (iw + 2) + 4 * ih * iw
+        return max(gather, planar) if (fh, fw) == (3, 3) and ih >= 2 else gather
+    return 8 * oc + row
+
+
+def lean_input_error(model: Model, li: int, users: dict[int, list[int]]) -> bool:
+    """Lean plan: does layer li write its input error as int8 with no int32 tensor? A pool
+    with disjoint windows always; a weighted layer when its chunk scratch (and the int8
+    copy, if it needs one) is smaller than the int32 tensor it replaces (a small input
+    with many output channels keeps the int32 path: the per-channel folds would cost
+    more)."""
+    layer = model.layers[li]
+    if layer.op in (OpType.AVERAGE_POOL_2D, OpType.MAX_POOL_2D):
+        return pool_error_direct(model, li, users, lean=True)
+    if layer.op not in WEIGHTED_OPS:
+        return False
+    x = model.tensors[layer.inputs[0]]
+    copy = x.nbytes if _needs_copy(model, li, users) else 0
+    return lean_input_error_scratch(model, li) + copy < 4 * x.num_elements
+
+
+def ie_chunk_columns(in_w: int, in_c: int) -> int:
+    """Input positions of one row summed at a time by the lean convolution input errors."""
+    return min(in_w, max(1, IE_CHUNK // in_c))
+
+
+def _needs_copy(model: Model, li: int, users: dict[int, list[int]]) -> bool:
+    """Lean plan: may layer li's input already hold an error when li delivers its own (an
+    earlier delivery from a consumer of higher index, or the loss's on the model output)?
+    Then li writes into an int8 copy, tmp<x>, which is combined into err<x> (2.3)."""
+    x = model.layers[li].inputs[0]
+    return x == model.output or li != max(users[x])
+
+
+def training_buffers(model: Model, trainable: set[int], memory: str = "default") -> list[Buffer]:
     """Arena buffers of one training step: forward steps 0..L-1, then the backward of
-    layer l at step 2L-1-l, for every layer from the first trainable one on."""
+    layer l at step 2L-1-l, for every layer from the first trainable one on. The lean plan
+    (memory="lean") splits every step into PHASES phases (mask, selection, weight
+    gradient, input error) so that a buffer dead after one phase lends its bytes to the
+    next, and gives weighted layers an int8 input error with row-sized scratch."""
+    if memory not in MEMORY_PLANS:
+        raise ValueError(f"memory plan {memory!r}: choose from {MEMORY_PLANS}")
     n = len(model.layers)
     if not trainable:
         return inference_buffers(model)
+    lean = memory == "lean"
     first_bw = min(trainable)
 
-    def bw_step(li: int) -> int:
-        return 2 * n - 1 - li
+    def at(step: int, phase: int = PHASE_MASK) -> int:
+        return PHASES * step + phase if lean else step
+
+    def bw_step(li: int, phase: int = PHASE_MASK) -> int:
+        return at(2 * n - 1 - li, phase)
 
     bufs = inference_buffers(model)
     producer = {layer.output: layer.index for layer in model.layers}
     for b in bufs:
         ti = int(b.name[1:])
+        b.first, b.last = at(b.first), at(b.last)
         keep = b.last
         for layer in model.layers[first_bw:]:
             li = layer.index
             if li in trainable and layer.inputs[0] == ti:
-                keep = max(keep, bw_step(li))  # weight gradient reads the input
+                keep = max(keep, bw_step(li, PHASE_WGRAD))  # weight gradient reads the input
             if layer.op == OpType.MAX_POOL_2D and layer.inputs[0] == ti:
-                keep = max(keep, bw_step(li))  # error routes to the argmax
+                keep = max(keep, bw_step(li, PHASE_IERR))  # error routes to the argmax
             if layer.output == ti and (
                 layer.activation != Activation.NONE or layer.op in (OpType.SOFTMAX, *WEIGHTED_OPS)
             ):
-                keep = max(keep, bw_step(li))  # clamp / saturation mask, loss gradient
+                keep = max(keep, bw_step(li, PHASE_MASK))  # clamp / saturation mask, loss gradient
         if ti == model.output:
             keep = max(keep, bw_step(n - 1))
         b.last = keep
         b.name = f"act{ti}"
     users = _consumers(model)
     for layer in model.layers[first_bw:]:
+        li = layer.index
+        weighted = layer.op in WEIGHTED_OPS
+        passes = li > first_bw and layer.inputs[0] in producer  # an input error is planned
         # Error w.r.t. this layer's output: written by the backward of its last consumer
-        # (or the loss), read by this layer's backward.
+        # (or by the loss, when that is the final SOFTMAX or there is none), read by this
+        # layer's backward.
         ti = layer.output
-        born = bw_step(max(users[ti])) if ti in users else bw_step(n - 1)
-        bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(layer.index)))
-        if (
-            layer.index > first_bw
-            and layer.inputs[0] in producer
-            and not pool_error_direct(model, layer.index, users)
-        ):
+        last_user = max(users[ti]) if ti in users else n - 1
+        by_loss = ti not in users or model.layers[last_user].op == OpType.SOFTMAX
+        born = bw_step(last_user, PHASE_MASK if by_loss else PHASE_IERR)
+        read = PHASE_IERR if passes or not weighted else PHASE_WGRAD
+        bufs.append(Buffer(f"err{ti}", model.tensors[ti].nbytes, born, bw_step(li, read), layer=li))
+        x = model.tensors[layer.inputs[0]]
+        ie = bw_step(li, PHASE_IERR)
+        lean_ie = lean and passes and lean_input_error(model, li, users)
+        if lean_ie:
+            # int8 straight into err<x>; if x has other readers (or is the model output,
+            # where the loss writes), into this int8 copy first, then combined (2.3).
+            if _needs_copy(model, li, users):
+                bufs.append(Buffer(f"tmp{layer.inputs[0]}", x.nbytes, ie, ie, layer=li))
+        elif lean and layer.op not in (*WEIGHTED_OPS, *POOL_OPS):
+            pass  # ADD / RESHAPE pass int8 bytes on, the loss writes the SOFTMAX's: no scratch
+        elif passes and not pool_error_direct(model, li, users):
             # int32 accumulators for the error of this layer's input, before it is
             # rescaled to int8 with a scale chosen from its range.
-            x = model.tensors[layer.inputs[0]]
-            s = bw_step(layer.index)
-            bufs.append(Buffer(f"acc{layer.inputs[0]}", 4 * x.num_elements, s, s))
-        if layer.op in WEIGHTED_OPS:
+            bufs.append(Buffer(f"acc{layer.inputs[0]}", 4 * x.num_elements, ie, ie, layer=li))
+        if weighted:
             # Channel selection scratch: scores and the kept-channel list.
-            s = bw_step(layer.index)
-            n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, layer.index)
-            bufs.append(Buffer(f"sel{layer.index}", n_sel, s, s))
-        wg = weight_gradient_scratch(model, layer.index) if layer.index in trainable else 0
-        if layer.index > first_bw and layer.inputs[0] in producer:
-            wg = max(wg, input_error_scratch(model, layer.index))
+            n_sel = SELECT_BYTES_PER_CHANNEL * out_channels(model, li)
+            bufs.append(Buffer(f"sel{li}", n_sel, bw_step(li, PHASE_SELECT), ie, layer=li))
+        wg = weight_gradient_scratch(model, li, lean) if li in trainable else 0
+        if lean:
+            if wg:
+                s = bw_step(li, PHASE_WGRAD)
+                bufs.append(Buffer(f"wg{li}", wg, s, s, layer=li))
+            if lean_ie and weighted:
+                # The input error's chunk scratch, after the weight gradient.
+                bufs.append(
+                    Buffer(f"ie{li}", lean_input_error_scratch(model, li), ie, ie, layer=li)
+                )
+            continue
+        if passes:
+            wg = max(wg, input_error_scratch(model, li))
         if wg:
             # One backward scratch: the weight gradient's transposed error and input rows
             # (int16), then the depthwise input error's gather ring.
-            s = bw_step(layer.index)
-            bufs.append(Buffer(f"wg{layer.index}", wg, s, s))
+            s = bw_step(li)
+            bufs.append(Buffer(f"wg{li}", wg, s, s, layer=li))
     return bufs
 
 
-def plan_memory(model: Model, trainable: set[int] | None = None) -> Plan:
+def step_name(model: Model, step: int, memory: str = "default") -> str:
+    """A plan step as text: "fw3" (forward of layer 3), "bw8" (backward of layer 8); in
+    the lean plan with its phase, "bw8.mask" / ".select" / ".wgrad" / ".ierr"."""
+    n = len(model.layers)
+    phase = ""
+    if memory == "lean":
+        step, f = divmod(step, PHASES)
+        phase = "." + ("mask", "select", "wgrad", "ierr")[f] if step >= n else ""
+    return f"fw{step}{phase}" if step < n else f"bw{2 * n - 1 - step}{phase}"
+
+
+def plan_memory(model: Model, trainable: set[int] | None = None, memory: str = "default") -> Plan:
     trainable = set(trainable or ())
     inf = inference_buffers(model)
     scratch = model_scratch(model)
     inf_peak = with_scratch(greedy_plan(inf), scratch)
-    tr = training_buffers(model, trainable)
+    tr = training_buffers(model, trainable, memory)
     tr_peak = with_scratch(greedy_plan(tr), scratch) if trainable else 0
     params = sum(params_bytes(model, li) for li in trainable)
-    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr)
+    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr, memory)
+
+
+@dataclass
+class Fp32Memory:
+    arena: int
+    params: int
+    buffers: list[Buffer] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.arena + self.params
+
+
+def fp32_training_memory(model: Model, trainable: set[int]) -> Fp32Memory:
+    """The fp32 analogue of plan_memory (the default plan), with the same buffers,
+    lifetimes and greedy placement:
+
+        arena  = greedy_plan( every activation the fp32 step keeps  (4 B per element)
+                            + every error tensor                     (4 B per element) )
+                 (no int32 rescale scratch: fp32 errors accumulate in place; no
+                 partial-update selection scratch, no int8 kernels' scratch)
+        params = sum over trainable layers of fp32_layer_params_bytes
+                 (plain SGD: no optimizer state; frozen weights stay in flash, as for fqt)
+    """
+    bufs = []
+    for b in training_buffers(model, set(trainable)):
+        # fqt-only scratch is left out: "acc<t>" (int32 accumulators before an error is
+        # rescaled to int8; fp32 errors accumulate in place), "sel<l>" (partial-update
+        # channel scores and kept list; the fp32 baseline does full updates) and "wg<l>"
+        # (the int8 weight-gradient kernels' scratch).
+        kind, ti = b.name[:3], b.name[3:]
+        if kind in ("acc", "sel") or b.name.startswith("wg"):
+            continue
+        if kind not in ("act", "err") or not ti.isdigit():
+            raise ValueError(f"fp32 analogue: unknown training buffer {b.name}")
+        n = 4 * model.tensors[int(ti)].num_elements
+        bufs.append(Buffer(b.name, n, b.first, b.last, layer=b.layer))
+    arena = greedy_plan(bufs)
+    return Fp32Memory(arena, sum(fp32_layer_params_bytes(model, li) for li in trainable), bufs)
+
+
+def fp32_layer_params_bytes(model: Model, li: int) -> int:
+    """fp32 weights + bias in RAM and their fp32 gradients: 4 B each, twice."""
+    n_w = model.tensors[model.layers[li].inputs[1]].num_elements
+    n_out = out_channels(model, li)
+    return 4 * (n_w + n_out) + 4 * (n_w + n_out)
 
 
 def default_trainable(model: Model) -> set[int]:
@@ -345,11 +536,41 @@ def parse_trainable(model: Model, spec: list[str] | None) -> set[int]:
     return chosen
 
 
+BREAKDOWN_KINDS = ("weights", "gradient_state", "kept_activations", "errors", "scratch")
+
+
+def layer_breakdown(model: Model, plan: Plan) -> list[dict[str, int]]:
+    """Per layer, the training bytes by kind: its params-pool weights and gradient state
+    (trainable layers), the activations it produces that the backward keeps (the model
+    input counts for layer 0), the int8 errors of its output and of the copies it combines
+    from (tmp), and its scratch (int32 error sums, channel selection, weight gradient,
+    lean input error). These are buffer sizes: the arena places buffers whose lifetimes do
+    not overlap in the same bytes, so its peak is below the sum."""
+    n = len(model.layers)
+    fwd_end = PHASES * n if plan.memory == "lean" else n  # the first backward step
+    rows = [dict.fromkeys(BREAKDOWN_KINDS, 0) for _ in model.layers]
+    for li in plan.trainable:
+        rows[li]["weights"] = weights_ram_bytes(model, li)
+        rows[li]["gradient_state"] = gradient_state_bytes(model, li)
+    for b in plan.training_buffers if plan.trainable else []:
+        size = align(b.size)
+        if b.kind == "act":
+            if b.last >= fwd_end:
+                rows[b.layer]["kept_activations"] += size
+        elif b.kind in ("err", "tmp"):
+            rows[b.layer]["errors"] += size
+        else:
+            rows[b.layer]["scratch"] += size
+    return rows
+
+
 def layer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
+    breakdown = layer_breakdown(model, plan)
     rows = []
     for layer in model.layers:
         li = layer.index
         out = model.tensors[layer.output]
+        trainable = li in plan.trainable
         rows.append(
             {
                 "layer": li,
@@ -358,8 +579,34 @@ def layer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
                 "macs": layer_macs(model, li),
                 "weight_bytes": weight_bytes(model, li),
                 "activation_bytes": out.nbytes,
-                "trainable": li in plan.trainable,
-                "params_ram_bytes": params_bytes(model, li) if li in plan.trainable else 0,
+                "trainable": trainable,
+                "params_ram_bytes": params_bytes(model, li) if trainable else 0,
+                # weights and biases the update changes (the fp32 analogue's 4 B each)
+                "trainable_weights": (
+                    model.tensors[layer.inputs[1]].num_elements + out_channels(model, li)
+                    if trainable
+                    else 0
+                ),
+                "training_bytes": breakdown[li],
             }
         )
     return rows
+
+
+def buffer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
+    """The training plan's buffers in list order: name, kind, the layer that owns it,
+    bytes, arena offset and lifetime (steps and their names, plan.step_name)."""
+    return [
+        {
+            "name": b.name,
+            "kind": b.kind,
+            "layer": b.layer,
+            "bytes": b.size,
+            "offset": b.offset,
+            "first": b.first,
+            "last": b.last,
+            "first_step": step_name(model, b.first, plan.memory),
+            "last_step": step_name(model, b.last, plan.memory),
+        }
+        for b in (plan.training_buffers if plan.trainable else plan.inference_buffers)
+    ]

@@ -2,6 +2,8 @@
  * the golden model bit for bit). */
 #include "fqt/kernels.h"
 #include "fqt_test.h"
+#include "kernels/input_error_exact.h"
+#include "kernels/kernels_internal.h"
 
 static const int32_t half_multiplier[4] = {1 << 30, 1 << 30, 1 << 30, 1 << 30}; /* 0.5 */
 static const int32_t zero_shift[4] = {0, 0, 0, 0};
@@ -123,8 +125,50 @@ static void test_softmax_uniform(void)
 	CHECK_EQ_INT(fqt_softmax_forward(&p, 1, 5000, z, y), FQT_ERR_ARGUMENT);
 }
 
+/* The exact input error past int32 (training-semantics 5.3), the lean plan's int8 form
+ * against the int32-scratch form: 600 FC channels of error 127 at g ~ 2^15 through weights
+ * of 127 sum to about 2.5e9 per input element. */
+static void test_input_error_exact_s8(void)
+{
+	enum { N = 600, K = 3 };
+	static int8_t w[N * K], e[N], out[K];
+	static uint16_t kept[N];
+	static int32_t acc[K];
+	const float scale = 0.99f;
+	for (int o = 0; o < N; ++o) {
+		e[o] = 127;
+		kept[o] = (uint16_t)o;
+		for (int k = 0; k < K; ++k) {
+			w[o * K + k] = (int8_t)(k == 1 ? -127 : 127 - k);
+		}
+	}
+	const fqt_input_error_job job = {.kind = FQT_INPUT_ERROR_FULLY_CONNECTED,
+					 .w = w,
+					 .scales = &scale,
+					 .scale_count = 1u,
+					 .p = fqt_fold_exponent(&scale, 1u),
+					 .e = e,
+					 .n_ch = N,
+					 .kept = kept,
+					 .n_kept = N,
+					 .in_count = K};
+	CHECK(fqt_input_error_bound(&job) > (uint64_t)INT32_MAX);
+	for (int fixed = 0; fixed < 2; ++fixed) {
+		int32_t base = -20, exp8 = 0;
+		fqt_input_error_exact(&job, acc, &base, fixed);
+		fqt_input_error_exact_s8(&job, -20, fixed, out, &exp8);
+		CHECK(base != -20); /* the sums left int32: acc holds int8 values */
+		CHECK_EQ_INT(exp8, base);
+		for (int k = 0; k < K; ++k) {
+			CHECK_EQ_INT(out[k], acc[k]);
+		}
+	}
+	CHECK_EQ_INT(out[1], -127);
+}
+
 int main(void)
 {
+	test_input_error_exact_s8();
 	test_conv2d();
 	test_depthwise_conv2d();
 	test_pooling();

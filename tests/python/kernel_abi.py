@@ -8,7 +8,7 @@ the pointer helpers check dtype and contiguity so a wrong numpy array cannot be 
 from __future__ import annotations
 
 import ctypes
-from ctypes import POINTER, c_int8, c_int32, c_size_t, c_uint16, c_uint32, c_void_p
+from ctypes import POINTER, c_int, c_int8, c_int32, c_size_t, c_uint16, c_uint32, c_void_p
 
 import numpy as np
 
@@ -212,6 +212,59 @@ PROTOTYPES: dict[str, list] = {
         _P32,
         _P32,
     ],
+    # the lean plan's int8 input errors (kernels/input_error_s8.h; not public API)
+    "fqt_conv2d_backward_input_s8": [
+        _PCONV,
+        _PD,
+        _PD,
+        _P8,
+        c_void_p,
+        c_uint32,
+        _PD,
+        _P8,
+        c_int32,
+        _PU16,
+        c_int32,
+        c_int,
+        _P8,
+        _P32,
+        c_void_p,
+        c_size_t,
+    ],
+    "fqt_depthwise_conv2d_backward_input_s8": [
+        _PCONV,
+        _PD,
+        _PD,
+        _P8,
+        c_void_p,
+        c_uint32,
+        _PD,
+        _P8,
+        c_int32,
+        _PU16,
+        c_int32,
+        c_int,
+        _P8,
+        _P32,
+        c_void_p,
+        c_size_t,
+    ],
+    "fqt_fully_connected_backward_input_s8": [
+        _P8,
+        c_int32,
+        c_int32,
+        _P8,
+        c_void_p,
+        c_uint32,
+        c_int32,
+        _PU16,
+        c_int32,
+        c_int,
+        _P8,
+        _P32,
+        c_void_p,
+        c_size_t,
+    ],
     "fqt_average_pool2d_backward": [_PPOOL, _PD, _PD, _P8, _P32],
     "fqt_max_pool2d_backward": [_PPOOL, _PD, _P8, _PD, _P8, _P32],
     "fqt_activation_backward": [_P8, _P8, c_size_t, c_int32, c_int32, c_int32],
@@ -227,10 +280,18 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.fqt_conv2d_forward_im2col_scratch_size.argtypes = [_PD, _PD]
     lib.fqt_conv2d_backward_weights_scratch_size.restype = c_size_t
     lib.fqt_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD, _PD]
+    lib.fqt_conv2d_backward_weights_blocked_scratch_size.restype = c_size_t
+    lib.fqt_conv2d_backward_weights_blocked_scratch_size.argtypes = [_PD, _PD, _PD]
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.restype = c_size_t
     lib.fqt_depthwise_conv2d_backward_weights_scratch_size.argtypes = [_PD, _PD]
     lib.fqt_depthwise_conv2d_backward_input_scratch_size.restype = c_size_t
     lib.fqt_depthwise_conv2d_backward_input_scratch_size.argtypes = [_PCONV, _PD, _PD, _PD]
+    lib.fqt_conv2d_backward_input_s8_scratch_size.restype = c_size_t
+    lib.fqt_conv2d_backward_input_s8_scratch_size.argtypes = [_PD, _PD]
+    lib.fqt_depthwise_conv2d_backward_input_s8_scratch_size.restype = c_size_t
+    lib.fqt_depthwise_conv2d_backward_input_s8_scratch_size.argtypes = [_PCONV, _PD, _PD, _PD]
+    lib.fqt_fully_connected_backward_input_s8_scratch_size.restype = c_size_t
+    lib.fqt_fully_connected_backward_input_s8_scratch_size.argtypes = [c_int32, c_int32]
     for name, argtypes in PROTOTYPES.items():
         fn = getattr(lib, name)
         fn.restype = ctypes.c_int

@@ -277,6 +277,64 @@ def test_import_json_reports_the_plan(tmp_path: Path, capsys: pytest.CaptureFixt
     assert sum(r["macs"] for r in out["layers"]) > 0
 
 
+@pytest.mark.parametrize("memory", ["default", "lean"])
+def test_import_json_breakdown(
+    memory: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json per layer: trainable_weights and the training bytes by kind, whose params
+    part is the params pool and whose arena part holds every planned buffer once; at the
+    top: fp32_training_ram_bytes (plan.fp32_training_memory), the memory plan and every
+    buffer with its lifetime."""
+    import json
+
+    from fqt.plan import fp32_training_memory
+
+    path = str(FIXTURE_MODELS / "dscnn_tiny.tflite")
+    args = ["import", path, "-o", str(tmp_path), "--json", "--trainable", "all"]
+    assert cli.main([*args, "--memory", memory]) == 0
+    out = json.loads(capsys.readouterr().out)
+    model = load_tflite(path)
+    tr = set(out["trainable"])
+    plan = plan_memory(model, tr, memory)
+    assert out["memory"] == memory and len(tr) > 1
+    assert out["training_arena_bytes"] == plan.training_arena
+    assert out["fp32_training_ram_bytes"] == fp32_training_memory(model, tr).total
+    assert out["training_ram_bytes"] < out["fp32_training_ram_bytes"]
+    kinds = ("weights", "gradient_state", "kept_activations", "errors", "scratch")
+    rows = out["layers"]
+    assert all(set(r["training_bytes"]) == set(kinds) for r in rows)
+    params = sum(
+        r["training_bytes"]["weights"] + r["training_bytes"]["gradient_state"] for r in rows
+    )
+    assert params == out["training_params_bytes"]
+    for r in rows:
+        layer = model.layers[r["layer"]]
+        n = (
+            model.tensors[layer.inputs[1]].num_elements + layer_out(model, layer)
+            if r["trainable"]
+            else 0
+        )
+        assert r["trainable_weights"] == n
+    bufs = out["training_buffers"]
+    assert [b["name"] for b in bufs] == [b.name for b in plan.training_buffers]
+    arena_kinds = sum(r["training_bytes"][k] for r in rows for k in kinds[2:])
+    kept = sum(
+        -(-b["bytes"] // 4) * 4 for b in bufs if b["kind"] != "act" or "bw" in b["last_step"]
+    )
+    assert arena_kinds == kept > plan.training_arena  # buffers share bytes in the arena
+    assert all(b["first"] <= b["last"] and b["offset"] >= 0 for b in bufs)
+    if memory == "lean":
+        # int8 input errors with chunk scratch (the FC's int32 tensor is smaller: kept)
+        assert {b["layer"] for b in bufs if b["kind"] == "ie"} == {1, 2}
+        assert [b["layer"] for b in bufs if b["kind"] == "acc"] == [5]
+        assert any(b["last_step"].endswith(".wgrad") for b in bufs)
+        assert out["training_arena_bytes"] < plan_memory(model, tr).training_arena
+
+
+def layer_out(model, layer) -> int:
+    return model.tensors[layer.output].shape[-1]
+
+
 def test_west_fqt_import(tmp_path: Path) -> None:
     """`west fqt-import` through a real west workspace whose manifest repository holds
     this checkout's west-commands.yml (copied: west refuses symlinks out of a project)."""

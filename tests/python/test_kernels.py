@@ -493,13 +493,20 @@ def _conv_backward_weights(
     rows = gw[0].reshape(-1, L.n_out).T if depthwise else gw[0].reshape(L.n_out, -1)
     fn = lib.fqt_depthwise_conv2d_backward_weights if depthwise else lib.fqt_conv2d_backward_weights
     xd, wd, ed = abi.dims(x.shape), abi.dims(L.w.shape), abi.dims(err.shape)
+    sizes = []
     if depthwise:
         need = lib.fqt_depthwise_conv2d_backward_weights_scratch_size(byref(wd), byref(ed))
     else:
         need = lib.fqt_conv2d_backward_weights_scratch_size(byref(xd), byref(wd), byref(ed))
+        # the lean plan's: the transposed error 16 channels at a time (== need below 17)
+        blocked = lib.fqt_conv2d_backward_weights_blocked_scratch_size(
+            byref(xd), byref(wd), byref(ed)
+        )
+        assert (blocked < need) == (L.n_out > 16)
+        sizes = [blocked, blocked - 1]
     # The int16 matrix-product path (a scratch of the planned size) and the exact int64
     # path (none, or one byte short) must both give the golden gradients.
-    for size in (need, need - 1, 0):
+    for size in (need, need - 1, 0, *sizes):
         scratch = np.zeros(max(size, 1) + 4, np.uint8)
         base = scratch.ctypes.data + (-scratch.ctypes.data % 4)
 
@@ -573,8 +580,16 @@ def test_conv2d_forward(lib, case: ConvCase) -> None:
     _conv_forward(lib, case, False)
 
 
+# The blocked weight gradient of the lean plan (more than 16 output channels, kept subsets).
+WG_CASES = [
+    *CONV_CASES,
+    ConvCase("wg_blocked_40_channels", (4, 5), 3, 40, padding="SAME"),
+    ConvCase("wg_blocked_kept", (3, 4), 5, 37, k_hw=(1, 1), kept=(0, 3, 4, 17, 18, 19, 36)),
+]
+
+
 @pytest.mark.parametrize("sink", list(SINKS))
-@pytest.mark.parametrize("case", CONV_CASES, ids=_ids(CONV_CASES))
+@pytest.mark.parametrize("case", WG_CASES, ids=_ids(WG_CASES))
 def test_conv2d_backward_weights(lib, case: ConvCase, sink: str) -> None:
     _conv_backward_weights(lib, case, sink, False)
 
@@ -791,6 +806,114 @@ def test_fully_connected_backward_input(lib, monkeypatch, case: FcCase) -> None:
         )
     )
     _check_input_error(acc, fold.value, seen, golden_out, -FOLD_BITS)
+
+
+# --- the lean plan's int8 input errors (kernels/input_error_s8.c) ----------------------------
+# The int8 error and exponent straight from the kernel, equal to the golden function's
+# (quantize_error of the same exact sums), dynamic and fixed; the cases below add chunking
+# (FQT_IE_CHUNK = 256 int32: several chunks per row, one position per chunk, several FC
+# chunks). A scratch one byte short is refused.
+LEAN_CONV_CASES = [
+    *CONV_CASES,
+    ConvCase("lean_3_chunks_per_row", (3, 9), 64, 3, padding="SAME"),
+    ConvCase("lean_1_position_per_chunk", (2, 3), 300, 2, k_hw=(1, 1)),
+    ConvCase("lean_stride2_chunks", (5, 11), 40, 3, stride=(2, 2), padding="SAME"),
+]
+LEAN_DW_CASES = [
+    *CONV_CASES,
+    ConvCase("lean_dw_planar_chunks", (4, 9), 64, 1, padding="SAME"),
+    ConvCase("lean_dw_gather_chunks", (4, 9), 64, 1, k_hw=(2, 2), padding="SAME"),
+    ConvCase("lean_dw_dm2_chunks", (3, 7), 48, 2, padding="SAME"),
+]
+LEAN_FC_CASES = [*FC_CASES, FcCase("lean_3_chunks", 600, 5), FcCase("lean_chunk_edge", 256, 3)]
+
+
+def _lean_call(fn, size_fn, call, mode: str):
+    """Run a lean kernel with its planned scratch (int8 out, exponent), and check that one
+    byte less is refused."""
+    need = size_fn()
+    out_e = ctypes.c_int32(-999)
+    for size in (need - 1, need):
+        scratch = np.full(size + 4, 0xA5, np.uint8)
+        base = scratch.ctypes.data + (-scratch.ctypes.data % 4)
+        status = call(int(mode == "fixed"), byref(out_e), base, size)
+        if size < need:
+            assert status != abi.FQT_OK
+    _ok(status)
+    return out_e.value
+
+
+LEAN_CASES = [(c, False) for c in LEAN_CONV_CASES] + [(c, True) for c in LEAN_DW_CASES]
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "fixed"])
+@pytest.mark.parametrize(
+    ("case", "depthwise"), LEAN_CASES,
+    ids=[f"{'dw' if d else 'conv'}-{c.name}" for c, d in LEAN_CASES],
+)  # fmt: skip
+def test_conv_backward_input_s8(lib, case: ConvCase, depthwise: bool, mode: str) -> None:
+    L = _conv_layer(case, depthwise, "backward")
+    rng = _rng("input_s8", case)
+    err = _errors(rng, (1, *L.out_hw, L.n_out))
+    kept, mask = _kept(L.n_out, case.kept)
+    kh, kw = case.k_hw
+    _fan_out_ok(kh * kw * (case.out_or_dm if depthwise else len(kept)))
+    extra = dict(in_channels=case.cin) if depthwise else {}
+    fn_g = g_dw.depthwise_conv2d_backward_input if depthwise else g_conv.conv2d_backward_input
+    g_e, g_exp = fn_g(
+        err, np.array([ERR_EXP]), L.w, L.s_w, in_hw=case.in_hw, kept=mask, mode=mode,
+        **extra, **_golden_conv_kwargs(case, L),
+    )  # fmt: skip
+    xd, wd, ed = abi.dims(L.x[:1].shape), abi.dims(L.w.shape), abi.dims(err.shape)
+    out = np.full((*case.in_hw, case.cin), 0x55, np.int8)
+    if depthwise:
+        fn = lib.fqt_depthwise_conv2d_backward_input_s8
+        size_fn = lambda: lib.fqt_depthwise_conv2d_backward_input_s8_scratch_size(  # noqa: E731
+            byref(L.params), byref(xd), byref(wd), byref(ed)
+        )
+    else:
+        fn = lib.fqt_conv2d_backward_input_s8
+        size_fn = lambda: lib.fqt_conv2d_backward_input_s8_scratch_size(byref(xd), byref(ed))  # noqa: E731
+    exp = _lean_call(
+        fn, size_fn,
+        lambda fixed, e_out, base, size: fn(
+            byref(L.params), byref(xd), byref(wd), abi.p8(L.w), abi.pf32(L.s_w), len(L.s_w),
+            byref(ed), abi.p8(err), ERR_EXP, abi.pu16(kept), len(kept), fixed, abi.p8(out),
+            e_out, base, size,
+        ),
+        mode,
+    )  # fmt: skip
+    np.testing.assert_array_equal(out, np.asarray(g_e).reshape(out.shape))
+    assert exp == int(np.asarray(g_exp).reshape(-1)[0])
+    if mode == "dynamic":
+        _nontrivial(out)
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "fixed"])
+@pytest.mark.parametrize("case", LEAN_FC_CASES, ids=_ids(LEAN_FC_CASES))
+def test_fully_connected_backward_input_s8(lib, case: FcCase, mode: str) -> None:
+    L = _fc_layer(case, "backward")
+    rng = _rng("input_s8", case)
+    err = _errors(rng, (1, case.out), 0.2)
+    kept, mask = _kept(case.out, case.kept)
+    _fan_out_ok(len(kept))
+    g_e, g_exp = g_fc.fully_connected_backward_input(
+        err, np.array([ERR_EXP]), L["w"], L["s_w"], kept=mask, mode=mode
+    )
+    out = np.full(case.accum, 0x55, np.int8)
+    fn = lib.fqt_fully_connected_backward_input_s8
+    exp = _lean_call(
+        fn,
+        lambda: lib.fqt_fully_connected_backward_input_s8_scratch_size(case.out, case.accum),
+        lambda fixed, e_out, base, size: fn(
+            abi.p8(err), case.out, case.accum, abi.p8(L["w"]), abi.pf32(L["s_w"]),
+            len(L["s_w"]), ERR_EXP, abi.pu16(kept), len(kept), fixed, abi.p8(out), e_out,
+            base, size,
+        ),
+        mode,
+    )  # fmt: skip
+    np.testing.assert_array_equal(out, np.asarray(g_e).reshape(out.shape))
+    assert exp == int(np.asarray(g_exp).reshape(-1)[0])
 
 
 # --- AVERAGE_POOL_2D and MAX_POOL_2D ---------------------------------------------------------

@@ -189,6 +189,7 @@ GOLDEN_TWINS = {
     "kernels/quant.c": "quant.py",
     "kernels/forward_wrapper.c": None,  # a choice of implementation, no arithmetic
     "kernels/input_error_exact.c": None,  # the golden's integers never overflow
+    "kernels/input_error_s8.c": None,  # the lean plan: golden's integers, less memory
     "train/train_plan.c": "plan.py",
 }
 

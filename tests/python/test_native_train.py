@@ -129,14 +129,26 @@ def _assert_same(golden: Trainer, native, where: str) -> None:
     assert native.counters.as_dict() == golden.counters.as_dict(), where
 
 
-@pytest.mark.parametrize("cfg", list(CONFIGS), ids=list(CONFIGS))
+# The lean memory plan (docs/memory-plan.md) gives the same bits: a sample of the
+# configurations (dynamic and fixed error scaling, partial updates, the cut classifier).
+LEAN_CONFIGS = [
+    "sr-dyn-b3",
+    "nearest-fixed-b1-lam01",
+    "sr-dyn-b5-lam01",
+    "sr-dyn-b3-lam01-cutclassifier",
+    "ranges-sgd-sr-b3",
+]
+CASES = [(c, "default") for c in CONFIGS] + [(c, "lean") for c in LEAN_CONFIGS]
+
+
+@pytest.mark.parametrize(("cfg", "memory"), CASES, ids=[f"{c}-{m}" for c, m in CASES])
 @pytest.mark.parametrize("name", MODELS)
-def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # noqa: F811
+def test_bit_exact_random_samples(name: str, cfg: str, memory: str, native_lib) -> None:  # noqa: F811
     from fqt.native import NativeTrainer
 
     m = _load(name)
     trainable = _all_weighted(m)
-    config = TrainConfig(**CONFIGS[cfg])
+    config = TrainConfig(**CONFIGS[cfg], memory=memory)
     golden = Trainer(copy.deepcopy(m), trainable, config)
     native = NativeTrainer(copy.deepcopy(m), trainable, config, library=native_lib)
     rng = np.random.default_rng(len(name) * 7 + len(cfg))
@@ -165,7 +177,7 @@ def test_bit_exact_random_samples(name: str, cfg: str, native_lib) -> None:  # n
     if config.lambda_min < 1.0:
         assert native.counters.backward_macs <= native.counters.backward_macs_full
     # The memory plan of the import is what the C trainer asks for.
-    plan = plan_memory(m, trainable)
+    plan = plan_memory(m, trainable, memory)
     assert (native.arena_bytes, native.params_bytes) == (plan.training_arena, plan.training_params)
 
 
@@ -256,11 +268,13 @@ def test_empty_dataset_refused() -> None:
         t.run_epochs(np.zeros((0, 1, 8, 8, 1), np.int8), np.zeros(0, np.int64), 1)
 
 
+@pytest.mark.parametrize("memory", ["default", "lean"])
 @pytest.mark.parametrize("cfg", ["nearest-dyn-b1", "sr-dyn-b3"])
-def test_input_error_past_int32(cfg: str, native_lib, monkeypatch) -> None:  # noqa: F811
+def test_input_error_past_int32(cfg: str, memory: str, native_lib, monkeypatch) -> None:  # noqa: F811
     """Section 5.3: the input error of the wide conv of three_consumers (fan-out 1152) with
-    every weight at 127 and a uniform output error leaves int32; C's exact int64 path and the
-    golden int64 accumulator agree byte for byte."""
+    every weight at 127 and a uniform output error leaves int32; C's exact int64 path (the
+    lean plan's without the int32 tensor) and the golden int64 accumulator agree byte for
+    byte."""
     from fqt.golden import conv2d as golden_conv
     from fqt.native import NativeTrainer
 
@@ -283,7 +297,7 @@ def test_input_error_past_int32(cfg: str, native_lib, monkeypatch) -> None:  # n
 
     monkeypatch.setattr(golden_conv, "quantize_error", spy)
     trainable = _all_weighted(m)
-    config = TrainConfig(**CONFIGS[cfg])
+    config = TrainConfig(**CONFIGS[cfg], memory=memory)
     golden = Trainer(copy.deepcopy(m), trainable, config)
     native = NativeTrainer(copy.deepcopy(m), trainable, config, library=native_lib)
     rng = np.random.default_rng(4)
@@ -307,9 +321,12 @@ def test_memory_plan_each_trainable_set(name: str, native_lib) -> None:  # noqa:
     weighted = sorted(_all_weighted(m))
     sets = [{li} for li in weighted] + [set(weighted), set(weighted[-2:])]
     for tr in sets:
-        plan = plan_memory(m, tr)
-        got = training_memory(write_blob(m, tr), tr, native_lib)
-        assert got == (plan.training_arena, plan.training_params), (name, sorted(tr))
+        for memory in ("default", "lean"):
+            plan = plan_memory(m, tr, memory)
+            got = training_memory(write_blob(m, tr), tr, native_lib, memory)
+            assert got == (plan.training_arena, plan.training_params), (name, sorted(tr), memory)
+        # the lean plan never needs more arena than the default one
+        assert plan_memory(m, tr, "lean").training_arena <= plan_memory(m, tr).training_arena
 
 
 def test_partial_updates_save_macs(native_lib) -> None:  # noqa: F811
@@ -500,3 +517,37 @@ def test_device_job_schedule_equals_host(digits, words, native_lib) -> None:  # 
         host.train_step(xtr[:n][order], ytr[:n][order])
         host.flush()
     assert bytes(host.blob) == on_device
+
+
+def test_host_device_lean_memory_trains_the_same(digits, native_lib) -> None:  # noqa: F811
+    """`train start ... lean` (the lean memory plan) on fqt_host_device trains the same
+    blob as the default plan in an arena too small for the default one; the option word
+    comes once."""
+    from fqt.blob import write_blob
+    from fqt.device import Device, DeviceError
+
+    exe = FIXTURE_MODELS.parents[2] / "build" / "host" / "fqt_host_device"
+    if not exe.exists():
+        pytest.skip("fqt_host_device is not built")
+    xtr, ytr, _, _ = digits
+    m = load_tflite(DIGITS)
+    prepare(m)
+    tr = _all_weighted(m)
+    blob = write_blob(m, tr)
+    default, lean = plan_memory(m, tr), plan_memory(m, tr, "lean")
+    assert lean.training_arena < default.training_arena
+    args = ["train", "start", "1", "0.005", "8", "0.5", "3", "all"]
+    trained = {}
+    for memory, arena in (("default", default.training_arena), ("lean", lean.training_arena)):
+        with Device.open(f"cmd:{exe} --params 65536 --arena {arena}", timeout=10.0) as dev:
+            dev.push_blob(blob)
+            dev.push_samples(xtr[:32], ytr[:32])
+            if memory == "lean":
+                with pytest.raises(DeviceError, match="given twice"):
+                    dev.command(*args, "lean", "default")
+                with pytest.raises(DeviceError, match="training needs"):
+                    dev.command(*args, "default")  # the lean plan's arena is too small
+            dev.command(*args, memory)
+            dev.wait_event("done train", timeout=120.0)
+            trained[memory] = dev.pull_blob()
+    assert trained["lean"] == trained["default"] != blob

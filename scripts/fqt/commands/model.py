@@ -17,7 +17,14 @@ from ..errors import FqtError, UnsupportedModelError
 from ..golden.interpreter import infer_batch
 from ..ir import Model
 from ..native import NativeEngine
-from ..plan import layer_table, parse_trainable, plan_memory
+from ..plan import (
+    MEMORY_PLANS,
+    buffer_table,
+    fp32_training_memory,
+    layer_table,
+    parse_trainable,
+    plan_memory,
+)
 from ..quant import quantize_input
 from ..tflite_import import load_tflite
 from .checks import input_file, output_dir, output_file
@@ -26,6 +33,7 @@ from .common import (
     ENGINES,
     check_fit,
     default_engine,
+    format_buffers,
     format_table,
     load_model,
     prepare_checked,
@@ -63,6 +71,18 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
         help="trainable layers: indices, 'last', 'last:N', 'all' or 'none' (default: last)",
     )
     p.add_argument("--name", help="C identifier for the blob (default: the model's file name)")
+    p.add_argument(
+        "--memory",
+        choices=MEMORY_PLANS,
+        default="default",
+        help="training memory plan: default (fastest) or lean (less arena, same training "
+        "results; train with the same --memory)",
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="also list every training buffer with its bytes, offset and lifetime",
+    )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -77,12 +97,13 @@ def run_import(args: argparse.Namespace) -> int:
         trainable = parse_trainable(model, args.trainable)
     except ValueError as e:
         raise FqtError(str(e)) from None
-    plan = plan_memory(model, trainable)
+    plan = plan_memory(model, trainable, args.memory)
+    fp32 = fp32_training_memory(model, trainable).total if trainable else 0
     if args.board:
         try:
             check_fit(plan, args.board)
         except FqtError:  # the table first: it shows where the bytes go
-            print(format_table(model, plan))
+            print(format_table(model, plan, fp32))
             raise
     name = c_identifier(args.name or model.name)
     model.name = name
@@ -111,14 +132,20 @@ def run_import(args: argparse.Namespace) -> int:
         "training_arena_bytes": plan.training_arena,
         "training_params_bytes": plan.training_params,
         "training_ram_bytes": plan.training_total,
+        # the fp32 analogue: the same buffers at 4 B per element, fp32 weights + gradients
+        "fp32_training_ram_bytes": fp32,
+        "memory": plan.memory,
         "trainable": plan.trainable,
+        "training_buffers": buffer_table(model, plan),
         "board": args.board,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{args.model}: {len(model.layers)} layers, blob {len(blob):,} B -> {out}/")
-        print(format_table(model, plan))
+        print(format_table(model, plan, fp32))
+        if args.plan:
+            print(format_buffers(model, plan))
         if args.board:
             print(f"fits {args.board}")
     return 0

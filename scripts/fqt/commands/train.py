@@ -17,7 +17,7 @@ from ..golden.trainer import LOSSES, SCHEDULES, EpochResult, TrainConfig, Traine
 from ..golden.update import DEFAULT_LR, UPDATE_RULES
 from ..ir import Model, OpType
 from ..native import NativeTrainer
-from ..plan import parse_trainable
+from ..plan import MEMORY_PLANS, parse_trainable
 from ..quant import quantize_input
 from ..trainlog import TrainLog
 from .checks import float_range, input_file, int_range, output_file
@@ -127,6 +127,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar="LAYER",
         help="trainable layers: indices, 'last', 'last:N', 'all' (default: last)",
+    )
+    p.add_argument(
+        "--memory",
+        choices=MEMORY_PLANS,
+        default="default",
+        help="training memory plan (docs/memory-plan.md): default, or lean (less arena, the "
+        "same trained model, a slower input error on the native engine)",
     )
     val = p.add_mutually_exclusive_group()
     val.add_argument(
@@ -255,6 +262,7 @@ def run_train(args: argparse.Namespace) -> int:
         step_epochs=args.step_epochs,
         step_gamma=args.step_gamma,
         learn_ranges=args.learn_ranges,
+        memory=args.memory,
     )
     try:
         config.check()

@@ -58,6 +58,10 @@ def add_train_device_arguments(p: argparse.ArgumentParser) -> None:
         "--trainable", nargs="+", default=["last"], metavar="LAYER",
         help="trainable layers: 'last', 'last:N', 'all' or indices (as fqt train)",
     )  # fmt: skip
+    p.add_argument(
+        "--memory", choices=("default", "lean"), default="default",
+        help="the device trainer's memory plan (docs/memory-plan.md; lean: less arena)",
+    )  # fmt: skip
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val", help=".npz validation set, evaluated on the host after each epoch")
     val.add_argument(
@@ -168,7 +172,7 @@ def run_train_device(args: argparse.Namespace) -> int:
                     dev.command(
                         "train", "start", count, f"{max(lr, 1e-6):.6f}", args.batch,
                         f"{args.lambda_min:.6f}", args.seed + first - 1, trainable,
-                        args.update, schedule,
+                        args.update, schedule, *(("lean",) if args.memory == "lean" else ()),
                     )  # fmt: skip
                     for line in dev.events_until(("done train",), args.progress_timeout):
                         kv = _kv(line)

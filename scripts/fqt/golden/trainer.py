@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Layer, Model, OpType
-from ..plan import WEIGHTED_OPS, default_trainable, layer_macs
+from ..plan import MEMORY_PLANS, WEIGHTED_OPS, default_trainable, layer_macs
 from ..prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS, prepare, prepare_layer
 from ..quant import calculate_input_radius, preprocess_softmax_scaling
 from .backward import Backward
@@ -67,6 +67,10 @@ class TrainConfig:
     step_epochs: int = 0  # "step": multiply lr by step_gamma every step_epochs epochs
     step_gamma: float = 0.1
     learn_ranges: bool = False  # EMA min/max of trainable layers' outputs (section 7.3)
+    # The training memory plan (plan.MEMORY_PLANS, docs/memory-plan.md): "lean" needs less
+    # arena for the same bits (a slower input error in C); the golden model's arithmetic
+    # is the same for both.
+    memory: str = "default"
 
     def check(self) -> None:
         """One-line ValueErrors for options no engine can train with."""
@@ -88,6 +92,8 @@ class TrainConfig:
             raise ValueError("the step schedule needs step_epochs >= 1")
         if self.warmup_epochs < 0 or not 0.0 < self.step_gamma <= 1.0:
             raise ValueError("need warmup_epochs >= 0 and 0 < step_gamma <= 1")
+        if self.memory not in MEMORY_PLANS:
+            raise ValueError(f"memory plan {self.memory!r}: choose from {MEMORY_PLANS}")
 
 
 MAX_LR = 100.0  # larger learning rates are refused as absurd (the sgd rule uses ~0.01-1)

@@ -145,6 +145,11 @@ typedef struct fqt_grad_sink {
 size_t fqt_conv2d_backward_weights_scratch_size(const fqt_dims *input_dims,
 						const fqt_dims *filter_dims,
 						const fqt_dims *output_dims);
+/* The smallest scratch that still takes the int16 path (the lean plan's): the transposed
+ * error 16 kept channels at a time, the input taps rebuilt for each block. */
+size_t fqt_conv2d_backward_weights_blocked_scratch_size(const fqt_dims *input_dims,
+							const fqt_dims *filter_dims,
+							const fqt_dims *output_dims);
 fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_dims *input_dims,
 				       const int8_t *input, const fqt_dims *filter_dims,
 				       const fqt_dims *output_dims, const int8_t *err,

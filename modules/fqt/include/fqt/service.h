@@ -66,6 +66,7 @@ typedef struct fqt_train_config {
 	uint8_t partial_fixed;     /* 1: every sample keeps lambda_min (fixed budget) */
 	uint8_t update_rule;       /* FQT_UPDATE_SGD (the shell's default) or _STANDARDIZED */
 	uint8_t schedule;          /* FQT_SCHEDULE_COSINE (the shell's default) or _CONSTANT */
+	uint8_t lean_memory;       /* 1: the lean training plan (fqt_train_options.lean_memory) */
 } fqt_train_config;
 
 typedef struct fqt_train_step_result {
@@ -85,9 +86,10 @@ typedef struct fqt_trainer_ops {
 	fqt_status (*begin_epoch)(void *ctx, uint32_t epoch, uint32_t epochs);
 	fqt_status (*end)(void *ctx);
 	/* Optional: the arena and params bytes training `model` with `trainable_mask` needs,
-	 * and the params bytes the trainer has, so a refusal can say by how many bytes the
+	 * (config: its trainable_mask and lean_memory), and the params bytes the trainer has,
+	 * so a refusal can say by how many bytes the
 	 * pools fall short. */
-	fqt_status (*memory)(void *ctx, const fqt_model *model, uint64_t trainable_mask,
+	fqt_status (*memory)(void *ctx, const fqt_model *model, const fqt_train_config *config,
 			     size_t *arena_bytes, size_t *params_bytes, size_t *params_capacity);
 	void *ctx;
 } fqt_trainer_ops;

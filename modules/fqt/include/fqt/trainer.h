@@ -30,7 +30,8 @@ extern "C" {
 #endif
 
 #define FQT_Q15_ONE 32768
-#define FQT_TRAIN_MAX_BUFFERS (4u * FQT_MAX_LAYERS + 1u)
+/* act (layers + 1), then per layer at most err, acc or tmp, sel, wg, ie */
+#define FQT_TRAIN_MAX_BUFFERS (5u * FQT_MAX_LAYERS + 1u)
 
 /* The phases of a training step a phase hook sees (benchmarks/cortex_m/ times them). */
 typedef enum fqt_train_phase {
@@ -64,6 +65,8 @@ typedef struct fqt_train_options {
 	uint8_t learn_ranges;        /* EMA activation ranges (section 7.3; default 0) */
 	uint8_t partial_fixed;       /* 1: every sample keeps lambda (fixed budget); 0: dynamic */
 	uint8_t keep_classifier;     /* the last weighted layer is never cut by top-k (default 1) */
+	uint8_t lean_memory;         /* 1: the lean training plan (docs/memory-plan.md; same bits,
+				      * less arena, a slower input error); default 0 */
 	fqt_train_phase_hook phase_hook; /* optional phase timer (NULL: none) */
 	void *phase_ctx;                 /* its first argument */
 } fqt_train_options;
@@ -142,6 +145,8 @@ typedef struct fqt_trainer {
 	int16_t acc_buf[FQT_MAX_LAYERS];     /* per layer: int32 input-error buffer */
 	int16_t sel_buf[FQT_MAX_LAYERS];     /* per layer: channel selection scratch */
 	int16_t wg_buf[FQT_MAX_LAYERS];      /* per trainable conv: weight-gradient scratch */
+	int16_t ie_buf[FQT_MAX_LAYERS];      /* lean: per weighted layer: input-error scratch */
+	int16_t tmp_buf[FQT_MAX_LAYERS];     /* lean: int8 copy of an input error to combine */
 	int32_t err_exp[FQT_MAX_LAYERS + 1];
 	uint8_t has_err[FQT_MAX_LAYERS + 1];
 	fqt_plan_buffer buffers[FQT_TRAIN_MAX_BUFFERS];
@@ -168,6 +173,10 @@ void fqt_train_options_default(fqt_train_options *opt);
  * `scratch` is used as workspace. */
 fqt_status fqt_trainer_memory(fqt_trainer *scratch, const fqt_model *model,
 			      uint64_t trainable_mask, size_t *arena_bytes, size_t *params_bytes);
+/* The same for the plan `opt` selects (opt->lean_memory; NULL: the defaults). */
+fqt_status fqt_trainer_memory_with(fqt_trainer *scratch, const fqt_model *model,
+				   uint64_t trainable_mask, const fqt_train_options *opt,
+				   size_t *arena_bytes, size_t *params_bytes);
 
 /* Bind a trainer to a session (its model and arena) and a params buffer; copies the
  * trainable weights from the blob into params. */

@@ -326,6 +326,8 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 
 /* Rows of input taps transposed per call: (tap x channel) rows of the im2col matrix. */
 #define FQT_WG_TAP_ROWS 8
+/* The lean plan's weight gradient: kept channels per block of the transposed error. */
+#define FQT_WG_BLOCK_CHANNELS 16
 
 /* gw[o][k] = sum_p e[p][o] * xz[k][p] is the product of the error transposed to channel x
  * position (E, kept channels only) and the input to (tap x channel) x position (X, offset
@@ -340,6 +342,20 @@ size_t fqt_conv2d_backward_weights_scratch_size(const fqt_dims *input_dims,
 	const int32_t tap_rows = taps < FQT_WG_TAP_ROWS ? fqt_s16_pairs_len(taps) : FQT_WG_TAP_ROWS;
 	const int32_t p2 = fqt_s16_pairs_len(output_dims->h * output_dims->w);
 	return 2u * (size_t)p2 * (size_t)(fqt_s16_pairs_len(output_dims->c) + tap_rows);
+}
+
+/* The lean plan's smaller scratch: E for FQT_WG_BLOCK_CHANNELS kept channels at a time
+ * (X rebuilt for each block), the same gradients. */
+size_t fqt_conv2d_backward_weights_blocked_scratch_size(const fqt_dims *input_dims,
+							const fqt_dims *filter_dims,
+							const fqt_dims *output_dims)
+{
+	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
+	const int32_t tap_rows = taps < FQT_WG_TAP_ROWS ? fqt_s16_pairs_len(taps) : FQT_WG_TAP_ROWS;
+	const int32_t p2 = fqt_s16_pairs_len(output_dims->h * output_dims->w);
+	const int32_t ch = fqt_s16_pairs_len(output_dims->c);
+	return 2u * (size_t)p2 *
+	       (size_t)((ch < FQT_WG_BLOCK_CHANNELS ? ch : FQT_WG_BLOCK_CHANNELS) + tap_rows);
 }
 
 /* X rows k0 .. k0 + real - 1 (k = (ky * KW + kx) * C + i) of a block of n rows, the rows
@@ -403,6 +419,32 @@ static void weight_gradient_rows(const int16_t *e_t, const int16_t *x_t, int32_t
 	}
 }
 
+/* The int16 product for the kept channels kept[0 .. n_kept): E (e_rows rows reserved,
+ * n_kept <= e_rows) then X in scratch. Inlined into both callers, so that the default
+ * path compiles as it did with one (M4: 4 % more instructions as a call). */
+__attribute__((always_inline)) static inline void weight_gradient_product(const fqt_conv_params *params, const fqt_dims *input_dims,
+				    const int8_t *input, const fqt_dims *filter_dims,
+				    const fqt_dims *output_dims, const int8_t *err,
+				    const uint16_t *kept, int32_t n_kept,
+				    const fqt_grad_sink *sink, int16_t *scratch, int32_t e_rows)
+{
+	const int32_t positions = output_dims->h * output_dims->w;
+	const int32_t p2 = fqt_s16_pairs_len(positions);
+	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
+	int16_t *e_t = scratch;
+	int16_t *x_t = e_t + (size_t)p2 * (size_t)e_rows;
+	fqt_transpose_errors_s16(err, positions, output_dims->c, kept, n_kept, p2, e_t);
+	bias_gradients(e_t, p2, kept, n_kept, sink);
+	for (int32_t k0 = 0; k0 < taps; k0 += FQT_WG_TAP_ROWS) {
+		const int32_t n = fqt_s16_pairs_len(taps - k0 < FQT_WG_TAP_ROWS ? taps - k0
+										 : FQT_WG_TAP_ROWS);
+		const int32_t real = taps - k0 < n ? taps - k0 : n;
+		im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, n, real, p2,
+			    x_t);
+		weight_gradient_rows(e_t, x_t, p2, kept, n_kept, k0, n, taps, sink);
+	}
+}
+
 fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_dims *input_dims,
 				       const int8_t *input, const fqt_dims *filter_dims,
 				       const fqt_dims *output_dims, const int8_t *err,
@@ -417,61 +459,30 @@ fqt_status fqt_conv2d_backward_weights(const fqt_conv_params *params, const fqt_
 	const int32_t positions = output_dims->h * output_dims->w;
 	/* |e| <= 127, |x + offset| <= 255: int32 holds every sum below this many positions. */
 	if (scratch == NULL || ((uintptr_t)scratch % 4u) != 0u ||
-	    scratch_size < fqt_conv2d_backward_weights_scratch_size(input_dims, filter_dims,
-								    output_dims) ||
+	    scratch_size < fqt_conv2d_backward_weights_blocked_scratch_size(
+				   input_dims, filter_dims, output_dims) ||
 	    (int64_t)positions * FQT_ERROR_MAX * 255 > INT32_MAX) {
 		backward_weights_exact(params, input_dims, input, filter_dims, output_dims, err,
 				       kept, n_kept, sink);
 		return FQT_OK;
 	}
-	const int32_t p2 = fqt_s16_pairs_len(positions);
-	const int32_t taps = filter_dims->h * filter_dims->w * input_dims->c;
-	int16_t *e_t = (int16_t *)scratch;
-	int16_t *x_t = e_t + (size_t)p2 * (size_t)fqt_s16_pairs_len(output_dims->c);
-	fqt_transpose_errors_s16(err, positions, output_dims->c, kept, n_kept, p2, e_t);
-	bias_gradients(e_t, p2, kept, n_kept, sink);
-	for (int32_t k0 = 0; k0 < taps; k0 += FQT_WG_TAP_ROWS) {
-		const int32_t n = fqt_s16_pairs_len(taps - k0 < FQT_WG_TAP_ROWS ? taps - k0
-										 : FQT_WG_TAP_ROWS);
-		const int32_t real = taps - k0 < n ? taps - k0 : n;
-		im2col_rows(params, input_dims, input, filter_dims, output_dims, k0, n, real, p2,
-			    x_t);
-		weight_gradient_rows(e_t, x_t, p2, kept, n_kept, k0, n, taps, sink);
+	if (scratch_size >=
+	    fqt_conv2d_backward_weights_scratch_size(input_dims, filter_dims, output_dims)) {
+		/* every kept channel's E resident */
+		weight_gradient_product(params, input_dims, input, filter_dims, output_dims, err,
+					kept, n_kept, sink, (int16_t *)scratch,
+					fqt_s16_pairs_len(output_dims->c));
+		return FQT_OK;
+	}
+	/* the lean plan's: E of FQT_WG_BLOCK_CHANNELS channels at a time, X rebuilt per block */
+	for (int32_t j0 = 0; j0 < n_kept; j0 += FQT_WG_BLOCK_CHANNELS) {
+		const int32_t nb = n_kept - j0 < FQT_WG_BLOCK_CHANNELS ? n_kept - j0
+									: FQT_WG_BLOCK_CHANNELS;
+		weight_gradient_product(params, input_dims, input, filter_dims, output_dims, err,
+					kept + j0, nb, sink, (int16_t *)scratch,
+					FQT_WG_BLOCK_CHANNELS);
 	}
 	return FQT_OK;
-}
-
-/* a[i] += w_r[i] * g_r over the n (1 or 2) channels o_r of one tap: the DSP pair scatter
- * when both g are nonzero, else one scalar row. */
-static inline void scatter_taps(int32_t *a, const int8_t *filter, const int32_t *o,
-				const int32_t *g, int32_t n, size_t tap, size_t taps, int32_t in_c,
-				int32_t n4)
-{
-	const int8_t *w0 = filter + ((size_t)o[0] * taps + tap) * (size_t)in_c;
-	int32_t i = 0;
-#if FQT_SIMD_DSP
-	if (n == 2 && g[0] != 0 && g[1] != 0) {
-		const int8_t *w1 = filter + ((size_t)o[1] * taps + tap) * (size_t)in_c;
-		fqt_scatter2_s8(a, w0, w1, (uint32_t)(uint16_t)g[0] | ((uint32_t)(uint16_t)g[1] << 16),
-				n4);
-		for (i = n4; i < in_c; ++i) {
-			a[i] += (int32_t)w0[i] * g[0] + (int32_t)w1[i] * g[1];
-		}
-		return;
-	}
-#else
-	(void)n4;
-#endif
-	for (int32_t r = 0; r < n; ++r) {
-		if (g[r] == 0) {
-			continue;
-		}
-		const int8_t *w = filter + ((size_t)o[r] * taps + tap) * (size_t)in_c;
-		for (i = 0; i < in_c; ++i) {
-			a[i] += (int32_t)w[i] * g[r];
-		}
-	}
-	(void)w0;
 }
 
 fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_dims *input_dims,
@@ -543,7 +554,7 @@ fqt_status fqt_conv2d_backward_input(const fqt_conv_params *params, const fqt_di
 						int32_t *a = acc + ((size_t)iy * (size_t)in_w +
 								    (size_t)ix) *
 									   (size_t)in_c;
-						scatter_taps(a, filter, o, g, n, tap,
+						fqt_conv_scatter_taps(a, filter, o, g, n, tap,
 							     (size_t)k_h * (size_t)k_w, in_c, n4);
 					}
 				}

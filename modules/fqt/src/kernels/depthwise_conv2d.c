@@ -394,13 +394,13 @@ fqt_status fqt_depthwise_conv2d_backward_input(const fqt_conv_params *params,
 	if (need > 0u && dw_ie_planar_applies(input_dims, filter_dims) && scratch != NULL &&
 	    scratch_size >= dw_ie_planar_scratch_size(input_dims) &&
 	    dw_ie_planar(params, input_dims, filter, scales, scale_count, p, output_dims, err,
-			 kept, n_kept, acc, scratch)) {
+			 kept, n_kept, acc, scratch, NULL)) {
 		return FQT_OK;
 	}
 #endif
 	if (need > 0u && scratch != NULL && scratch_size >= need &&
 	    dw_ie_gather(params, input_dims, filter_dims, filter, scales, scale_count, p,
-			 output_dims, err, kept, n_kept, acc, scratch)) {
+			 output_dims, err, kept, n_kept, acc, scratch, NULL, 0)) {
 		return FQT_OK;
 	}
 	memset(acc, 0, (size_t)in_h * (size_t)in_w * (size_t)in_c * sizeof(int32_t));

@@ -169,4 +169,38 @@ static inline void fqt_dot_s8_offset_1x4(const int8_t *x, int32_t offset, const 
 	acc[3] = a3;
 }
 
+/* The CONV_2D input error's scatter (kernels/conv2d.c, input_error_s8.c): a[i] += w_r[i] *
+ * g_r over the n (1 or 2) channels o_r of one tap: the DSP pair scatter when both g are
+ * nonzero, else one scalar row. */
+static inline void fqt_conv_scatter_taps(int32_t *a, const int8_t *filter, const int32_t *o,
+					 const int32_t *g, int32_t n, size_t tap, size_t taps,
+					 int32_t in_c, int32_t n4)
+{
+	const int8_t *w0 = filter + ((size_t)o[0] * taps + tap) * (size_t)in_c;
+	int32_t i = 0;
+#if FQT_SIMD_DSP
+	if (n == 2 && g[0] != 0 && g[1] != 0) {
+		const int8_t *w1 = filter + ((size_t)o[1] * taps + tap) * (size_t)in_c;
+		fqt_scatter2_s8(a, w0, w1, (uint32_t)(uint16_t)g[0] | ((uint32_t)(uint16_t)g[1] << 16),
+				n4);
+		for (i = n4; i < in_c; ++i) {
+			a[i] += (int32_t)w0[i] * g[0] + (int32_t)w1[i] * g[1];
+		}
+		return;
+	}
+#else
+	(void)n4;
+#endif
+	for (int32_t r = 0; r < n; ++r) {
+		if (g[r] == 0) {
+			continue;
+		}
+		const int8_t *w = filter + ((size_t)o[r] * taps + tap) * (size_t)in_c;
+		for (i = 0; i < in_c; ++i) {
+			a[i] += (int32_t)w[i] * g[r];
+		}
+	}
+	(void)w0;
+}
+
 #endif /* FQT_DOT_S8_H_ */

@@ -1,6 +1,7 @@
 /*
  * The depthwise input error with depth multiplier 1 (kernels/depthwise_conv2d.c's
- * fqt_depthwise_conv2d_backward_input): the fast paths, static inline for that file only.
+ * fqt_depthwise_conv2d_backward_input, and the gather for kernels/input_error_s8.c): the fast
+ * paths, static inline for those two files only.
  * Every path computes the scalar kernel's exact int32 sums (the caller's bound, section 5.3)
  * in another order; integer addition is associative, so all give the same result.
  *
@@ -70,16 +71,22 @@ static inline size_t dw_ie_planar_scratch_size(const fqt_dims *id)
  * int32 per tap), the g ring (int16, k_h rows of out_w positions of C4 = C rounded up to
  * 4 channels) and its nonzero flags (a byte per ring position); for 3x3 filters at least
  * the planar path's (every build plans the same). */
+static inline size_t dw_ie_gather_scratch_size(const fqt_dims *id, const fqt_dims *fd,
+					       const fqt_dims *od)
+{
+	const size_t c4 = ((size_t)id->c + 3u) & ~(size_t)3u;
+	const size_t ring = (size_t)fd->h * (size_t)od->w;
+	return 8u * (size_t)id->c + 8u * (size_t)fd->h * (size_t)fd->w + 2u * ring * c4 +
+	       ((ring + 3u) & ~(size_t)3u);
+}
+
 static inline size_t dw_ie_scratch_size(const fqt_conv_params *params, const fqt_dims *id,
 					const fqt_dims *fd, const fqt_dims *od)
 {
 	if (!dw_ie_gather_applies(params, id, od)) {
 		return 0u;
 	}
-	const size_t c4 = ((size_t)id->c + 3u) & ~(size_t)3u;
-	const size_t ring = (size_t)fd->h * (size_t)od->w;
-	const size_t gather = 8u * (size_t)id->c + 8u * (size_t)fd->h * (size_t)fd->w +
-			      2u * ring * c4 + ((ring + 3u) & ~(size_t)3u);
+	const size_t gather = dw_ie_gather_scratch_size(id, fd, od);
 	const size_t planar = dw_ie_planar_applies(id, fd) ? dw_ie_planar_scratch_size(id) : 0u;
 	return gather > planar ? gather : planar;
 }
@@ -201,11 +208,14 @@ static inline void dw_ie_group(const int8_t *filter, const int16_t *ring, const 
 #endif
 }
 
-/* The gather; 0 if some channel's g can leave int16 (the caller scatters instead). */
+/* The gather; 0 if some channel's g can leave int16 (the caller scatters instead). With
+ * a sink (the lean plan, kernels/input_error_s8.c) acc holds `cols` positions of a row,
+ * handed to the sink as each run of them is complete. */
 static inline int dw_ie_gather(const fqt_conv_params *params, const fqt_dims *id,
 			       const fqt_dims *fd, const int8_t *filter, const void *scales,
 			       uint32_t scale_count, int p, const fqt_dims *od, const int8_t *err,
-			       const uint16_t *kept, int32_t n_kept, int32_t *acc, void *scratch)
+			       const uint16_t *kept, int32_t n_kept, int32_t *acc, void *scratch,
+			       fqt_error_sink *sink, int32_t cols)
 {
 	const int32_t in_h = id->h, in_w = id->w, C = id->c, k_h = fd->h, k_w = fd->w;
 	const int32_t out_h = od->h, out_w = od->w, c4 = (C + 3) & ~3;
@@ -258,7 +268,8 @@ static inline int dw_ie_gather(const fqt_conv_params *params, const fqt_dims *id
 					++n;
 				}
 			}
-			int32_t *a = acc + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)C;
+			const size_t at = ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)C;
+			int32_t *a = sink == NULL ? acc + at : acc + (size_t)(ix % cols) * (size_t)C;
 			int32_t c = 0;
 			for (; c < c_main; c += 4) {
 				dw_ie_group(filter, ring, taps, n, c, a + c);
@@ -270,6 +281,11 @@ static inline int dw_ie_gather(const fqt_conv_params *params, const fqt_dims *id
 					     ring[taps[2 * t + 1] + dw_ie_slot(c)];
 				}
 				a[c] = s;
+			}
+			if (sink != NULL && (ix % cols == cols - 1 || ix == in_w - 1)) {
+				const int32_t run = ix % cols + 1;
+				fqt_error_sink_put(sink, acc, at - (size_t)(run - 1) * (size_t)C,
+						   (size_t)run * (size_t)C);
 			}
 		}
 	}
@@ -436,8 +452,11 @@ static inline void dw_ie_fold_column(const int8_t *e, int32_t es, int16_t *col, 
 static inline int dw_ie_planar(const fqt_conv_params *params, const fqt_dims *id,
 			       const int8_t *filter, const void *scales, uint32_t scale_count,
 			       int p, const fqt_dims *od, const int8_t *err, const uint16_t *kept,
-			       int32_t n_kept, int32_t *acc, void *scratch)
+			       int32_t n_kept, int32_t *acc, void *scratch, fqt_error_sink *sink)
 {
+	/* With a sink (the lean plan) acc is one channel's [in_h][in_w] plane, handed to the
+	 * sink (elements C apart in the tensor) after each channel. */
+	const int32_t cs = sink != NULL ? 1 : id->c;
 	const int32_t in_h = id->h, in_w = id->w, C = id->c, out_h = od->h, out_w = od->w;
 	const int32_t wc = in_w + 2, ph = params->pad_h, pw = params->pad_w;
 	int32_t *mm = (int32_t *)scratch;
@@ -466,12 +485,16 @@ static inline int dw_ie_planar(const fqt_conv_params *params, const fqt_dims *id
 	const int32_t oy0 = ph > 2 ? ph - 2 : 0, ox0 = pw > 2 ? pw - 2 : 0;
 	const int32_t oy1 = out_h < in_h + ph ? out_h : in_h + ph;
 	const int32_t ox1 = out_w < in_w + pw ? out_w : in_w + pw;
-	const int32_t s4 = in_w * C * (int32_t)sizeof(int32_t);
+	const int32_t s4 = in_w * cs * (int32_t)sizeof(int32_t);
+	const size_t plane_n = (size_t)in_h * (size_t)in_w;
 	for (int32_t c = 0; c < C; ++c) {
-		int32_t *ac = acc + c;
+		int32_t *ac = sink != NULL ? acc : acc + c;
 		if (ss[c] < 0) {
-			for (int32_t i = 0; i < in_h * in_w; ++i) {
-				ac[(size_t)i * (size_t)C] = 0;
+			for (size_t i = 0; i < plane_n; ++i) {
+				ac[i * (size_t)cs] = 0;
+			}
+			if (sink != NULL) {
+				fqt_error_sink_put_strided(sink, acc, (size_t)c, plane_n, (size_t)C);
 			}
 			continue;
 		}
@@ -490,7 +513,11 @@ static inline int dw_ie_planar(const fqt_conv_params *params, const fqt_dims *id
 			wt[2 * j + 1] = v1 | (v2 << 16);
 		}
 		for (int32_t ix = 0; ix < in_w; ++ix) {
-			dw_ie_column(plane + 2 * ix, wt, ac + (size_t)ix * (size_t)C, s4, wc, in_h / 2);
+			dw_ie_column(plane + 2 * ix, wt, ac + (size_t)ix * (size_t)cs, s4, wc,
+				     in_h / 2);
+		}
+		if (sink != NULL) {
+			fqt_error_sink_put_strided(sink, acc, (size_t)c, plane_n, (size_t)C);
 		}
 	}
 	return 1;

@@ -52,10 +52,9 @@ static void quantize_shift32(const int32_t *acc, size_t n, int r, int8_t *out)
 	}
 }
 
-void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixed,
-			    int8_t *out, int32_t *exponent)
+/* max |a| from the int32 extremes: |INT32_MIN| = 2^31 in uint64 */
+static uint64_t max_abs_s32(const int32_t *acc, size_t n)
 {
-	/* max |a| from the int32 extremes: |INT32_MIN| = 2^31 in uint64 */
 	int32_t hi = 0, lo = 0;
 	for (size_t i = 0; i < n; ++i) {
 		const int32_t a = acc[i];
@@ -63,8 +62,14 @@ void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixe
 		lo = a < lo ? a : lo;
 	}
 	const uint64_t neg = (uint64_t)(-(int64_t)lo);
-	const uint64_t m = neg > (uint64_t)hi ? neg : (uint64_t)hi;
-	const int r = fqt_error_shift(m, base, fixed, exponent);
+	return neg > (uint64_t)hi ? neg : (uint64_t)hi;
+}
+
+/* The elements of quantize_error with shift r, m = max |acc| of these n (any subset of the
+ * tensor: each branch gives fqt_error_quantize_one's integers, m only picks the fastest). */
+static void quantize_shifted(const int32_t *acc, size_t n, int r, int fixed, uint64_t m,
+			     int8_t *out)
+{
 	if (r == 0 && m <= (uint64_t)FQT_ERROR_MAX) {
 		for (size_t i = 0; i < n; ++i) {
 			out[i] = (int8_t)acc[i]; /* |a| <= 127: unchanged */
@@ -79,6 +84,71 @@ void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixe
 		const int32_t a = acc[i];
 		out[i] = fqt_error_quantize_one(a, fixed, r);
 	}
+}
+
+void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixed,
+			    int8_t *out, int32_t *exponent)
+{
+	const uint64_t m = max_abs_s32(acc, n);
+	const int r = fqt_error_shift(m, base, fixed, exponent);
+	quantize_shifted(acc, n, r, fixed, m, out);
+}
+
+void fqt_error_sink_put(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n)
+{
+	const uint64_t m = max_abs_s32(acc, n);
+	if (s->pass == 0) {
+		s->max_abs = m > s->max_abs ? m : s->max_abs;
+		return;
+	}
+	quantize_shifted(acc, n, s->r, s->fixed, m, s->out + at);
+}
+
+void fqt_error_sink_put_strided(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n,
+				size_t stride)
+{
+	const uint64_t m = max_abs_s32(acc, n);
+	if (s->pass == 0) {
+		s->max_abs = m > s->max_abs ? m : s->max_abs;
+		return;
+	}
+	int8_t *out = s->out + at;
+	const int r = s->r;
+	if (r > 0 && r <= 30 && m < ((uint64_t)1 << 30)) {
+		/* quantize_shift32 at a stride */
+		const int32_t half = (int32_t)1 << (r - 1);
+		for (size_t i = 0; i < n; ++i) {
+			const int32_t a = acc[i];
+			int32_t q = fqt_arithmetic_shift_right(a + half - (a < 0), r);
+			q = q > FQT_ERROR_MAX ? FQT_ERROR_MAX : q;
+			q = q < -FQT_ERROR_MAX ? -FQT_ERROR_MAX : q;
+			out[i * stride] = (int8_t)q;
+		}
+		return;
+	}
+	for (size_t i = 0; i < n; ++i) {
+		out[i * stride] = fqt_error_quantize_one(acc[i], s->fixed, r);
+	}
+}
+
+int fqt_error_sink_begin(fqt_error_sink *s, int8_t *out, int fixed, int32_t base,
+			 int32_t *exponent)
+{
+	s->out = out;
+	s->fixed = fixed;
+	s->max_abs = 0u;
+	s->base = base;
+	s->exponent = exponent;
+	/* fixed scaling: r does not depend on the sums, so one pass */
+	s->pass = fixed ? 1 : 0;
+	s->r = fixed ? fqt_error_shift(0u, base, fixed, exponent) : 0;
+	return s->pass;
+}
+
+void fqt_error_sink_next(fqt_error_sink *s)
+{
+	s->r = fqt_error_shift(s->max_abs, s->base, s->fixed, s->exponent);
+	s->pass = 1;
 }
 
 /* The fold from the float's bits (section 2.2), no double arithmetic (soft-float calls on

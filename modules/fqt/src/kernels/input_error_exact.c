@@ -163,7 +163,10 @@ static void gather(const fqt_input_error_job *j, int32_t pos, int32_t c0, int32_
 	}
 }
 
-void fqt_input_error_exact(const fqt_input_error_job *j, int32_t *acc, int32_t *base, int fixed)
+/* Both passes over every element: pass 0 the exact max (and sat32 into acc when acc is
+ * given), pass 1 (when acc is NULL or the max left int32) the int8 values into out. */
+static int exact_passes(const fqt_input_error_job *j, int32_t *acc, int8_t *out, int32_t *base,
+			int fixed)
 {
 	const int fc = j->kind == FQT_INPUT_ERROR_FULLY_CONNECTED;
 	const int32_t positions = fc ? 1 : j->id.h * j->id.w;
@@ -178,25 +181,45 @@ void fqt_input_error_exact(const fqt_input_error_job *j, int32_t *acc, int32_t *
 				const int32_t nc = depth - c0 < FQT_GATHER_CHUNK ? depth - c0
 										 : FQT_GATHER_CHUNK;
 				gather(j, q, c0, nc, v);
-				int32_t *a = acc + (size_t)q * (size_t)depth + (size_t)c0;
+				const size_t at = (size_t)q * (size_t)depth + (size_t)c0;
 				for (int32_t c = 0; c < nc; ++c) {
 					if (pass == 0) {
 						const uint64_t av =
 							(uint64_t)(v[c] < 0 ? -v[c] : v[c]);
 						mx = av > mx ? av : mx;
-						a[c] = (int32_t)fqt_sat32_64(v[c]);
+						if (acc != NULL) {
+							acc[at + (size_t)c] =
+								(int32_t)fqt_sat32_64(v[c]);
+						}
+					} else if (acc != NULL) {
+						acc[at + (size_t)c] =
+							fqt_error_quantize_one(v[c], fixed, r);
 					} else {
-						a[c] = fqt_error_quantize_one(v[c], fixed, r);
+						out[at + (size_t)c] =
+							fqt_error_quantize_one(v[c], fixed, r);
 					}
 				}
 			}
 		}
 		if (pass == 0) {
-			if (mx <= (uint64_t)INT32_MAX) {
-				return;
+			if (acc != NULL && mx <= (uint64_t)INT32_MAX) {
+				return 0;
 			}
 			r = fqt_error_shift(mx, *base, fixed, &exponent);
 		}
 	}
 	*base = exponent;
+	return 1;
+}
+
+void fqt_input_error_exact(const fqt_input_error_job *j, int32_t *acc, int32_t *base, int fixed)
+{
+	(void)exact_passes(j, acc, NULL, base, fixed);
+}
+
+void fqt_input_error_exact_s8(const fqt_input_error_job *j, int32_t base, int fixed, int8_t *out,
+			      int32_t *exponent)
+{
+	(void)exact_passes(j, NULL, out, &base, fixed);
+	*exponent = base;
 }

@@ -49,4 +49,9 @@ uint64_t fqt_input_error_bound(const fqt_input_error_job *job);
 void fqt_input_error_exact(const fqt_input_error_job *job, int32_t *acc, int32_t *base,
 			   int fixed);
 
+/* The lean plan's form: no int32 tensor; pass 1 takes the exact max, pass 2 writes
+ * quantize_error(acc, base)'s int8 values into out[in elements] and its exponent. */
+void fqt_input_error_exact_s8(const fqt_input_error_job *job, int32_t base, int fixed,
+			      int8_t *out, int32_t *exponent);
+
 #endif /* FQT_INPUT_ERROR_EXACT_H_ */

@@ -55,6 +55,35 @@ static inline float fqt_read_f32(const void *p, size_t i)
 void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixed,
 			    int8_t *out, int32_t *exponent);
 
+/* quantize_error of a tensor whose int32 sums come a chunk at a time, computed twice (the
+ * lean plan's input errors, docs/training-semantics.md 5.3): in pass 0 the sink keeps the
+ * exact max |acc|, in pass 1 it writes each chunk's int8 values, the same integers as
+ * fqt_quantize_error_s32 of the whole tensor. Chunks hold FQT_IE_CHUNK int32 (a
+ * convolution: the channel vectors of fqt_ie_chunk_columns positions of one row). */
+#define FQT_IE_CHUNK 256
+static inline int32_t fqt_ie_chunk_columns(int32_t in_w, int32_t in_c)
+{
+	const int32_t cols = in_c > 0 && in_c < FQT_IE_CHUNK ? FQT_IE_CHUNK / in_c : 1;
+	return cols < in_w ? cols : in_w;
+}
+typedef struct fqt_error_sink {
+	int8_t *out;
+	int32_t *exponent;
+	int32_t base;
+	int fixed, pass, r;
+	uint64_t max_abs;
+} fqt_error_sink;
+/* Start: returns the first pass (1 with fixed scaling, whose shift needs no max). */
+int fqt_error_sink_begin(fqt_error_sink *s, int8_t *out, int fixed, int32_t base,
+			 int32_t *exponent);
+/* The n sums of elements at .. at + n - 1 (pass 0: their max; pass 1: quantized). */
+void fqt_error_sink_put(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n);
+/* The same for n sums of elements at, at + stride, ... */
+void fqt_error_sink_put_strided(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n,
+				size_t stride);
+/* Between the passes: the shift from the exact max, and *exponent. */
+void fqt_error_sink_next(fqt_error_sink *s);
+
 /* quantize_error's shift r for a max |acc| (sets *exponent), and one element. */
 int fqt_error_shift(uint64_t max_abs, int32_t base, int fixed, int32_t *exponent);
 int8_t fqt_error_quantize_one(int64_t a, int fixed, int r);

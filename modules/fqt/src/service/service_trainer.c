@@ -20,6 +20,7 @@ static fqt_status st_begin(void *ctx, fqt_session *session, fqt_model *model, ui
 	opt.update_rule = config->update_rule;
 	st->schedule.lr = opt.lr;
 	st->schedule.kind = config->schedule;
+	opt.lean_memory = config->lean_memory;
 	fqt_status s = fqt_trainer_init(&st->trainer, session, st->params, st->params_size,
 					config->trainable_mask, &opt);
 	if (s == FQT_OK) {
@@ -70,15 +71,18 @@ static fqt_status st_end(void *ctx)
 	return fqt_trainer_flush(&st->trainer);
 }
 
-static fqt_status st_memory(void *ctx, const fqt_model *model, uint64_t trainable_mask,
+static fqt_status st_memory(void *ctx, const fqt_model *model, const fqt_train_config *config,
 			    size_t *arena_bytes, size_t *params_bytes, size_t *params_capacity)
 {
 	fqt_service_trainer *st = (fqt_service_trainer *)ctx;
 	*params_capacity = st->params_size;
+	fqt_train_options opt;
+	fqt_train_options_default(&opt);
+	opt.lean_memory = config->lean_memory;
 	/* The trainer struct doubles as the query's scratch: no job runs while one asks. */
 	return st->active ? FQT_ERR_STATE
-			  : fqt_trainer_memory(&st->trainer, model, trainable_mask, arena_bytes,
-					       params_bytes);
+			  : fqt_trainer_memory_with(&st->trainer, model, config->trainable_mask,
+						    &opt, arena_bytes, params_bytes);
 }
 
 fqt_status fqt_service_trainer_init(fqt_service_trainer *st, void *params, size_t params_size,

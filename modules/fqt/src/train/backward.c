@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kernels/input_error_exact.h"
+#include "kernels/input_error_s8.h"
 #include "kernels/kernels_internal.h"
 #include "runtime/layer_ops.h"
 #include "train_internal.h"
@@ -160,10 +161,76 @@ static fqt_status weight_gradient(fqt_trainer *t, const fqt_layer_view *v, fqt_t
 	return st;
 }
 
+/* Where layer li writes the int8 error of its input buffer b in the lean plan: the error
+ * buffer itself for the first delivery, else the int8 copy (tmp_buf) to combine from. */
+static int8_t *lean_target(const fqt_trainer *t, uint32_t li, int32_t b)
+{
+	if (!t->has_err[b]) {
+		return (int8_t *)fqt_train_buffer(t, t->err_buf[b]);
+	}
+	return t->tmp_buf[li] >= 0 ? (int8_t *)fqt_train_buffer(t, t->tmp_buf[li]) : NULL;
+}
+
+/* Lean plan: the int8 error (e8, exponent e8_exp) has been written to lean_target(): mark
+ * a first delivery, or combine the copy into the error (section 2.3). */
+static void lean_delivered(fqt_trainer *t, int32_t b, const int8_t *e8, int32_t e8_exp,
+			   size_t n)
+{
+	if (e8 == (const int8_t *)fqt_train_buffer(t, t->err_buf[b])) {
+		t->err_exp[b] = e8_exp;
+		t->has_err[b] = 1;
+		return;
+	}
+	deliver_s8(t, b, e8, e8_exp, n);
+}
+
+static fqt_status input_error_lean(fqt_trainer *t, uint32_t li, const fqt_layer_view *v,
+				   const fqt_input_error_job *job, int32_t ex)
+{
+	const int32_t b = v->input_buffer[0];
+	int8_t *out = lean_target(t, li, b);
+	const int32_t sb = t->ie_buf[li];
+	if (out == NULL || sb < 0) {
+		return FQT_ERR_STATE; /* not planned (train_plan.c gives every case one) */
+	}
+	void *scratch = fqt_train_buffer(t, sb);
+	const size_t size = t->buffers[sb].size;
+	const int fixed = t->opt.fixed_error_scaling;
+	int32_t e8 = 0;
+	fqt_status st = FQT_OK;
+	fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
+	if (fqt_input_error_bound(job) > (uint64_t)INT32_MAX) {
+		fqt_input_error_exact_s8(job, ex - FQT_ERROR_FOLD_BITS + job->p, fixed, out, &e8);
+	} else if (v->op == FQT_OP_CONV_2D) {
+		st = fqt_conv2d_backward_input_s8(&v->params.conv, &v->input_dims, &v->filter_dims,
+						  v->weights, v->weight_scales,
+						  v->weight_scale_count, &v->output_dims, job->e,
+						  ex, job->kept, job->n_kept, fixed, out, &e8,
+						  scratch, size);
+	} else if (v->op == FQT_OP_DEPTHWISE_CONV_2D) {
+		st = fqt_depthwise_conv2d_backward_input_s8(
+			&v->params.conv, &v->input_dims, &v->filter_dims, v->weights,
+			v->weight_scales, v->weight_scale_count, &v->output_dims, job->e, ex,
+			job->kept, job->n_kept, fixed, out, &e8, scratch, size);
+	} else {
+		st = fqt_fully_connected_backward_input_s8(
+			job->e, v->output_depth, (int32_t)v->input_elements, v->weights,
+			v->weight_scales, v->weight_scale_count, ex, job->kept, job->n_kept, fixed,
+			out, &e8, scratch, size);
+	}
+	fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 1);
+	if (st == FQT_OK) {
+		lean_delivered(t, b, out, e8, v->input_elements);
+	}
+	return st;
+}
+
 static fqt_status input_error(fqt_trainer *t, uint32_t li, const fqt_layer_view *v,
 			      const int8_t *e, int32_t ex, const uint16_t *kept, int32_t n_kept)
 {
-	int32_t *acc = (int32_t *)(void *)fqt_train_buffer(t, t->acc_buf[li]);
+	int32_t *acc = t->acc_buf[li] >= 0
+			       ? (int32_t *)(void *)fqt_train_buffer(t, t->acc_buf[li])
+			       : NULL;
 	const int32_t in_buf = v->input_buffer[0];
 	const fqt_input_error_job job = {
 		.kind = v->op == FQT_OP_CONV_2D		  ? FQT_INPUT_ERROR_CONV2D
@@ -183,6 +250,9 @@ static fqt_status input_error(fqt_trainer *t, uint32_t li, const fqt_layer_view 
 		.n_kept = n_kept,
 		.in_count = (int32_t)v->input_elements,
 	};
+	if (t->ie_buf[li] >= 0) {
+		return input_error_lean(t, li, v, &job, ex); /* the lean plan's int8 path */
+	}
 	fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
 	if (fqt_input_error_bound(&job) > (uint64_t)INT32_MAX) {
 		int32_t base = ex - FQT_ERROR_FOLD_BITS + job.p;
@@ -292,16 +362,23 @@ fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac)
 		}
 		fqt_status st;
 		if (t->acc_buf[li] < 0) {
-			/* No int32 scratch planned (train_plan.c pool_error_direct): the pool is
-			 * the input's only consumer and its windows are disjoint. */
+			/* No int32 scratch planned (train_plan.c pool_error_direct): the pool's
+			 * windows are disjoint, and it is the input's only consumer (default
+			 * plan) or writes a later delivery into tmp_buf (lean). */
+			int8_t *out = lean_target(t, li, bi);
+			int32_t e8 = 0;
+			if (out == NULL) {
+				return FQT_ERR_STATE;
+			}
 			fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 0);
 			st = fqt_pool2d_backward_s8(
 				&v->params.pool, v->op == FQT_OP_AVERAGE_POOL_2D, &v->input_dims,
 				(const int8_t *)fqt_train_buffer(t, bi), &v->output_dims, e, ex,
-				t->opt.fixed_error_scaling,
-				(int8_t *)fqt_train_buffer(t, t->err_buf[bi]), &t->err_exp[bi]);
+				t->opt.fixed_error_scaling, out, &e8);
 			fqt_train_mark(t, FQT_PHASE_INPUT_ERROR, (int32_t)li, 1);
-			t->has_err[bi] = st == FQT_OK;
+			if (st == FQT_OK) {
+				lean_delivered(t, bi, out, e8, v->input_elements);
+			}
 			return st;
 		}
 		int32_t *acc = (int32_t *)(void *)fqt_train_buffer(t, t->acc_buf[li]);

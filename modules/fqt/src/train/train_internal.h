@@ -11,6 +11,13 @@
  * 2n-1-li (plan.py training_buffers). */
 #define FQT_BW_STEP(n, li) ((uint16_t)(2u * (uint32_t)(n) - 1u - (uint32_t)(li)))
 
+/* The lean plan's phases of a step (plan.py PHASE_*): step s, phase f -> 4 s + f. */
+#define FQT_PHASES 4u
+#define FQT_PLAN_PHASE_MASK 0u
+#define FQT_PLAN_PHASE_SELECT 1u
+#define FQT_PLAN_PHASE_WGRAD 2u
+#define FQT_PLAN_PHASE_IERR 3u
+
 /* The bytes of training-plan buffer b in the arena. */
 static inline uint8_t *fqt_train_buffer(const fqt_trainer *t, int32_t b)
 {
@@ -28,7 +35,8 @@ static inline void fqt_train_mark(const fqt_trainer *t, fqt_train_phase phase, i
 
 /* train/train_plan.c: decode every layer into t->views, then lay out the training plan
  * (t->buffers, err_buf, acc_buf, sel_buf, arena_bytes) and the params bytes. */
-fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *model, uint64_t trainable_mask);
+fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *model, uint64_t trainable_mask,
+				int lean);
 
 /* train/backward.c: the backward of layer li for a sample whose kept fraction is frac. */
 fqt_status fqt_train_backward_layer(fqt_trainer *t, uint32_t li, int32_t frac);

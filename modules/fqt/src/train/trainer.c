@@ -136,12 +136,12 @@ fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
 	    (params == NULL && params_size > 0u) || opt->batch < 1u || opt->lambda_q15 < 0 ||
 	    opt->lambda_q15 > FQT_Q15_ONE || !(opt->lr > 0.0f) || !isfinite(opt->lr) ||
 	    opt->update_rule > FQT_UPDATE_SGD || opt->loss > FQT_LOSS_MSE ||
-	    opt->learn_ranges > 1u) {
+	    opt->learn_ranges > 1u || opt->lean_memory > 1u) {
 		return FQT_ERR_ARGUMENT;
 	}
 	memset(t, 0, sizeof(*t));
 	const fqt_model *m = session->model;
-	fqt_status st = fqt_train_plan_build(t, m, trainable_mask);
+	fqt_status st = fqt_train_plan_build(t, m, trainable_mask, opt->lean_memory);
 	if (st != FQT_OK) {
 		return st;
 	}
