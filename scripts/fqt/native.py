@@ -370,6 +370,8 @@ class _TrainOptions(ctypes.Structure):
         ("learn_ranges", ctypes.c_uint8),
         ("partial_fixed", ctypes.c_uint8),
         ("keep_classifier", ctypes.c_uint8),
+        ("grad_state", ctypes.c_uint8),
+        ("grad_nearest", ctypes.c_uint8),
         ("phase_hook", ctypes.c_void_p),  # fqt_train_phase_hook, NULL here
         ("phase_ctx", ctypes.c_void_p),
     ]
@@ -405,6 +407,7 @@ _U32 = ctypes.POINTER(ctypes.c_uint32)
 _TRAIN_SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "fqt_trainer_struct_size": (ctypes.c_size_t, []),
     "fqt_trainer_memory": (ctypes.c_int, [_P, _P, ctypes.c_uint64, _SZ, _SZ]),
+    "fqt_trainer_memory_grad": (ctypes.c_int, [_P, _P, ctypes.c_uint64, ctypes.c_uint32, _SZ, _SZ]),
     "fqt_trainer_init": (
         ctypes.c_int,
         [_P, _P, _P, ctypes.c_size_t, ctypes.c_uint64, ctypes.POINTER(_TrainOptions)],
@@ -433,17 +436,25 @@ def _train_library(library: str | Path | None = None) -> ctypes.CDLL:
     return lib
 
 
-def training_memory(blob: bytes, trainable: set[int], library=None) -> tuple[int, int]:
-    """(arena bytes, params bytes) the C trainer needs for `trainable` (layer indices)."""
+# TrainConfig.grad_state -> fqt_train_options.grad_state (FQT_GRAD_STATE_*)
+GRAD_STATE_CODES = {"int32": 0, "int16": 1, "int8": 2}
+
+
+def training_memory(
+    blob: bytes, trainable: set[int], library=None, grad_state: str = "int32"
+) -> tuple[int, int]:
+    """(arena bytes, params bytes) the C trainer needs for `trainable` (layer indices)
+    with the gradient state `grad_state`."""
     lib = _train_library(library)
     eng = NativeEngine(blob, library=library)
     _keep, ptr = _aligned_zeros(lib.fqt_trainer_struct_size())  # alive across the call
     arena, params = ctypes.c_size_t(), ctypes.c_size_t()
     mask = sum(1 << li for li in trainable)
-    status = lib.fqt_trainer_memory(
-        ptr, eng._model_ptr, mask, ctypes.byref(arena), ctypes.byref(params)
-    )
-    eng._check(status, "fqt_trainer_memory")
+    status = lib.fqt_trainer_memory_grad(
+        ptr, eng._model_ptr, mask, GRAD_STATE_CODES[grad_state], ctypes.byref(arena),
+        ctypes.byref(params),
+    )  # fmt: skip
+    eng._check(status, "fqt_trainer_memory_grad")
     return int(arena.value), int(params.value)
 
 
@@ -479,7 +490,9 @@ class NativeTrainer:
         self._lib = _train_library(library)
         lib = self._lib
         blob = write_blob(model, set(self.trainable))
-        self.arena_bytes, self.params_bytes = training_memory(blob, set(self.trainable), library)
+        self.arena_bytes, self.params_bytes = training_memory(
+            blob, set(self.trainable), library, self.config.grad_state
+        )
         probe = NativeEngine(blob, library=library)
         self.engine = NativeEngine(
             blob, arena_size=max(probe.required_arena_size, self.arena_bytes), library=library
@@ -503,6 +516,8 @@ class NativeTrainer:
             learn_ranges=int(bool(getattr(c, "learn_ranges", False))),
             partial_fixed=int(c.partial_mode == "fixed"),
             keep_classifier=int(bool(c.keep_classifier)),
+            grad_state=GRAD_STATE_CODES[c.grad_state],
+            grad_nearest=int(c.grad_rounding == "nearest"),
         )
         self._mask = sum(1 << li for li in self.trainable)
         eng = self.engine

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .golden.grad_state import state_params_bytes
 from .ir import Activation, Model, OpType
 
 ALIGN = 4
@@ -172,14 +173,53 @@ def with_scratch(peak: int, scratch: int) -> int:
     return align(peak) + scratch if scratch else peak
 
 
-def params_bytes(model: Model, li: int) -> int:
+def params_bytes(model: Model, li: int, grad_state: str = "int32") -> int:
     """RAM a trainable layer takes in the params pool."""
     layer = model.layers[li]
     n_weights = model.tensors[layer.inputs[1]].num_elements
     n_out = out_channels(model, li)
     weights_ram = align(n_weights) + 4 * n_out  # int8 weights + int32 bias
-    gradients = 4 * n_weights + 4 * n_out  # int32 accumulators over the mini-batch
+    # accumulators over the mini-batch: int32, or int16 / int8 rows with a per-channel
+    # exponent (docs/training-semantics.md 4.1), and the int32 bias sums
+    gradients = state_params_bytes(n_weights, n_out, grad_state)
     return weights_ram + gradients + PER_CHANNEL_STATE_BYTES * n_out
+
+
+def grad_rows_bytes(model: Model, li: int, chunk: int) -> int:
+    """A narrow gradient state's per-sample int32 rows of `chunk` channels of layer li:
+    weight rows then biases (train_plan.c grad_rows_bytes)."""
+    n_out = out_channels(model, li)
+    row = model.tensors[model.layers[li].inputs[1]].num_elements // n_out
+    return 4 * chunk * (row + 1)
+
+
+def grad_rows_buffers(
+    model: Model, trainable: set[int], bufs: list[Buffer], grad_state: str
+) -> dict[int, int]:
+    """With a narrow gradient state, append to `bufs` per trainable layer (increasing
+    index) the arena rows its weight-gradient kernels write one sample's int32 gradients
+    into (live at its backward step), of the most channels that leave the peak of the
+    plan without these rows unchanged (binary search over 1..n_out, n_out tried first),
+    else 1 channel (train_plan.c grad_rows_buffers). Returns layer -> channels."""
+    if grad_state == "int32" or not trainable:
+        return {}
+    n = len(model.layers)
+    base = greedy_plan(bufs)
+    chunks: dict[int, int] = {}
+    for li in sorted(trainable):
+        s = 2 * n - 1 - li
+        n_out = out_channels(model, li)
+        ok, bad = 0, n_out + 1
+        while bad - ok > 1:
+            mid = n_out if bad == n_out + 1 else ok + (bad - ok) // 2
+            trial = [*bufs, Buffer(f"grad{li}", grad_rows_bytes(model, li, mid), s, s)]
+            if greedy_plan(trial) <= base:
+                ok = mid
+            else:
+                bad = mid
+        chunks[li] = max(ok, 1)
+        bufs.append(Buffer(f"grad{li}", grad_rows_bytes(model, li, chunks[li]), s, s))
+    return chunks
 
 
 @dataclass
@@ -190,6 +230,8 @@ class Plan:
     trainable: list[int]
     inference_buffers: list[Buffer] = field(default_factory=list)
     training_buffers: list[Buffer] = field(default_factory=list)
+    grad_state: str = "int32"
+    grad_chunks: dict[int, int] = field(default_factory=dict)  # narrow: rows per layer
 
     @property
     def training_total(self) -> int:
@@ -297,15 +339,16 @@ def training_buffers(model: Model, trainable: set[int]) -> list[Buffer]:
     return bufs
 
 
-def plan_memory(model: Model, trainable: set[int] | None = None) -> Plan:
+def plan_memory(model: Model, trainable: set[int] | None = None, grad_state: str = "int32") -> Plan:
     trainable = set(trainable or ())
     inf = inference_buffers(model)
     scratch = model_scratch(model)
     inf_peak = with_scratch(greedy_plan(inf), scratch)
     tr = training_buffers(model, trainable)
+    chunks = grad_rows_buffers(model, trainable, tr, grad_state)
     tr_peak = with_scratch(greedy_plan(tr), scratch) if trainable else 0
-    params = sum(params_bytes(model, li) for li in trainable)
-    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr)
+    params = sum(params_bytes(model, li, grad_state) for li in trainable)
+    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr, grad_state, chunks)
 
 
 def default_trainable(model: Model) -> set[int]:
@@ -359,7 +402,9 @@ def layer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
                 "weight_bytes": weight_bytes(model, li),
                 "activation_bytes": out.nbytes,
                 "trainable": li in plan.trainable,
-                "params_ram_bytes": params_bytes(model, li) if li in plan.trainable else 0,
+                "params_ram_bytes": (
+                    params_bytes(model, li, plan.grad_state) if li in plan.trainable else 0
+                ),
             }
         )
     return rows

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "fqt/kernels.h"
 #include "fqt/trainer.h"
 
 /* Training step of layer li's backward: the forward runs steps 0..n-1, the backward
@@ -24,6 +25,34 @@ static inline void fqt_train_mark(const fqt_trainer *t, fqt_train_phase phase, i
 	if (t->opt.phase_hook != NULL) {
 		t->opt.phase_hook(t->opt.phase_ctx, phase, layer, end);
 	}
+}
+
+/* train/grad_state.c: the gradient state (docs/training-semantics.md 4, 4.1). */
+#define FQT_GRAD_EXP_EMPTY INT32_MIN /* a narrow channel no sample reached in this batch */
+uint32_t fqt_grad_state_bytes(uint32_t grad_state);
+/* The state's params bytes of a layer: rows (4-byte aligned), int32 bias sums and, narrow,
+ * an int32 exponent per channel (plan.py params_bytes). */
+uint32_t fqt_grad_state_params_bytes(uint32_t grad_state, uint32_t n_weights, uint32_t n_out);
+/* Zero the accumulator (narrow: every channel empty); count = 0. */
+void fqt_grad_state_reset(fqt_train_layer *L);
+/* Merge one sample's int32 rows of the kept channels kept[0..n_kept) (inside the sink's
+ * chunk), of exponent e, into the narrow state; nearest: no stochastic rounding. */
+void fqt_grad_state_merge(fqt_train_layer *L, const fqt_grad_sink *s, const uint16_t *kept,
+			  int32_t n_kept, int32_t e, int nearest);
+
+/* The accumulated value i (channel-major) and channel c's exponent, either state. */
+static inline int64_t fqt_grad_state_value(const fqt_train_layer *L, size_t i)
+{
+	if (L->acc_w != NULL) {
+		return L->acc_w[i];
+	}
+	return L->grad_bytes == 2u ? ((const int16_t *)L->acc_n)[i]
+				   : ((const int8_t *)L->acc_n)[i];
+}
+
+static inline int32_t fqt_grad_state_exp(const fqt_train_layer *L, int32_t c)
+{
+	return L->acc_w != NULL ? L->grad_exp : L->grad_exps[c];
 }
 
 /* train/train_plan.c: decode every layer into t->views, then lay out the training plan

@@ -18,14 +18,20 @@ static uint32_t align4(uint32_t n)
 	return (n + 3u) & ~3u;
 }
 
-/* int8 weights, int32 bias, int32 weight and bias accumulators, and per channel
- * multiplier, shift, scale, EMA mean and std (train/trainer.c lays them out). */
-static uint32_t layer_params_bytes(const fqt_layer_view *v)
+static uint32_t layer_weights(const fqt_layer_view *v)
 {
-	const uint32_t n_weights = (uint32_t)v->filter_dims.n * (uint32_t)v->filter_dims.h *
-				   (uint32_t)v->filter_dims.w * (uint32_t)v->filter_dims.c;
+	return (uint32_t)v->filter_dims.n * (uint32_t)v->filter_dims.h *
+	       (uint32_t)v->filter_dims.w * (uint32_t)v->filter_dims.c;
+}
+
+/* int8 weights, int32 bias, the gradient state (train/grad_state.c), and per channel
+ * multiplier, shift, scale, EMA mean and std (train/trainer.c lays them out). */
+static uint32_t layer_params_bytes(const fqt_layer_view *v, uint32_t grad_state)
+{
+	const uint32_t n_weights = layer_weights(v);
 	const uint32_t n_out = (uint32_t)v->output_depth;
-	return align4(n_weights) + 4u * n_out + 4u * n_weights + 4u * n_out + 20u * n_out;
+	return align4(n_weights) + 4u * n_out +
+	       fqt_grad_state_params_bytes(grad_state, n_weights, n_out) + 20u * n_out;
 }
 
 /* The weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D (the kernels'
@@ -68,7 +74,7 @@ static fqt_status choose_layers(fqt_trainer *t, const fqt_model *m, uint64_t mas
 			return FQT_ERR_UNSUPPORTED;
 		}
 		t->slot_of_layer[l] = (int8_t)n_train++;
-		params += layer_params_bytes(&t->views[l]);
+		params += layer_params_bytes(&t->views[l], t->opt.grad_state);
 	}
 	if ((n < 64u && (mask >> n) != 0u) || first < 0) {
 		return FQT_ERR_ARGUMENT;
@@ -125,6 +131,63 @@ static int pool_error_direct(const fqt_trainer *t, const fqt_model *m, uint32_t 
 			   (t->views[l].input_buffer[1] == v->input_buffer[0]);
 	}
 	return readers == 1;
+}
+
+/* Bytes of a narrow gradient state's per-sample rows of `chunk` channels: int32 weight
+ * rows, then the biases (plan.py grad_rows_bytes). */
+static uint32_t grad_rows_bytes(const fqt_layer_view *v, uint32_t chunk)
+{
+	const uint32_t row = layer_weights(v) / (uint32_t)v->output_depth;
+	return 4u * chunk * (row + 1u);
+}
+
+/* plan.py grad_rows_buffers: with a narrow gradient state, each trainable layer (in
+ * increasing index) gets an arena buffer of per-sample int32 rows for its backward step,
+ * of the most channels (a binary search over 1..n_out) that leave the peak of the plan
+ * without these rows unchanged, else 1 channel. */
+static fqt_status grad_rows_buffers(fqt_trainer *t, const fqt_model *m, size_t *count)
+{
+	if (t->opt.grad_state == FQT_GRAD_STATE_INT32) {
+		return FQT_OK;
+	}
+	const uint32_t n = m->layer_count;
+	uint32_t base = 0;
+	fqt_status st = fqt_greedy_plan(t->buffers, *count, &base);
+	for (uint32_t li = t->first_bw; li < n && st == FQT_OK; ++li) {
+		if (t->slot_of_layer[li] < 0) {
+			continue;
+		}
+		if (*count + 1u > FQT_TRAIN_MAX_BUFFERS) {
+			return FQT_ERR_UNSUPPORTED;
+		}
+		const fqt_layer_view *v = &t->views[li];
+		fqt_plan_buffer *b = &t->buffers[*count];
+		*b = (fqt_plan_buffer){.size = 0u,
+				       .first = FQT_BW_STEP(n, li),
+				       .last = FQT_BW_STEP(n, li),
+				       .tensor = (uint16_t)v->output_tensor};
+		uint32_t ok = 0; /* the largest chunk known to fit (0: none yet) */
+		uint32_t bad = (uint32_t)v->output_depth + 1u; /* the smallest known not to */
+		while (bad - ok > 1u && st == FQT_OK) {
+			const uint32_t mid = bad == (uint32_t)v->output_depth + 1u
+						     ? (uint32_t)v->output_depth
+						     : ok + (bad - ok) / 2u;
+			uint32_t peak = 0;
+			b->size = grad_rows_bytes(v, mid);
+			st = fqt_greedy_plan(t->buffers, *count + 1u, &peak);
+			if (peak <= base) {
+				ok = mid;
+			} else {
+				bad = mid;
+			}
+		}
+		fqt_train_layer *L = &t->layers[t->slot_of_layer[li]];
+		L->chunk = ok > 0u ? (int32_t)ok : 1;
+		L->rows_buf = (int16_t)*count;
+		b->size = grad_rows_bytes(v, (uint32_t)L->chunk);
+		++*count;
+	}
+	return st;
 }
 
 fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mask)
@@ -200,6 +263,10 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 								.tensor = (uint16_t)v->output_tensor};
 		}
 	}
+	st = grad_rows_buffers(t, m, &count);
+	if (st != FQT_OK) {
+		return st;
+	}
 	t->buffer_count = (uint16_t)count;
 	uint32_t peak = 0;
 	st = fqt_greedy_plan(t->buffers, count, &peak);
@@ -219,9 +286,19 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 fqt_status fqt_trainer_memory(fqt_trainer *scratch, const fqt_model *model,
 			      uint64_t trainable_mask, size_t *arena_bytes, size_t *params_bytes)
 {
-	if (scratch == NULL || model == NULL || arena_bytes == NULL || params_bytes == NULL) {
+	return fqt_trainer_memory_grad(scratch, model, trainable_mask, FQT_GRAD_STATE_INT32,
+				       arena_bytes, params_bytes);
+}
+
+fqt_status fqt_trainer_memory_grad(fqt_trainer *scratch, const fqt_model *model,
+				   uint64_t trainable_mask, uint32_t grad_state,
+				   size_t *arena_bytes, size_t *params_bytes)
+{
+	if (scratch == NULL || model == NULL || arena_bytes == NULL || params_bytes == NULL ||
+	    grad_state > FQT_GRAD_STATE_INT8) {
 		return FQT_ERR_ARGUMENT;
 	}
+	scratch->opt.grad_state = (uint8_t)grad_state;
 	const fqt_status st = fqt_train_plan_build(scratch, model, trainable_mask);
 	if (st != FQT_OK) {
 		return st;

@@ -50,9 +50,9 @@ static size_t weight_index(const fqt_train_layer *L, int dw, int32_t c, int32_t 
 
 static int channel_zero(const fqt_train_layer *L, int32_t c)
 {
-	const int32_t *a = L->acc_w + (size_t)c * (size_t)L->row;
+	const size_t at = (size_t)c * (size_t)L->row;
 	for (int32_t k = 0; k < L->row; ++k) {
-		if (a[k] != 0) {
+		if (fqt_grad_state_value(L, at + (size_t)k) != 0) {
 			return 0;
 		}
 	}
@@ -98,8 +98,10 @@ static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, f
 	if (channel_zero(L, c) || (!sgd && !(L->sd[c] > 0.0f))) {
 		return;
 	}
-	const float unit = ldexpf(s_in, L->grad_exp);
-	const float unit_b = ldexpf(1.0f, L->grad_exp);
+	/* the layer's exponent, or the channel's (narrow gradient state, section 4.1) */
+	const int32_t g_exp = fqt_grad_state_exp(L, c);
+	const float unit = ldexpf(s_in, g_exp);
+	const float unit_b = ldexpf(1.0f, g_exp);
 	const float s_w = L->per_channel ? L->scale[c] : L->scale[0];
 	float lr_sd;
 	if (sgd) {
@@ -125,7 +127,7 @@ static int64_t new_u(const fqt_train_layer *L, int dw, int32_t c, int32_t k, con
 	if (!r->updated) {
 		return u;
 	}
-	const int64_t a = L->acc_w[(size_t)c * (size_t)L->row + (size_t)k];
+	const int64_t a = fqt_grad_state_value(L, (size_t)c * (size_t)L->row + (size_t)k);
 	u = u - fqt_rdbpot64(a * (int64_t)r->wm, 31 - r->wsh) + r->b_fx;
 	return clamp_s64(u, FQT_U_LIMIT);
 }
@@ -175,10 +177,10 @@ static float new_scale(int64_t m, float s_w)
 	return (float)m * s_w / 8323072.0f;
 }
 
-/* The gradient's per-channel mean and std in real units (unit = s_in * 2^grad_exp per
- * accumulator step), from 15-bit-rounded integer sums, then float32, folded into the EMA
- * (section 7). */
-static void update_moments(const fqt_trainer *t, fqt_train_layer *L, float unit)
+/* The gradient's per-channel mean and std in real units (unit = s_in * 2^G per
+ * accumulator step, G the layer's or the channel's exponent), from 15-bit-rounded integer
+ * sums, then float32, folded into the EMA (section 7). */
+static void update_moments(const fqt_trainer *t, fqt_train_layer *L, float s_in)
 {
 	const float a = t->opt.alpha_norm;
 	const float b = 1.0f - a;
@@ -186,10 +188,11 @@ static void update_moments(const fqt_trainer *t, fqt_train_layer *L, float unit)
 		if (channel_zero(L, c)) {
 			continue;
 		}
-		const int32_t *row = L->acc_w + (size_t)c * (size_t)L->row;
+		const size_t at = (size_t)c * (size_t)L->row;
+		const float unit = ldexpf(s_in, fqt_grad_state_exp(L, c));
 		uint64_t mx = 0;
 		for (int32_t k = 0; k < L->row; ++k) {
-			const int64_t v = row[k];
+			const int64_t v = fqt_grad_state_value(L, at + (size_t)k);
 			const uint64_t av = (uint64_t)(v < 0 ? -v : v);
 			mx = av > mx ? av : mx;
 		}
@@ -198,7 +201,7 @@ static void update_moments(const fqt_trainer *t, fqt_train_layer *L, float unit)
 		int64_t s1 = 0;
 		int64_t s2 = 0;
 		for (int32_t k = 0; k < L->row; ++k) {
-			const int64_t v = fqt_rdbpot64(row[k], s);
+			const int64_t v = fqt_rdbpot64(fqt_grad_state_value(L, at + (size_t)k), s);
 			s1 += v;
 			s2 += v * v;
 		}
@@ -234,7 +237,7 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 	const int dw = v->op == FQT_OP_DEPTHWISE_CONV_2D;
 	const float s_in = v->input_scale;
 	if (t->opt.update_rule != FQT_UPDATE_SGD) {
-		update_moments(t, L, ldexpf(s_in, L->grad_exp));
+		update_moments(t, L, s_in);
 	}
 	/* new weights, requantized */
 	channel_rule r;
@@ -278,10 +281,7 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 		}
 	}
 	fqt_train_layer_multipliers(v, L->scale, L->per_channel, L->mult, L->shift);
-	memset(L->acc_w, 0, 4u * (size_t)L->n_weights);
-	memset(L->acc_b, 0, 4u * (size_t)L->n_out);
-	L->grad_exp = 0;
-	L->count = 0;
+	fqt_grad_state_reset(L);
 }
 
 static void write_f32(uint8_t *p, float f)
