@@ -66,6 +66,7 @@ typedef struct fqt_train_config {
 	uint8_t partial_fixed;     /* 1: every sample keeps lambda_min (fixed budget) */
 	uint8_t update_rule;       /* FQT_UPDATE_SGD (the shell's default) or _STANDARDIZED */
 	uint8_t schedule;          /* FQT_SCHEDULE_COSINE (the shell's default) or _CONSTANT */
+	uint8_t grad_state;        /* FQT_GRAD_STATE_* (fqt/trainer.h): int32, int16, int8 */
 } fqt_train_config;
 
 typedef struct fqt_train_step_result {
@@ -84,11 +85,12 @@ typedef struct fqt_trainer_ops {
 	/* Optional: epoch `epoch` (1-based) of `epochs` starts (the lr schedule's step). */
 	fqt_status (*begin_epoch)(void *ctx, uint32_t epoch, uint32_t epochs);
 	fqt_status (*end)(void *ctx);
-	/* Optional: the arena and params bytes training `model` with `trainable_mask` needs,
-	 * and the params bytes the trainer has, so a refusal can say by how many bytes the
-	 * pools fall short. */
+	/* Optional: the arena and params bytes training `model` with `trainable_mask` and
+	 * gradient state `grad_state` needs, and the params bytes the trainer has, so a
+	 * refusal can say by how many bytes the pools fall short. */
 	fqt_status (*memory)(void *ctx, const fqt_model *model, uint64_t trainable_mask,
-			     size_t *arena_bytes, size_t *params_bytes, size_t *params_capacity);
+			     uint32_t grad_state, size_t *arena_bytes, size_t *params_bytes,
+			     size_t *params_capacity);
 	void *ctx;
 } fqt_trainer_ops;
 

@@ -247,13 +247,13 @@ static void train_end(fqt_service *svc)
 
 /* Training needs more than inference: say by how many bytes a pool falls short. */
 static int train_memory_short(fqt_service *svc, const fqt_service_output *out,
-			      const fqt_model *m, uint64_t trainable_mask)
+			      const fqt_model *m, uint64_t trainable_mask, uint32_t grad_state)
 {
 	size_t arena_need = 0u, params_need = 0u, params_have = 0u;
 	const fqt_trainer_ops *t = svc->cfg.trainer;
 
-	if (t->memory == NULL || t->memory(t->ctx, m, trainable_mask, &arena_need, &params_need,
-					   &params_have) != FQT_OK) {
+	if (t->memory == NULL || t->memory(t->ctx, m, trainable_mask, grad_state, &arena_need,
+					   &params_need, &params_have) != FQT_OK) {
 		return 0; /* begin() still checks, with a less precise message */
 	}
 	if (arena_need > svc->cfg.arena_size) {
@@ -311,9 +311,10 @@ static int train_stop(fqt_service *svc, const fqt_service_output *out)
 	return 0;
 }
 
-/* One option word of `train start` (partial mode, update rule, lr schedule) into `c`:
- * returns its kind's bit, or 0 for a word that is no option (a positional argument). The
- * words never look like a positional value (numbers, `last`, `all`, `i,j`). */
+/* One option word of `train start` (partial mode, update rule, lr schedule, gradient state
+ * of docs/training-semantics.md 4.1) into `c`: returns its kind's bit, or 0 for a word that
+ * is no option (a positional argument). No word looks like a positional (numbers, `last`,
+ * `all`, `i,j`). */
 static unsigned int train_option(const char *w, fqt_train_config *c)
 {
 	if (strcmp(w, "dynamic") == 0 || strcmp(w, "fixed") == 0) {
@@ -327,6 +328,10 @@ static unsigned int train_option(const char *w, fqt_train_config *c)
 	if (strcmp(w, "cosine") == 0 || strcmp(w, "constant") == 0) {
 		c->schedule = w[2] == 's' ? FQT_SCHEDULE_COSINE : FQT_SCHEDULE_CONSTANT;
 		return 4u;
+	}
+	if (strcmp(w, "int32") == 0 || strcmp(w, "int16") == 0 || strcmp(w, "int8") == 0) {
+		c->grad_state = w[3] == '3' ? 0u : (w[3] == '1' ? 1u : 2u); /* FQT_GRAD_STATE_* */
+		return 8u;
 	}
 	return 0u;
 }
@@ -342,9 +347,8 @@ static int split_train_args(fqt_service *svc, const fqt_service_output *out, int
 		const unsigned int kind = train_option(argv[i], c);
 		if (kind == 0u) {
 			if (*n_pos == TRAIN_POSITIONALS) {
-				fqt_svc_say(svc, out, "err argument '%s': not an option (partial "
-						      "dynamic|fixed, update sgd|standardized, "
-						      "schedule cosine|constant)", argv[i]);
+				fqt_svc_say(svc, out, "err argument '%s': not an option (fqt help "
+						      "lists the option words)", argv[i]);
 				return -1;
 			}
 			pos[(*n_pos)++] = argv[i];
@@ -386,7 +390,7 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 	/* The product's default: plain SGD with a cosine schedule (docs/training-semantics.md
 	 * 7.1, 7.2); lr 0 until parsed: the rule's default lr then. */
 	fqt_train_config c = {1u, 0u, 32u, 1000000u, 0u, 0u, 0u, FQT_UPDATE_SGD,
-			      FQT_SCHEDULE_COSINE};
+			      FQT_SCHEDULE_COSINE, 0u};
 	const char *pos[TRAIN_POSITIONALS];
 	int n = 0;
 	if (split_train_args(svc, out, argc, argv, &c, pos, &n) != 0 ||
@@ -419,7 +423,7 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 		return -1;
 	}
 	fqt_model *m = fqt_svc_active_model(svc);
-	if (train_memory_short(svc, out, m, c.trainable_mask)) {
+	if (train_memory_short(svc, out, m, c.trainable_mask, c.grad_state)) {
 		return -1;
 	}
 	fqt_status st = svc->cfg.trainer->begin(svc->cfg.trainer->ctx, &svc->session, m,
@@ -463,10 +467,9 @@ int fqt_svc_cmd_train(fqt_service *svc, int argc, char **argv, const fqt_service
 	if (argc == 2 && strcmp(argv[1], "stop") == 0) {
 		return train_stop(svc, out);
 	}
-	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 11) {
-		fqt_svc_say(svc, out,
-			    "err usage: fqt train start [epochs lr batch lambda_min seed trainable] "
-			    "[dynamic|fixed] [sgd|standardized] [cosine|constant] | stop | status");
+	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 12) {
+		fqt_svc_say(svc, out, "err usage: fqt train start [epochs lr batch lambda_min seed "
+				      "trainable] [option words, see fqt help] | stop | status");
 		return -1;
 	}
 	return train_start(svc, argc, argv, out);

@@ -18,6 +18,7 @@ static fqt_status st_begin(void *ctx, fqt_session *session, fqt_model *model, ui
 	opt.seed = config->seed;
 	opt.partial_fixed = config->partial_fixed;
 	opt.update_rule = config->update_rule;
+	opt.grad_state = config->grad_state;
 	st->schedule.lr = opt.lr;
 	st->schedule.kind = config->schedule;
 	fqt_status s = fqt_trainer_init(&st->trainer, session, st->params, st->params_size,
@@ -71,14 +72,15 @@ static fqt_status st_end(void *ctx)
 }
 
 static fqt_status st_memory(void *ctx, const fqt_model *model, uint64_t trainable_mask,
-			    size_t *arena_bytes, size_t *params_bytes, size_t *params_capacity)
+			    uint32_t grad_state, size_t *arena_bytes, size_t *params_bytes,
+			    size_t *params_capacity)
 {
 	fqt_service_trainer *st = (fqt_service_trainer *)ctx;
 	*params_capacity = st->params_size;
 	/* The trainer struct doubles as the query's scratch: no job runs while one asks. */
 	return st->active ? FQT_ERR_STATE
-			  : fqt_trainer_memory(&st->trainer, model, trainable_mask, arena_bytes,
-					       params_bytes);
+			  : fqt_trainer_memory_grad(&st->trainer, model, trainable_mask, grad_state,
+						    arena_bytes, params_bytes);
 }
 
 fqt_status fqt_service_trainer_init(fqt_service_trainer *st, void *params, size_t params_size,
