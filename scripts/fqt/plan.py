@@ -198,27 +198,36 @@ def grad_rows_buffers(
 ) -> dict[int, int]:
     """With a narrow gradient state, append to `bufs` per trainable layer (increasing
     index) the arena rows its weight-gradient kernels write one sample's int32 gradients
-    into (live at its backward step), of the most channels that leave the peak of the
-    plan without these rows unchanged (binary search over 1..n_out, n_out tried first),
-    else 1 channel (train_plan.c grad_rows_buffers). Returns layer -> channels."""
+    into (live at its backward step), of the most channels (binary search over 1..n_out,
+    n_out tried first) whose peak stays within the plan's so far, or within that of one
+    channel when even one raises it (train_plan.c grad_rows_buffers). More channels per
+    kernel call: fewer calls, each rebuilding its own transposed input.
+    Returns layer -> channels."""
     if grad_state == "int32" or not trainable:
         return {}
     n = len(model.layers)
-    base = greedy_plan(bufs)
+    cur = greedy_plan(bufs)
     chunks: dict[int, int] = {}
     for li in sorted(trainable):
         s = 2 * n - 1 - li
         n_out = out_channels(model, li)
-        ok, bad = 0, n_out + 1
+
+        def peak(chunk: int, li: int = li, s: int = s) -> int:
+            return greedy_plan(
+                [*bufs, Buffer(f"grad{li}", grad_rows_bytes(model, li, chunk), s, s)]
+            )
+
+        limit = max(cur, peak(1))
+        ok, bad = 1, n_out + 1
         while bad - ok > 1:
             mid = n_out if bad == n_out + 1 else ok + (bad - ok) // 2
-            trial = [*bufs, Buffer(f"grad{li}", grad_rows_bytes(model, li, mid), s, s)]
-            if greedy_plan(trial) <= base:
+            if peak(mid) <= limit:
                 ok = mid
             else:
                 bad = mid
-        chunks[li] = max(ok, 1)
-        bufs.append(Buffer(f"grad{li}", grad_rows_bytes(model, li, chunks[li]), s, s))
+        chunks[li] = ok
+        bufs.append(Buffer(f"grad{li}", grad_rows_bytes(model, li, ok), s, s))
+        cur = greedy_plan(bufs)
     return chunks
 
 

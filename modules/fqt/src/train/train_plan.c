@@ -141,18 +141,31 @@ static uint32_t grad_rows_bytes(const fqt_layer_view *v, uint32_t chunk)
 	return 4u * chunk * (row + 1u);
 }
 
+/* The greedy peak of the first count buffers with the last one holding `chunk` rows. */
+static uint32_t peak_with(fqt_trainer *t, size_t count, const fqt_layer_view *v, uint32_t chunk,
+			  fqt_status *st)
+{
+	uint32_t peak = 0;
+	t->buffers[count - 1u].size = grad_rows_bytes(v, chunk);
+	if (*st == FQT_OK) {
+		*st = fqt_greedy_plan(t->buffers, count, &peak);
+	}
+	return peak;
+}
+
 /* plan.py grad_rows_buffers: with a narrow gradient state, each trainable layer (in
  * increasing index) gets an arena buffer of per-sample int32 rows for its backward step,
- * of the most channels (a binary search over 1..n_out) that leave the peak of the plan
- * without these rows unchanged, else 1 channel. */
+ * of the most channels (a binary search over 1..n_out, n_out first) whose peak stays
+ * within the plan's so far, or within that of one channel when even one raises it. More
+ * channels per kernel call: fewer calls, each rebuilding its own transposed input. */
 static fqt_status grad_rows_buffers(fqt_trainer *t, const fqt_model *m, size_t *count)
 {
 	if (t->opt.grad_state == FQT_GRAD_STATE_INT32) {
 		return FQT_OK;
 	}
 	const uint32_t n = m->layer_count;
-	uint32_t base = 0;
-	fqt_status st = fqt_greedy_plan(t->buffers, *count, &base);
+	uint32_t cur = 0;
+	fqt_status st = fqt_greedy_plan(t->buffers, *count, &cur);
 	for (uint32_t li = t->first_bw; li < n && st == FQT_OK; ++li) {
 		if (t->slot_of_layer[li] < 0) {
 			continue;
@@ -161,31 +174,29 @@ static fqt_status grad_rows_buffers(fqt_trainer *t, const fqt_model *m, size_t *
 			return FQT_ERR_UNSUPPORTED;
 		}
 		const fqt_layer_view *v = &t->views[li];
-		fqt_plan_buffer *b = &t->buffers[*count];
-		*b = (fqt_plan_buffer){.size = 0u,
-				       .first = FQT_BW_STEP(n, li),
-				       .last = FQT_BW_STEP(n, li),
-				       .tensor = (uint16_t)v->output_tensor};
-		uint32_t ok = 0; /* the largest chunk known to fit (0: none yet) */
-		uint32_t bad = (uint32_t)v->output_depth + 1u; /* the smallest known not to */
+		const size_t k = *count + 1u;
+		t->buffers[*count] = (fqt_plan_buffer){.size = 0u,
+						       .first = FQT_BW_STEP(n, li),
+						       .last = FQT_BW_STEP(n, li),
+						       .tensor = (uint16_t)v->output_tensor};
+		const uint32_t one = peak_with(t, k, v, 1u, &st);
+		const uint32_t limit = one > cur ? one : cur;
+		const uint32_t n_out = (uint32_t)v->output_depth;
+		uint32_t ok = 1u;         /* the largest chunk known to fit */
+		uint32_t bad = n_out + 1u; /* the smallest known not to */
 		while (bad - ok > 1u && st == FQT_OK) {
-			const uint32_t mid = bad == (uint32_t)v->output_depth + 1u
-						     ? (uint32_t)v->output_depth
-						     : ok + (bad - ok) / 2u;
-			uint32_t peak = 0;
-			b->size = grad_rows_bytes(v, mid);
-			st = fqt_greedy_plan(t->buffers, *count + 1u, &peak);
-			if (peak <= base) {
+			const uint32_t mid = bad == n_out + 1u ? n_out : ok + (bad - ok) / 2u;
+			if (peak_with(t, k, v, mid, &st) <= limit) {
 				ok = mid;
 			} else {
 				bad = mid;
 			}
 		}
 		fqt_train_layer *L = &t->layers[t->slot_of_layer[li]];
-		L->chunk = ok > 0u ? (int32_t)ok : 1;
+		L->chunk = (int32_t)ok;
 		L->rows_buf = (int16_t)*count;
-		b->size = grad_rows_bytes(v, (uint32_t)L->chunk);
-		++*count;
+		cur = peak_with(t, k, v, ok, &st);
+		*count = k;
 	}
 	return st;
 }
