@@ -11,6 +11,7 @@ typedef struct fqt_bench_config {
 	uint32_t seed;
 	uint32_t lr_micro;   /* learning rate * 1e6 */
 	uint64_t trainable_mask;
+	uint32_t grad_state; /* FQT_GRAD_STATE_* */
 } fqt_bench_config;
 
 extern uint8_t fqt_bench_blob[];

@@ -179,8 +179,8 @@ static int inference(void)
 static int train(void)
 {
 	size_t arena_need, params_need;
-	fqt_status st = fqt_trainer_memory(&trainer, &model, fqt_bench.trainable_mask,
-					   &arena_need, &params_need);
+	fqt_status st = fqt_trainer_memory_grad(&trainer, &model, fqt_bench.trainable_mask,
+						fqt_bench.grad_state, &arena_need, &params_need);
 	if (st != FQT_OK) {
 		return fail("trainer_memory", st);
 	}
@@ -193,6 +193,7 @@ static int train(void)
 	opt.lr = (float)fqt_bench.lr_micro / 1e6f;
 	opt.batch = fqt_bench.batch;
 	opt.seed = fqt_bench.seed;
+	opt.grad_state = (uint8_t)fqt_bench.grad_state;
 	opt.phase_hook = phase_hook;
 	st = fqt_trainer_init(&trainer, &session, fqt_bench_params, fqt_bench_params_size,
 			      fqt_bench.trainable_mask, &opt);

@@ -146,3 +146,16 @@ void fqt_grad_state_merge(fqt_train_layer *L, const fqt_grad_sink *s, const uint
 		merge_channel(L, c, fqt_grad_row(s, c), *fqt_grad_bias(s, c), e, rng);
 	}
 }
+
+const int32_t *fqt_grad_state_row(const fqt_trainer *t, const fqt_train_layer *L, int32_t c)
+{
+	const size_t at = (size_t)c * (size_t)L->row;
+	if (L->acc_w != NULL) {
+		return L->acc_w + at;
+	}
+	int32_t *row = (int32_t *)(void *)fqt_train_buffer(t, L->rows_buf);
+	for (size_t k = 0; k < (size_t)L->row; ++k) {
+		row[k] = (int32_t)stored(L, at + k);
+	}
+	return row;
+}

@@ -40,16 +40,12 @@ void fqt_grad_state_reset(fqt_train_layer *L);
 void fqt_grad_state_merge(fqt_train_layer *L, const fqt_grad_sink *s, const uint16_t *kept,
 			  int32_t n_kept, int32_t e, int nearest);
 
-/* The accumulated value i (channel-major) and channel c's exponent, either state. */
-static inline int64_t fqt_grad_state_value(const fqt_train_layer *L, size_t i)
-{
-	if (L->acc_w != NULL) {
-		return L->acc_w[i];
-	}
-	return L->grad_bytes == 2u ? ((const int16_t *)L->acc_n)[i]
-				   : ((const int8_t *)L->acc_n)[i];
-}
+/* Channel c's accumulator row as int32 for the update (train/update.c): the int32 state's
+ * own row, or a narrow row widened into the layer's per-sample rows buffer (dead between
+ * samples; it holds at least one row), valid until the next call for this layer. */
+const int32_t *fqt_grad_state_row(const fqt_trainer *t, const fqt_train_layer *L, int32_t c);
 
+/* Channel c's exponent G, either state. */
 static inline int32_t fqt_grad_state_exp(const fqt_train_layer *L, int32_t c)
 {
 	return L->acc_w != NULL ? L->grad_exp : L->grad_exps[c];
