@@ -399,7 +399,15 @@ def test_digits_epochs_all_layers(digits, opts, native_lib) -> None:  # noqa: F8
         assert n_acc > 0.8
 
 
-@pytest.mark.parametrize("extra", [[], ["--learn-ranges", "--update", "sgd", "--lr", "0.3"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--learn-ranges", "--update", "sgd", "--lr", "0.3"],
+        ["--grad-state", "int8", "--update", "sgd", "--lr", "0.3"],  # section 4.1
+        ["--grad-state", "int16", "--grad-rounding", "nearest"],
+    ],
+)
 def test_fqt_train_native_tflm(
     digits,
     tmp_path: Path,
@@ -438,7 +446,7 @@ def test_fqt_train_native_tflm(
 
     trained = load_tflite(out)
     prepare(trained)
-    if extra:  # the export carries the learned activation quantization
+    if "--learn-ranges" in extra:  # the export carries the learned activation quantization
         src = load_tflite(DIGITS)
         moved = [t.name for t, s in zip(trained.tensors, src.tensors, strict=True)
                  if not t.is_const and t.quant.scale[0] != s.quant.scale[0]]  # fmt: skip

@@ -297,7 +297,7 @@ def run_train(args: argparse.Namespace) -> int:
         {"model": Path(args.model).stem, "board": args.board or "host", "engine": args.engine,
          "epochs": args.epochs, "lr": args.lr, "batch": args.batch, "update": args.update,
          "lambda_min": args.lambda_min, "trainable": ",".join(map(str, trainer.trainable)),
-         "samples": len(xs)}
+         "samples": len(xs), "grad_state": args.grad_state}
     )  # fmt: skip
     stem = str(Path(args.output).with_suffix(""))
     if args.log is None:
