@@ -89,6 +89,64 @@ static inline int64_t round_sum(int64_t s, int r, uint32_t *rng)
 	return floor_shift(s, r) + (d < (frac & 0xFFFF) ? 1 : 0);
 }
 
+/* The same in int32 (r <= 24, |s| < 2^31): the fast path when every term fits. */
+static inline int32_t floor_shift32(int32_t x, int n)
+{
+	return x < 0 ? ~(~x >> n) : x >> n;
+}
+
+static inline int32_t round_sum32(int32_t s, int r, uint32_t *rng)
+{
+	if (rng == NULL) {
+		const int32_t mask = (int32_t)((1u << r) - 1u);
+		const int32_t threshold = (mask >> 1) + (s < 0 ? 1 : 0);
+		return floor_shift32(s, r) + ((s & mask) > threshold ? 1 : 0);
+	}
+	const int32_t frac = r >= 16 ? floor_shift32(s, r - 16) : (int32_t)((uint32_t)s << (16 - r));
+	const int32_t d = (int32_t)(fqt_prng_next(rng) >> 16);
+	return floor_shift32(s, r) + (d < (frac & 0xFFFF) ? 1 : 0);
+}
+
+static inline uint32_t abs32(int32_t v)
+{
+	return v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+}
+
+/* A channel's merge where both terms, shifted left (by sa, sg >= 0), stay below 2^30: the
+ * sums fit int32, the same values as the int64 path with half the work on a 32-bit core.
+ * Returns r, or -1 when it does not apply. bl(max |x|) is taken as bl(OR of |x|). */
+static int merge_row32(fqt_train_layer *L, size_t at, const int32_t *g, int empty, int sa,
+		       int sg, int bits, int rb, uint32_t *rng)
+{
+	const size_t k_n = (size_t)L->row;
+	uint32_t mg = 0;
+	for (size_t k = 0; k < k_n; ++k) {
+		mg |= abs32(g[k]);
+	}
+	if (sa < 0 || sg < 0 || fqt_bit_length64(mg) + sg > 30 || bits + sa > 30) {
+		return -1;
+	}
+	const int16_t *a16 = L->grad_bytes == 2u ? (const int16_t *)L->acc_n + at : NULL;
+	const int8_t *a8 = (const int8_t *)L->acc_n + at;
+	uint32_t mx = 0;
+	for (size_t k = 0; k < k_n; ++k) {
+		const int32_t a = empty ? 0 : (a16 != NULL ? a16[k] : a8[k]);
+		mx |= abs32((int32_t)((uint32_t)a << sa) + (int32_t)((uint32_t)g[k] << sg));
+	}
+	int r = fqt_bit_length64(mx) - bits;
+	r = r > rb ? r : rb;
+	r = r > 0 ? r : 0;
+	const int32_t lim = (int32_t)((1u << bits) - 1u);
+	for (size_t k = 0; k < k_n; ++k) {
+		const int32_t a = empty ? 0 : (a16 != NULL ? a16[k] : a8[k]);
+		const int32_t s = (int32_t)((uint32_t)a << sa) + (int32_t)((uint32_t)g[k] << sg);
+		int32_t q = r == 0 ? s : round_sum32(s, r, rng);
+		q = q > lim ? lim : (q < -lim ? -lim : q);
+		store(L, at + k, q);
+	}
+	return r;
+}
+
 /* One channel: stored row (G) + the sample's int32 row g and bias h (E). */
 static void merge_channel(fqt_train_layer *L, int32_t c, const int32_t *g, int32_t h, int32_t e,
 			  uint32_t *rng)
@@ -103,35 +161,38 @@ static void merge_channel(fqt_train_layer *L, int32_t c, const int32_t *g, int32
 		const int32_t hi = gx < e ? e : gx;
 		b = hi - FQT_GRAD_MAX_ALIGN > lo ? hi - FQT_GRAD_MAX_ALIGN : lo;
 	}
-	/* pass 1: the sum's max |value| (the sums are recomputed in pass 2, not stored) */
-	uint64_t mx = 0;
-	for (size_t k = 0; k < k_n; ++k) {
-		int64_t s = align_to(g[k], e, b);
-		if (!empty) {
-			s += align_to(stored(L, at + k), gx, b);
-		}
-		const uint64_t a = abs64(s);
-		mx = a > mx ? a : mx;
-	}
 	int64_t t = align_to(h, e, b);
 	if (!empty) {
 		t += align_to(L->acc_b[c], gx, b);
 	}
 	const int bits = L->grad_bytes == 2u ? 15 : 7;
-	const int64_t lim = ((int64_t)1 << bits) - 1;
-	int r = fqt_bit_length64(mx) - bits;
-	const int rb = fqt_bit_length64(abs64(t)) - 31;
-	r = r > rb ? r : rb;
-	r = r > 0 ? r : 0;
-	/* pass 2: store the rounded sums */
-	for (size_t k = 0; k < k_n; ++k) {
-		int64_t s = align_to(g[k], e, b);
-		if (!empty) {
-			s += align_to(stored(L, at + k), gx, b);
+	const int rb = fqt_bit_length64(abs64(t)) - 31; /* the bias sum must fit int32 too */
+	int r = merge_row32(L, at, g, empty, empty ? 0 : gx - b, e - b, bits, rb, rng);
+	if (r < 0) {
+		/* pass 1: the sum's max |value| (the sums are recomputed in pass 2, not stored) */
+		uint64_t mx = 0;
+		for (size_t k = 0; k < k_n; ++k) {
+			int64_t s = align_to(g[k], e, b);
+			if (!empty) {
+				s += align_to(stored(L, at + k), gx, b);
+			}
+			const uint64_t a = abs64(s);
+			mx = a > mx ? a : mx;
 		}
-		int64_t q = r == 0 ? s : round_sum(s, r, rng);
-		q = q > lim ? lim : (q < -lim ? -lim : q);
-		store(L, at + k, q);
+		const int64_t lim = ((int64_t)1 << bits) - 1;
+		r = fqt_bit_length64(mx) - bits;
+		r = r > rb ? r : rb;
+		r = r > 0 ? r : 0;
+		/* pass 2: store the rounded sums */
+		for (size_t k = 0; k < k_n; ++k) {
+			int64_t s = align_to(g[k], e, b);
+			if (!empty) {
+				s += align_to(stored(L, at + k), gx, b);
+			}
+			int64_t q = r == 0 ? s : round_sum(s, r, rng);
+			q = q > lim ? lim : (q < -lim ? -lim : q);
+			store(L, at + k, q);
+		}
 	}
 	L->acc_b[c] = (int32_t)fqt_sat32_64(fqt_rdbpot64(t, r));
 	L->grad_exps[c] = b + r;
