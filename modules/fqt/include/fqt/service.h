@@ -34,8 +34,9 @@ extern "C" {
 /* A reply or frame line: a frame holds twice FQT_FRAME_MAX_PAYLOAD (fqt/config.h) hex digits
  * plus ~40 characters, which the shell's line buffer must hold too. */
 #define FQT_SERVICE_LINE_MAX (2u * FQT_FRAME_MAX_PAYLOAD + 64u)
-/* Most words in one command line (fqt_service_dispatch_line). */
-#define FQT_SERVICE_MAX_ARGS 12
+/* Most words in one command line (fqt_service_dispatch_line), one more than the longest
+ * command: `train start` with its 6 positionals and 4 option words. */
+#define FQT_SERVICE_MAX_ARGS 13
 
 /* ---- output ------------------------------------------------------------------------ */
 /* Called once per reply line (no trailing newline). */
