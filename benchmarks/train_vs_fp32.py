@@ -140,6 +140,12 @@ Array = np.ndarray
 # golden trainer: tests/python/test_native_train.py) or "golden" (the Python reference).
 ENGINES = ("native", "golden")
 ENGINE = "native"  # main() sets it from --engine
+# The int8 trainer's gradient state (docs/training-semantics.md 4.1): every int8 run and the
+# RAM figures use it; main() sets it from --grad-state.
+GRAD_STATE = "int32"
+# The training memory plan (plan.MEMORY_PLANS; the same bits, so only the RAM figures
+# change); main() sets it from --memory.
+MEMORY = "default"
 
 
 # ---------------------------------------------------------------------------------------
@@ -580,7 +586,7 @@ def run_fqt(
         raise ValueError(f"engine {engine!r}: choose from {ENGINES}")
     m = suffix_model(task.fresh_model(), data.start)
     trainable = {li - data.start for li in task.trainable}
-    merged = {**INT8_DEFAULT, **opts}
+    merged = {"grad_state": GRAD_STATE, "memory": MEMORY, **INT8_DEFAULT, **opts}
     cfg = TrainConfig(lr=lr, batch=task.batch, seed=seed, **merged)
     t0 = time.time()
     tr: Trainer | NativeTrainer = (
@@ -843,7 +849,7 @@ class Memory:
 
 
 def fqt_training_memory(m: Model, trainable: set[int]) -> Memory:
-    p = plan_memory(m, trainable)
+    p = plan_memory(m, trainable, MEMORY, GRAD_STATE)
     return Memory(p.training_arena, p.training_params)
 
 
@@ -852,7 +858,9 @@ def native_training_memory(m: Model, trainable: set[int]) -> Memory:
     from fqt.blob import write_blob
     from fqt.native import training_memory
 
-    arena, params = training_memory(write_blob(m, set(trainable)), set(trainable))
+    arena, params = training_memory(
+        write_blob(m, set(trainable)), set(trainable), memory=MEMORY, grad_state=GRAD_STATE
+    )
     return Memory(arena, params)
 
 
@@ -1276,6 +1284,18 @@ def main(argv: list[str] | None = None) -> int:
         default=ENGINES[0],
         help="int8 trainer: the C engine (native) or the Python golden model",
     )
+    ap.add_argument(
+        "--grad-state",
+        choices=("int32", "int16", "int8"),
+        default="int32",
+        help="the int8 trainer's gradient accumulator (docs/training-semantics.md 4.1)",
+    )
+    ap.add_argument(
+        "--memory",
+        choices=("default", "lean"),
+        default="default",
+        help="the training memory plan (docs/memory-plan.md: lean, less arena, same bits)",
+    )
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     args = ap.parse_args(argv)
     try:
@@ -1289,11 +1309,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     seeds = SEEDS[: max(1, args.seeds)]
-    global ENGINE
+    global ENGINE, GRAD_STATE, MEMORY
     ENGINE = args.engine
+    GRAD_STATE = args.grad_state
+    MEMORY = args.memory
     mode = "quick" if args.quick else "full"
     print(f"fqt train_vs_fp32 ({mode} mode); seeds: split {SPLIT_SEED}, model {MODEL_SEED}, "
-          f"train {seeds}; torch {torch.__version__}; int8 engine {ENGINE}")  # fmt: skip
+          f"train {seeds}; torch {torch.__version__}; int8 engine {ENGINE}, gradient "
+          f"state {GRAD_STATE}, memory plan {MEMORY}")  # fmt: skip
     print(f"targets: int8 within {TARGET_GAP_POINTS} point of plain-SGD fp32 and "
           f"{TARGET_TUNED_GAP_POINTS} of tuned fp32 (mean of the seeds); training RAM <= "
           f"{100 * TARGET_RAM_RATIO:.0f} % of fp32; backward MACs at lambda_min 0.1 <= "
@@ -1301,7 +1324,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     meta = {
         "commit": git_commit(), "engine": ENGINE, "mode": mode, "seeds": list(seeds),
-        "torch": torch.__version__, "partial": args.partial,
+        "torch": torch.__version__, "partial": args.partial, "grad_state": GRAD_STATE,
+        "memory": MEMORY,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }  # fmt: skip
     print(f"commit {meta['commit']}")
@@ -1326,10 +1350,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  [{task.name}] {time.time() - t0:.0f} s", flush=True)
         text = report(results, skipped)  # after every task, so a long run leaves figures
         OUT_DIR.mkdir(parents=True, exist_ok=True)
-        (OUT_DIR / f"train_vs_fp32_{mode}.txt").write_text(text + "\n")
+        stem = f"train_vs_fp32_{mode}" + ("" if GRAD_STATE == "int32" else f"_{GRAD_STATE}")
+        stem += "" if MEMORY == "default" else f"_{MEMORY}"
+        (OUT_DIR / f"{stem}.txt").write_text(text + "\n")
         meta["seconds"] = round(time.time() - t_start)
         summary = json.dumps(json_summary(results, meta), indent=1) + "\n"
-        (OUT_DIR / f"train_vs_fp32_{mode}.json").write_text(summary)
+        (OUT_DIR / f"{stem}.json").write_text(summary)
         if args.json:
             Path(args.json).write_text(summary)
     if not results:

@@ -12,6 +12,7 @@ typedef struct fqt_bench_config {
 	uint32_t lr_micro;   /* learning rate * 1e6 */
 	uint64_t trainable_mask;
 	uint8_t lean_memory; /* fqt_train_options.lean_memory */
+	uint32_t grad_state; /* FQT_GRAD_STATE_* */
 } fqt_bench_config;
 
 extern uint8_t fqt_bench_blob[];

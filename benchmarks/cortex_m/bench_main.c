@@ -182,6 +182,7 @@ static int train(void)
 	fqt_train_options opt;
 	fqt_train_options_default(&opt);
 	opt.lean_memory = fqt_bench.lean_memory;
+	opt.grad_state = (uint8_t)fqt_bench.grad_state;
 	fqt_status st = fqt_trainer_memory_with(&trainer, &model, fqt_bench.trainable_mask, &opt,
 						&arena_need, &params_need);
 	if (st != FQT_OK) {
@@ -194,6 +195,7 @@ static int train(void)
 	opt.lr = (float)fqt_bench.lr_micro / 1e6f;
 	opt.batch = fqt_bench.batch;
 	opt.seed = fqt_bench.seed;
+	opt.grad_state = (uint8_t)fqt_bench.grad_state;
 	opt.phase_hook = phase_hook;
 	st = fqt_trainer_init(&trainer, &session, fqt_bench_params, fqt_bench_params_size,
 			      fqt_bench.trainable_mask, &opt);

@@ -33,13 +33,14 @@ set(FQT_RUNTIME_SOURCES
   ${FQT_CORE_DIR}/src/runtime/layer_ops.c
   ${FQT_CORE_DIR}/src/runtime/session.c
 )
-# train/ (docs/training-semantics.md): the trainer and its plan, backward, update, loss,
-# partial updates, the PRNG, the learning-rate schedule.
+# train/ (docs/training-semantics.md): the trainer and its plan, backward, gradient state,
+# update, loss, partial updates, the PRNG, the learning-rate schedule.
 set(FQT_TRAIN_SOURCES
   ${FQT_CORE_DIR}/src/train/trainer.c
   ${FQT_CORE_DIR}/src/train/train_plan.c
   ${FQT_CORE_DIR}/src/train/backward.c
   ${FQT_CORE_DIR}/src/train/update.c
+  ${FQT_CORE_DIR}/src/train/grad_state.c
   ${FQT_CORE_DIR}/src/train/loss.c
   ${FQT_CORE_DIR}/src/train/partial.c
   ${FQT_CORE_DIR}/src/train/prng.c

@@ -371,6 +371,8 @@ class _TrainOptions(ctypes.Structure):
         ("partial_fixed", ctypes.c_uint8),
         ("keep_classifier", ctypes.c_uint8),
         ("lean_memory", ctypes.c_uint8),
+        ("grad_state", ctypes.c_uint8),
+        ("grad_nearest", ctypes.c_uint8),
         ("phase_hook", ctypes.c_void_p),  # fqt_train_phase_hook, NULL here
         ("phase_ctx", ctypes.c_void_p),
     ]
@@ -439,11 +441,16 @@ def _train_library(library: str | Path | None = None) -> ctypes.CDLL:
     return lib
 
 
+# TrainConfig.grad_state -> fqt_train_options.grad_state (FQT_GRAD_STATE_*)
+GRAD_STATE_CODES = {"int32": 0, "int16": 1, "int8": 2}
+
+
 def training_memory(
-    blob: bytes, trainable: set[int], library=None, memory: str = "default"
-) -> tuple[int, int]:
+    blob: bytes, trainable: set[int], library=None, memory: str = "default",
+    grad_state: str = "int32",
+) -> tuple[int, int]:  # fmt: skip
     """(arena bytes, params bytes) the C trainer needs for `trainable` (layer indices) with
-    the memory plan `memory` (plan.MEMORY_PLANS)."""
+    the memory plan `memory` (plan.MEMORY_PLANS) and the gradient state `grad_state`."""
     lib = _train_library(library)
     eng = NativeEngine(blob, library=library)
     _keep, ptr = _aligned_zeros(lib.fqt_trainer_struct_size())  # alive across the call
@@ -452,6 +459,7 @@ def training_memory(
     opt = _TrainOptions()
     lib.fqt_train_options_default(ctypes.byref(opt))
     opt.lean_memory = int(memory == "lean")
+    opt.grad_state = GRAD_STATE_CODES[grad_state]
     status = lib.fqt_trainer_memory_with(
         ptr, eng._model_ptr, mask, ctypes.byref(opt), ctypes.byref(arena), ctypes.byref(params)
     )
@@ -493,7 +501,7 @@ class NativeTrainer:
         blob = write_blob(model, set(self.trainable))
         memory = getattr(self.config, "memory", "default")
         self.arena_bytes, self.params_bytes = training_memory(
-            blob, set(self.trainable), library, memory
+            blob, set(self.trainable), library, memory, self.config.grad_state
         )
         probe = NativeEngine(blob, library=library)
         self.engine = NativeEngine(
@@ -519,6 +527,8 @@ class NativeTrainer:
             partial_fixed=int(c.partial_mode == "fixed"),
             keep_classifier=int(bool(c.keep_classifier)),
             lean_memory=int(memory == "lean"),
+            grad_state=GRAD_STATE_CODES[c.grad_state],
+            grad_nearest=int(c.grad_rounding == "nearest"),
         )
         self._mask = sum(1 << li for li in self.trainable)
         eng = self.engine

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .golden.grad_state import state_params_bytes
 from .ir import Activation, Model, OpType
 
 ALIGN = 4
@@ -204,18 +205,67 @@ def weights_ram_bytes(model: Model, li: int) -> int:
     return align(n_weights) + 4 * out_channels(model, li)
 
 
-def gradient_state_bytes(model: Model, li: int) -> int:
-    """A trainable layer's gradient state in the params pool: the int32 accumulators over
-    the mini-batch (acc_w, acc_b) and the per-channel state (multiplier, shift, weight
-    scale, EMA mean and std)."""
+def gradient_state_bytes(model: Model, li: int, grad_state: str = "int32") -> int:
+    """A trainable layer's gradient state in the params pool: the accumulators over the
+    mini-batch (int32, or int16 / int8 rows with a per-channel exponent, docs/training-
+    semantics.md 4.1, and the int32 bias sums) and the per-channel state (multiplier,
+    shift, weight scale, EMA mean and std)."""
     n_weights = model.tensors[model.layers[li].inputs[1]].num_elements
     n_out = out_channels(model, li)
-    return 4 * n_weights + 4 * n_out + PER_CHANNEL_STATE_BYTES * n_out
+    return state_params_bytes(n_weights, n_out, grad_state) + PER_CHANNEL_STATE_BYTES * n_out
 
 
-def params_bytes(model: Model, li: int) -> int:
+def params_bytes(model: Model, li: int, grad_state: str = "int32") -> int:
     """RAM a trainable layer takes in the params pool."""
-    return weights_ram_bytes(model, li) + gradient_state_bytes(model, li)
+    return weights_ram_bytes(model, li) + gradient_state_bytes(model, li, grad_state)
+
+
+def grad_rows_bytes(model: Model, li: int, chunk: int) -> int:
+    """A narrow gradient state's per-sample int32 rows of `chunk` channels of layer li:
+    weight rows then biases (train_plan.c grad_rows_bytes)."""
+    n_out = out_channels(model, li)
+    row = model.tensors[model.layers[li].inputs[1]].num_elements // n_out
+    return 4 * chunk * (row + 1)
+
+
+def grad_rows_buffers(
+    model: Model, trainable: set[int], bufs: list[Buffer], grad_state: str,
+    memory: str = "default",
+) -> dict[int, int]:  # fmt: skip
+    """With a narrow gradient state, append to `bufs` per trainable layer (increasing
+    index) the arena rows its weight-gradient kernels write one sample's int32 gradients
+    into (live at its backward step), of the most channels (binary search over 1..n_out,
+    n_out tried first) whose peak stays within the plan's so far, or within that of one
+    channel when even one raises it (train_plan.c grad_rows_buffers). More channels per
+    kernel call: fewer calls, each rebuilding its own transposed input.
+    Returns layer -> channels."""
+    if grad_state == "int32" or not trainable:
+        return {}
+    n = len(model.layers)
+    cur = greedy_plan(bufs)
+    chunks: dict[int, int] = {}
+    for li in sorted(trainable):
+        s = 2 * n - 1 - li  # the weight-gradient phase of its backward step in the lean plan
+        s = PHASES * s + PHASE_WGRAD if memory == "lean" else s
+        n_out = out_channels(model, li)
+
+        def peak(chunk: int, li: int = li, s: int = s) -> int:
+            return greedy_plan(
+                [*bufs, Buffer(f"grad{li}", grad_rows_bytes(model, li, chunk), s, s, layer=li)]
+            )
+
+        limit = max(cur, peak(1))
+        ok, bad = 1, n_out + 1
+        while bad - ok > 1:
+            mid = n_out if bad == n_out + 1 else ok + (bad - ok) // 2
+            if peak(mid) <= limit:
+                ok = mid
+            else:
+                bad = mid
+        chunks[li] = ok
+        bufs.append(Buffer(f"grad{li}", grad_rows_bytes(model, li, ok), s, s, layer=li))
+        cur = greedy_plan(bufs)
+    return chunks
 
 
 @dataclass
@@ -227,6 +277,8 @@ class Plan:
     inference_buffers: list[Buffer] = field(default_factory=list)
     training_buffers: list[Buffer] = field(default_factory=list)
     memory: str = "default"
+    grad_state: str = "int32"
+    grad_chunks: dict[int, int] = field(default_factory=dict)  # narrow: rows per layer
 
     @property
     def training_total(self) -> int:
@@ -442,15 +494,21 @@ def step_name(model: Model, step: int, memory: str = "default") -> str:
     return f"fw{step}{phase}" if step < n else f"bw{2 * n - 1 - step}{phase}"
 
 
-def plan_memory(model: Model, trainable: set[int] | None = None, memory: str = "default") -> Plan:
+def plan_memory(
+    model: Model,
+    trainable: set[int] | None = None,
+    memory: str = "default",
+    grad_state: str = "int32",
+) -> Plan:
     trainable = set(trainable or ())
     inf = inference_buffers(model)
     scratch = model_scratch(model)
     inf_peak = with_scratch(greedy_plan(inf), scratch)
     tr = training_buffers(model, trainable, memory)
+    chunks = grad_rows_buffers(model, trainable, tr, grad_state, memory)
     tr_peak = with_scratch(greedy_plan(tr), scratch) if trainable else 0
-    params = sum(params_bytes(model, li) for li in trainable)
-    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr, memory)
+    params = sum(params_bytes(model, li, grad_state) for li in trainable)
+    return Plan(inf_peak, tr_peak, params, sorted(trainable), inf, tr, memory, grad_state, chunks)
 
 
 @dataclass
@@ -551,7 +609,7 @@ def layer_breakdown(model: Model, plan: Plan) -> list[dict[str, int]]:
     rows = [dict.fromkeys(BREAKDOWN_KINDS, 0) for _ in model.layers]
     for li in plan.trainable:
         rows[li]["weights"] = weights_ram_bytes(model, li)
-        rows[li]["gradient_state"] = gradient_state_bytes(model, li)
+        rows[li]["gradient_state"] = gradient_state_bytes(model, li, plan.grad_state)
     for b in plan.training_buffers if plan.trainable else []:
         size = align(b.size)
         if b.kind == "act":
@@ -580,7 +638,7 @@ def layer_table(model: Model, plan: Plan) -> list[dict[str, object]]:
                 "weight_bytes": weight_bytes(model, li),
                 "activation_bytes": out.nbytes,
                 "trainable": trainable,
-                "params_ram_bytes": params_bytes(model, li) if trainable else 0,
+                "params_ram_bytes": params_bytes(model, li, plan.grad_state) if trainable else 0,
                 # weights and biases the update changes (the fp32 analogue's 4 B each)
                 "trainable_weights": (
                     model.tensors[layer.inputs[1]].num_elements + out_channels(model, li)

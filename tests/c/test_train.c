@@ -130,8 +130,101 @@ static void test_softmax_params_without_double(void)
 	CHECK_EQ_INT(bad, 0);
 }
 
+/* The narrow gradient state's merge (docs/training-semantics.md 4.1) on hand-worked rows:
+ * an int8 layer of 2 channels x 3 weights. */
+static void test_grad_state_merge(void)
+{
+	int8_t rows[6] = {0};
+	int32_t bias[2] = {0};
+	int32_t exps[2];
+	fqt_train_layer L;
+	memset(&L, 0, sizeof(L));
+	L.n_out = 2;
+	L.row = 3;
+	L.n_weights = 6;
+	L.acc_n = rows;
+	L.acc_b = bias;
+	L.grad_exps = exps;
+	L.grad_bytes = 1;
+	fqt_grad_state_reset(&L);
+	CHECK_EQ_INT(exps[0], FQT_GRAD_EXP_EMPTY);
+	CHECK_EQ_INT(exps[1], FQT_GRAD_EXP_EMPTY);
+	/* per-sample rows of channel 1 only (a chunk from base 1): sink rows [1][3], bias [1] */
+	int32_t g[3] = {300, -5, 0};
+	int32_t h = 1000;
+	fqt_grad_sink s = {g, &h, 3, FQT_GRAD_FIRST, 0, 1};
+	const uint16_t one = 1;
+	/* empty: B = E = -3; max 300 needs r = 2: 75, -1 (-1.25), 0; bias 250; G = -1 */
+	fqt_grad_state_merge(&L, &s, &one, 1, -3, 1);
+	CHECK_EQ_INT(rows[3], 75);
+	CHECK_EQ_INT(rows[4], -1);
+	CHECK_EQ_INT(rows[5], 0);
+	CHECK_EQ_INT(bias[1], 250);
+	CHECK_EQ_INT(exps[1], -1);
+	CHECK_EQ_INT(exps[0], FQT_GRAD_EXP_EMPTY); /* not kept: untouched */
+	CHECK_EQ_INT(rows[0], 0);
+	/* same exponent: S = {75 - 300, -1 + 8, 0 + 4} = {-225, 7, 4}, r = 1, nearest half
+	 * away from zero: -113, 4, 2; bias (250 - 1000) / 2 = -375; G = 0 */
+	g[0] = -300;
+	g[1] = 8;
+	g[2] = 4;
+	h = -1000;
+	fqt_grad_state_merge(&L, &s, &one, 1, -1, 1);
+	CHECK_EQ_INT(rows[3], -113);
+	CHECK_EQ_INT(rows[4], 4);
+	CHECK_EQ_INT(rows[5], 2);
+	CHECK_EQ_INT(bias[1], -375);
+	CHECK_EQ_INT(exps[1], 0);
+	/* a gap past 31: stored {100, -100, 1} at -40, sample {1, 2, 3} at 0: B = -31, the
+	 * stored row rounds to 0 (/ 2^9), the sample's is << 31: max 3 * 2^31 needs r = 26:
+	 * {32, 64, 96} at -5 (= {1, 2, 3} exactly); bias 7 / 2^9 -> 0 */
+	rows[3] = 100;
+	rows[4] = -100;
+	rows[5] = 1;
+	bias[1] = 7;
+	exps[1] = -40;
+	g[0] = 1;
+	g[1] = 2;
+	g[2] = 3;
+	h = 0;
+	fqt_grad_state_merge(&L, &s, &one, 1, 0, 1);
+	CHECK_EQ_INT(rows[3], 32);
+	CHECK_EQ_INT(rows[4], 64);
+	CHECK_EQ_INT(rows[5], 96);
+	CHECK_EQ_INT(bias[1], 0);
+	CHECK_EQ_INT(exps[1], -5);
+	/* stochastic, channel 0 empty: {101, 1000, 0}, r = 3; one draw per element from the
+	 * layer's generator (seed 0: 0x510C4619, 0xE02E553E, 0x7BB98F3A): 101 / 8 = 12 + 5/8,
+	 * fraction 5 << 13 = 40960 > 0x510C: 13; 1000 / 8 = 125 exactly; 0 */
+	int32_t g0[3] = {101, 1000, 0};
+	int32_t h0 = 0;
+	fqt_grad_sink s0 = {g0, &h0, 3, FQT_GRAD_FIRST, 0, 0};
+	const uint16_t zero = 0;
+	L.grad_rng = fqt_prng_seed(0);
+	fqt_grad_state_merge(&L, &s0, &zero, 1, 2, 0);
+	CHECK_EQ_INT(rows[0], 13);
+	CHECK_EQ_INT(rows[1], 125);
+	CHECK_EQ_INT(rows[2], 0);
+	CHECK_EQ_INT(exps[0], 5);
+	CHECK_EQ_INT(L.grad_rng, 0x7BB98F3Au);
+	/* the int8 limit: 255 at r = 1 rounds to 128 (nearest), clamped to 127 */
+	g0[0] = 255;
+	g0[1] = 0;
+	g0[2] = -1;
+	exps[0] = FQT_GRAD_EXP_EMPTY;
+	fqt_grad_state_merge(&L, &s0, &zero, 1, 0, 1);
+	CHECK_EQ_INT(rows[0], 127);
+	CHECK_EQ_INT(rows[2], -1); /* -0.5 rounds away from zero */
+	CHECK_EQ_INT(exps[0], 1);
+	/* params: int8 rows 4-aligned + bias sums + exponents; int32: rows + bias sums */
+	CHECK_EQ_INT(fqt_grad_state_params_bytes(FQT_GRAD_STATE_INT8, 6, 2), 8 + 8 + 8);
+	CHECK_EQ_INT(fqt_grad_state_params_bytes(FQT_GRAD_STATE_INT16, 6, 2), 12 + 8 + 8);
+	CHECK_EQ_INT(fqt_grad_state_params_bytes(FQT_GRAD_STATE_INT32, 6, 2), 24 + 8);
+}
+
 int main(void)
 {
+	test_grad_state_merge();
 	test_softmax_params_without_double();
 	test_prng();
 	test_loss();

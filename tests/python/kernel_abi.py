@@ -107,7 +107,7 @@ class SoftmaxParams(ctypes.Structure):
 
 
 class GradSink(ctypes.Structure):
-    """fqt_grad_sink: acc_w channel-major [c][row], acc_b [c]."""
+    """fqt_grad_sink: acc_w channel-major [c - base][row], acc_b [c - base]."""
 
     _fields_ = [
         ("acc_w", POINTER(c_int32)),
@@ -115,6 +115,7 @@ class GradSink(ctypes.Structure):
         ("row", c_int32),
         ("mode", c_int32),
         ("shift", c_int32),
+        ("base", c_int32),
     ]
 
 
@@ -333,7 +334,10 @@ def requant(multiplier: np.ndarray, shift: np.ndarray) -> Requant:
     return Requant(p32(multiplier), p32(shift), len(multiplier))
 
 
-def grad_sink(acc_w: np.ndarray, acc_b: np.ndarray, mode: int, shift: int) -> GradSink:
-    """Sink into acc_w int32 [C, row] and acc_b int32 [C] (kept alive by the caller)."""
+def grad_sink(
+    acc_w: np.ndarray, acc_b: np.ndarray, mode: int, shift: int, base: int = 0
+) -> GradSink:
+    """Sink into acc_w int32 [C, row] and acc_b int32 [C] holding channels base .. base +
+    C - 1 (kept alive by the caller)."""
     assert acc_w.ndim == 2 and acc_b.shape == (acc_w.shape[0],)
-    return GradSink(p32(acc_w), p32(acc_b), acc_w.shape[1], mode, shift)
+    return GradSink(p32(acc_w), p32(acc_b), acc_w.shape[1], mode, shift, base)

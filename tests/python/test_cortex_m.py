@@ -26,15 +26,18 @@ pytestmark = pytest.mark.skipif(
 CONFIGS = [("m4", "simd"), ("m4", "generic"), ("m7", "simd")]
 
 
-@pytest.fixture(scope="module")
-def host():
+@pytest.fixture(scope="module", params=["int32", "int8"])
+def host(request):
     """dscnn_tiny (conv, depthwise, pool, FC): 3 samples, batch 2, so two updates (the
-    second one with valid EMA state), and what the host engine computes for them."""
-    w = bench.workload(FIXTURE_MODELS / "dscnn_tiny.tflite", samples=3, batch=2, seed=4)
-    out = NativeEngine(w.blob).infer(w.inputs[:1]).astype(np.int8).tobytes().hex()
-    tr = NativeTrainer(
-        copy.deepcopy(w.model), set(w.trainable), TrainConfig(lr=w.lr, batch=w.batch, seed=w.seed)
+    second one with valid EMA state), and what the host engine computes for them; with the
+    int32 and the int8 gradient state (docs/training-semantics.md 4.1)."""
+    gs = request.param
+    w = bench.workload(
+        FIXTURE_MODELS / "dscnn_tiny.tflite", samples=3, batch=2, seed=4, grad_state=gs
     )
+    out = NativeEngine(w.blob).infer(w.inputs[:1]).astype(np.int8).tobytes().hex()
+    cfg = TrainConfig(lr=w.lr, batch=w.batch, seed=w.seed, grad_state=gs)
+    tr = NativeTrainer(copy.deepcopy(w.model), set(w.trainable), cfg)
     assert tr.blob == w.blob
     tr.train_step(w.inputs, w.labels)
     tr.flush()

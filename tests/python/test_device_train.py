@@ -178,6 +178,35 @@ def test_train_status_stop_then_full_run(host_device: Path, setup: Setup) -> Non
     assert after > before + 0.3, (before, after)
 
 
+def test_train_int8_grad_state_in_its_smaller_params_pool(host_device: Path, setup: Setup) -> None:
+    """`train start ... int8`: the narrow gradient state (docs/training-semantics.md 4.1)
+    trains in a params pool sized for it, too small for the int32 state (refused with the
+    bytes it is short by)."""
+    s = setup
+    narrow = plan_memory(s.model, {s.head}, grad_state="int8")
+    assert narrow.training_params < s.params
+    arena = max(s.arena, narrow.training_arena)
+    cmd = (
+        f"{host_device} --model {s.blob_file} --arena {arena} --params "
+        f"{narrow.training_params} --samples {RECORD * len(s.y_tr)} --progress-ms 50"
+    )
+    with Device.open(f"cmd:{cmd}", timeout=10.0) as dev:
+        before = _accuracy(dev, s)
+        dev.command("data", "clear")
+        dev.push_samples(s.x_tr, s.y_tr)
+        short = s.params - narrow.training_params
+        with pytest.raises(DeviceError, match=rf"params.*short by {short} bytes"):
+            dev.command("train", "start", 3, "0.3", 32, "1.0", SEED, s.head)
+        with pytest.raises(DeviceError, match=rf"params.*short by {short} bytes"):
+            dev.command("train", "start", 3, "0.3", 32, "1.0", SEED, s.head, "int32")
+        started = dev.command("train", "start", 3, "0.3", 32, "1.0", SEED, s.head, "int8")
+        assert started[0].startswith("train started epochs 3 lr 0.300000"), started
+        lines = list(dev.events_until(("done train",), timeout=30))
+        assert lines[-1] == f"done train epochs 3 samples {3 * len(s.y_tr)}"
+        after = _accuracy(dev, s)
+    assert after > before + 0.3, (before, after)
+
+
 # --- 2. export: TFLM equals the device bit for bit -------------------------------------------
 def test_export_trained_matches_tflm(host_device: Path, setup: Setup) -> None:
     from tflite_micro.python.tflite_micro import runtime
@@ -286,6 +315,8 @@ def _state(dev: Device) -> tuple[dict[str, str], list[str]]:
         (("2", "sgd", "standardized"), "option 'standardized': that kind of option is given"),
         (("2", "cosine", "0.1", "constant"), "option 'constant': that kind of option is given"),
         (("2", "fixed", "dynamic"), "option 'dynamic': that kind of option is given twice"),
+        (("2", "int8", "int16"), "option 'int16': that kind of option is given twice"),
+        (("2", "0.3", "32", "1", "1", "last", "int4"), "argument 'int4': not an option"),
     ],
 )
 def test_bad_train_args_change_nothing(

@@ -29,6 +29,7 @@ from fqt.golden.fully_connected import (
     fully_connected_backward_input,
     fully_connected_backward_weights,
 )
+from fqt.golden.grad_state import EMPTY, NarrowAccumulator, grad_seed
 from fqt.golden.interpreter import infer_batch
 from fqt.golden.loss import softmax_cross_entropy_backward
 from fqt.golden.partial import keep_count, keep_fractions, lambda_q15, select_channels
@@ -296,6 +297,96 @@ def test_xorshift32_and_accumulator() -> None:
     g.add(np.array([[6, 2]]), np.array([0]), -4)  # finer: g / 2
     np.testing.assert_array_equal(g.acc_w, [[14, 8]])
     assert g.exp == -3 and g.count == 3
+
+
+def test_narrow_grad_state_hand_values() -> None:
+    """docs/training-semantics.md 4.1 on the rows tests/c/test_train.c works by hand."""
+    g = NarrowAccumulator(2, 3, "int8", None)
+    kept1 = np.array([False, True])
+    zero = np.zeros(3, np.int64)
+    g.add(np.array([zero, [300, -5, 0]]), np.array([0, 1000]), -3, kept1)
+    np.testing.assert_array_equal(g.acc_w, [[0, 0, 0], [75, -1, 0]])
+    assert (g.acc_b[1], g.exp[1], g.exp[0]) == (250, -1, EMPTY)
+    g.add(np.array([zero, [-300, 8, 4]]), np.array([0, -1000]), -1, kept1)
+    np.testing.assert_array_equal(g.acc_w[1], [-113, 4, 2])
+    assert (g.acc_b[1], g.exp[1], g.count) == (-375, 0, 2)
+    g.acc_w[1], g.acc_b[1], g.exp[1] = [100, -100, 1], 7, -40  # a gap past 31
+    g.add(np.array([zero, [1, 2, 3]]), np.array([0, 0]), 0, kept1)
+    np.testing.assert_array_equal(g.acc_w[1], [32, 64, 96])
+    assert (g.acc_b[1], g.exp[1]) == (0, -5)
+    s = NarrowAccumulator(1, 3, "int8", Xorshift32(0))
+    s.add(np.array([[101, 1000, 0]]), np.array([0]), 2)
+    np.testing.assert_array_equal(s.acc_w, [[13, 125, 0]])
+    assert s.exp[0] == 5 and s.rng is not None and s.rng.state == 0x7BB98F3A
+    assert (
+        grad_seed(0, 0) == 0x9E3779B9 and grad_seed(0xFFFFFFFF, 1) == (2 * 0x9E3779B9 - 1) % 2**32
+    )
+
+
+@pytest.mark.parametrize("state", ["int16", "int8"])
+def test_narrow_grad_state_tracks_the_exact_sum(state: str) -> None:
+    """Merged samples of spread exponents: a[c] * 2^G[c] stays within the rounding of
+    each merge (nearest: half a step of the new exponent per merge) of the exact sum, and
+    each channel's largest value uses the narrow type's top bit."""
+    rng = np.random.default_rng(1)
+    w = 15 if state == "int16" else 7
+    g = NarrowAccumulator(4, 50, state, None)
+    exact = np.zeros((4, 50), object)
+    bound = np.zeros(4)
+    for _ in range(20):
+        e = int(rng.integers(-12, 4))
+        scale = rng.choice([1, 1 << 8, 1 << 20], 4)[:, None]
+        gw = rng.integers(-1000, 1001, (4, 50)) * scale
+        g.add(gw, np.zeros(4, np.int64), e)
+        exact += np.vectorize(lambda v, e=e: v * 2.0**e)(gw.astype(object))
+        bound += 0.5 * 2.0 ** g.exp.astype(float)
+    got = g.acc_w * 2.0 ** g.exp[:, None].astype(float)
+    err = np.abs(got - exact.astype(float)).max(axis=1)
+    assert np.all(err <= bound), (err, bound)
+    top = np.abs(g.acc_w).max(axis=1)
+    assert np.all(top >= 1 << (w - 1)) and np.all(top <= (1 << w) - 1)
+
+
+def test_narrow_stochastic_rounding_is_unbiased() -> None:
+    """The same small gradient merged after a large one: to nearest it is lost (below half
+    a step), stochastically its mean over many generators survives."""
+    means = {}
+    for rounding in ("nearest", "stochastic"):
+        vals = []
+        for seed in range(400):
+            rng = Xorshift32(seed) if rounding == "stochastic" else None
+            g = NarrowAccumulator(1, 2, "int8", rng)
+            g.add(np.array([[127 * 64, 0]]), np.array([0]), 0)  # step 64 from now on
+            for _ in range(8):
+                g.add(np.array([[0, 16]]), np.array([0]), 0)  # a quarter step each
+            vals.append(g.acc_w[0, 1] * 2.0 ** g.exp[0])
+        means[rounding] = float(np.mean(vals))
+    assert means["nearest"] == 0.0
+    assert abs(means["stochastic"] - 8 * 16) < 0.15 * 8 * 16, means
+
+
+@pytest.mark.parametrize("state", ["int16", "int8"])
+def test_narrow_grad_state_trains_the_head(digits, state: str) -> None:
+    """The head of digits_cnn re-initialized trains with a narrow state as with int32
+    (SGD: the batch-mean gradient, section 7.1)."""
+    xtr, ytr, xte, yte = digits
+    accs = {}
+    for gs in ("int32", state):
+        m = _perturbed_digits()
+        cfg = TrainConfig(lr=0.3, batch=16, seed=1, update_rule="sgd", grad_state=gs)
+        t = Trainer(m, {5}, cfg)
+        t.run_epochs(xtr[:640], ytr[:640], 2)
+        accs[gs] = t.evaluate(xte, yte)[0]
+        _check_valid_int8(m, [5])
+    print(f"\nhead, 2 epochs on 640 samples: {accs}")
+    assert accs[state] > 0.8 and accs[state] > accs["int32"] - 0.05, accs
+
+
+def test_grad_state_options_checked() -> None:
+    with pytest.raises(ValueError, match="grad state 'int4'"):
+        TrainConfig(grad_state="int4").check()
+    with pytest.raises(ValueError, match="grad rounding 'up'"):
+        TrainConfig(grad_rounding="up").check()
 
 
 # --- training digits_cnn -----------------------------------------------------------------

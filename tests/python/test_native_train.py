@@ -69,6 +69,32 @@ CONFIGS = {
         batch=4, lambda_min=0.1, seed=12, lr=1.0, update_rule="sgd", partial_mode="fixed"
     ),
     "sr-dyn-b3-lam01-cutclassifier": dict(batch=3, lambda_min=0.1, seed=13, keep_classifier=False),
+    # the narrow gradient state (section 4.1): int16 / int8 rows, per-channel exponents,
+    # merges rounded stochastically or to nearest; with partial updates and learned ranges
+    "int8-sgd-sr-b4": dict(batch=4, seed=14, lr=0.5, update_rule="sgd", grad_state="int8"),
+    "int16-sr-dyn-b3": dict(batch=3, seed=15, grad_state="int16"),
+    "int8-nearest-std-b5-lam05": dict(
+        batch=5, seed=16, lambda_min=0.5, grad_state="int8", grad_rounding="nearest"
+    ),
+    "int16-nearest-sgd-fixed-b2-lam01": dict(
+        batch=2,
+        lr=0.5,
+        update_rule="sgd",
+        error_scaling="fixed",
+        lambda_min=0.1,
+        grad_state="int16",
+        grad_rounding="nearest",
+    ),
+    "int8-ranges-sgd-sr-b3-fixedk": dict(
+        batch=3,
+        seed=17,
+        lr=0.5,
+        update_rule="sgd",
+        learn_ranges=True,
+        lambda_min=0.1,
+        partial_mode="fixed",
+        grad_state="int8",
+    ),
 }
 # Models ending without SOFTMAX: trained with the squared error against int8 targets of the
 # output's shape (section 3.1).
@@ -177,7 +203,7 @@ def test_bit_exact_random_samples(name: str, cfg: str, memory: str, native_lib) 
     if config.lambda_min < 1.0:
         assert native.counters.backward_macs <= native.counters.backward_macs_full
     # The memory plan of the import is what the C trainer asks for.
-    plan = plan_memory(m, trainable, memory)
+    plan = plan_memory(m, trainable, memory, config.grad_state)
     assert (native.arena_bytes, native.params_bytes) == (plan.training_arena, plan.training_params)
 
 
@@ -312,8 +338,9 @@ def test_input_error_past_int32(cfg: str, memory: str, native_lib, monkeypatch) 
     assert max(peak) > 2**31  # the case exercised is past int32
 
 
+@pytest.mark.parametrize("grad_state", ["int32", "int16", "int8"])
 @pytest.mark.parametrize("name", MODELS)
-def test_memory_plan_each_trainable_set(name: str, native_lib) -> None:  # noqa: F811
+def test_memory_plan_each_trainable_set(name: str, grad_state: str, native_lib) -> None:  # noqa: F811
     from fqt.blob import write_blob
     from fqt.native import training_memory
 
@@ -322,11 +349,18 @@ def test_memory_plan_each_trainable_set(name: str, native_lib) -> None:  # noqa:
     sets = [{li} for li in weighted] + [set(weighted), set(weighted[-2:])]
     for tr in sets:
         for memory in ("default", "lean"):
-            plan = plan_memory(m, tr, memory)
-            got = training_memory(write_blob(m, tr), tr, native_lib, memory)
+            plan = plan_memory(m, tr, memory, grad_state)
+            got = training_memory(write_blob(m, tr), tr, native_lib, memory, grad_state)
             assert got == (plan.training_arena, plan.training_params), (name, sorted(tr), memory)
+            if grad_state != "int32":
+                # narrower params than the int32 state's, and rows for every trainable layer
+                base = plan_memory(m, tr, memory)
+                assert plan.training_params < base.training_params
+                assert sorted(plan.grad_chunks) == sorted(tr)
+                assert all(1 <= c for c in plan.grad_chunks.values())
         # the lean plan never needs more arena than the default one
-        assert plan_memory(m, tr, "lean").training_arena <= plan_memory(m, tr).training_arena
+        lean = plan_memory(m, tr, "lean", grad_state).training_arena
+        assert lean <= plan_memory(m, tr, "default", grad_state).training_arena
 
 
 def test_partial_updates_save_macs(native_lib) -> None:  # noqa: F811
@@ -383,7 +417,15 @@ def test_digits_epochs_all_layers(digits, opts, native_lib) -> None:  # noqa: F8
         assert n_acc > 0.8
 
 
-@pytest.mark.parametrize("extra", [[], ["--learn-ranges", "--update", "sgd", "--lr", "0.3"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--learn-ranges", "--update", "sgd", "--lr", "0.3"],
+        ["--grad-state", "int8", "--update", "sgd", "--lr", "0.3"],  # section 4.1
+        ["--grad-state", "int16", "--grad-rounding", "nearest"],
+    ],
+)
 def test_fqt_train_native_tflm(
     digits,
     tmp_path: Path,
@@ -422,7 +464,7 @@ def test_fqt_train_native_tflm(
 
     trained = load_tflite(out)
     prepare(trained)
-    if extra:  # the export carries the learned activation quantization
+    if "--learn-ranges" in extra:  # the export carries the learned activation quantization
         src = load_tflite(DIGITS)
         moved = [t.name for t, s in zip(trained.tensors, src.tensors, strict=True)
                  if not t.is_const and t.quant.scale[0] != s.quant.scale[0]]  # fmt: skip

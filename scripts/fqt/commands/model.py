@@ -14,6 +14,7 @@ from .. import progress
 from ..blob import blob_to_c, c_identifier, write_blob
 from ..boards import BOARDS, get_board
 from ..errors import FqtError, UnsupportedModelError
+from ..golden.grad_state import GRAD_STATES
 from ..golden.interpreter import infer_batch
 from ..ir import Model
 from ..native import NativeEngine
@@ -70,6 +71,12 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
         metavar="LAYER",
         help="trainable layers: indices, 'last', 'last:N', 'all' or 'none' (default: last)",
     )
+    p.add_argument(
+        "--grad-state",
+        choices=GRAD_STATES,
+        default="int32",
+        help="plan the params pool and arena for this gradient state (fqt train --grad-state)",
+    )
     p.add_argument("--name", help="C identifier for the blob (default: the model's file name)")
     p.add_argument(
         "--memory",
@@ -97,7 +104,7 @@ def run_import(args: argparse.Namespace) -> int:
         trainable = parse_trainable(model, args.trainable)
     except ValueError as e:
         raise FqtError(str(e)) from None
-    plan = plan_memory(model, trainable, args.memory)
+    plan = plan_memory(model, trainable, args.memory, args.grad_state)
     fp32 = fp32_training_memory(model, trainable).total if trainable else 0
     if args.board:
         try:
@@ -137,6 +144,7 @@ def run_import(args: argparse.Namespace) -> int:
         "memory": plan.memory,
         "trainable": plan.trainable,
         "training_buffers": buffer_table(model, plan),
+        "grad_state": plan.grad_state,
         "board": args.board,
     }
     if args.json:

@@ -13,6 +13,7 @@ import numpy as np
 from .. import progress
 from ..errors import FqtError
 from ..export import check_exportable, write_tflite
+from ..golden.grad_state import GRAD_ROUNDINGS, GRAD_STATES
 from ..golden.trainer import LOSSES, SCHEDULES, EpochResult, TrainConfig, Trainer
 from ..golden.update import DEFAULT_LR, UPDATE_RULES
 from ..ir import Model, OpType
@@ -63,6 +64,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default="sgd",
         help="weight update: plain SGD on the batch-mean gradient (its lr is an fp32-like lr), "
         "or the paper's per-channel gradient standardization",
+    )
+    p.add_argument(
+        "--grad-state",
+        choices=GRAD_STATES,
+        default="int32",
+        help="mini-batch gradient accumulator per weight: int32, or int16 / int8 rows with "
+        "a per-channel exponent (less params RAM; docs/training-semantics.md 4.1)",
+    )
+    p.add_argument(
+        "--grad-rounding",
+        choices=GRAD_ROUNDINGS,
+        default="stochastic",
+        help="rounding of the int16 / int8 gradient state's merges",
     )
     p.add_argument(
         "--learn-ranges",
@@ -263,6 +277,8 @@ def run_train(args: argparse.Namespace) -> int:
         step_gamma=args.step_gamma,
         learn_ranges=args.learn_ranges,
         memory=args.memory,
+        grad_state=args.grad_state,
+        grad_rounding=args.grad_rounding,
     )
     try:
         config.check()
@@ -289,7 +305,7 @@ def run_train(args: argparse.Namespace) -> int:
         {"model": Path(args.model).stem, "board": args.board or "host", "engine": args.engine,
          "epochs": args.epochs, "lr": args.lr, "batch": args.batch, "update": args.update,
          "lambda_min": args.lambda_min, "trainable": ",".join(map(str, trainer.trainable)),
-         "samples": len(xs)}
+         "samples": len(xs), "grad_state": args.grad_state}
     )  # fmt: skip
     stem = str(Path(args.output).with_suffix(""))
     if args.log is None:

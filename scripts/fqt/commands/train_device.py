@@ -62,6 +62,15 @@ def add_train_device_arguments(p: argparse.ArgumentParser) -> None:
         "--memory", choices=("default", "lean"), default="default",
         help="the device trainer's memory plan (docs/memory-plan.md; lean: less arena)",
     )  # fmt: skip
+    p.add_argument(
+        "--partial-mode", choices=("dynamic", "fixed"), default="dynamic",
+        help="partial updates: the kept fraction follows the loss, or a fixed lambda_min",
+    )  # fmt: skip
+    p.add_argument(
+        "--grad-state", choices=("int32", "int16", "int8"), default="int32",
+        help="the device's mini-batch gradient accumulator per weight (int16 / int8: less "
+        "params RAM, docs/training-semantics.md 4.1)",
+    )  # fmt: skip
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val", help=".npz validation set, evaluated on the host after each epoch")
     val.add_argument(
@@ -149,6 +158,7 @@ def run_train_device(args: argparse.Namespace) -> int:
                 "epochs": args.epochs, "lr": args.lr, "update": args.update,
                 "schedule": args.schedule, "batch": args.batch,
                 "lambda_min": args.lambda_min, "trainable": trainable, "samples": n,
+                "grad_state": args.grad_state,
             }  # fmt: skip
             t0 = time.monotonic()
             pending: dict[str, object] = {}
@@ -172,7 +182,8 @@ def run_train_device(args: argparse.Namespace) -> int:
                     dev.command(
                         "train", "start", count, f"{max(lr, 1e-6):.6f}", args.batch,
                         f"{args.lambda_min:.6f}", args.seed + first - 1, trainable,
-                        args.update, schedule, *(("lean",) if args.memory == "lean" else ()),
+                        args.update, schedule, args.partial_mode, args.grad_state,
+                        *(("lean",) if args.memory == "lean" else ()),
                     )  # fmt: skip
                     for line in dev.events_until(("done train",), args.progress_timeout):
                         kv = _kv(line)

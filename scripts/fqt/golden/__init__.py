@@ -16,6 +16,7 @@ engine. It mirrors the C core (modules/fqt/src/) file for file:
     trainer.py              train/trainer.c
     backward.py             train/backward.c
     update.py               train/update.c
+    grad_state.py           train/grad_state.c (the int16 / int8 gradient state)
     loss.py                 train/loss.c
     partial.py              train/partial.c
     prng.py                 train/prng.c

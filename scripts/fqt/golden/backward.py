@@ -22,6 +22,7 @@ from .conv2d import conv2d_backward_input, conv2d_backward_weights
 from .depthwise_conv2d import depthwise_conv2d_backward_input, depthwise_conv2d_backward_weights
 from .error_quant import align_errors
 from .fully_connected import fully_connected_backward_input, fully_connected_backward_weights
+from .grad_state import NarrowAccumulator
 from .partial import Q15, keep_count, select_channels
 from .pooling import average_pool2d_backward, max_pool2d_backward
 from .reshape import reshape_backward
@@ -40,7 +41,7 @@ class Backward:
         self,
         model: Model,
         trainable: list[int],
-        grads: dict[int, GradientAccumulator],
+        grads: dict[int, GradientAccumulator | NarrowAccumulator],
         *,
         clip_mask: bool = True,
         keep_classifier: bool = True,
@@ -158,7 +159,7 @@ class Backward:
                     gw, gb = fully_connected_backward_weights(e, x, input_zero_point=zp, kept=kept)
                 grad = self.grads[layer.index]
                 for i in range(len(e)):
-                    grad.add(gw[i], gb[i], int(ex[i]))
+                    grad.add(gw[i], gb[i], int(ex[i]), None if kept is None else kept[i])
             if need_in:
                 s_w = w_t.quant.scale
                 if op == OpType.CONV_2D:

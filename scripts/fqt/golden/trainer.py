@@ -24,6 +24,7 @@ from ..plan import MEMORY_PLANS, WEIGHTED_OPS, default_trainable, layer_macs
 from ..prepare import SOFTMAX_SCALED_DIFF_INTEGER_BITS, prepare, prepare_layer
 from ..quant import calculate_input_radius, preprocess_softmax_scaling
 from .backward import Backward
+from .grad_state import GRAD_ROUNDINGS, GRAD_STATES, NarrowAccumulator, grad_seed
 from .interpreter import _as_batch, _run_batched, infer_batch
 from .loss import (
     cross_entropy,
@@ -71,6 +72,8 @@ class TrainConfig:
     # arena for the same bits (a slower input error in C); the golden model's arithmetic
     # is the same for both.
     memory: str = "default"
+    grad_state: str = "int32"  # mini-batch accumulator: "int32", or "int16" / "int8" (4.1)
+    grad_rounding: str = "stochastic"  # of the narrow state's merges, or "nearest"
 
     def check(self) -> None:
         """One-line ValueErrors for options no engine can train with."""
@@ -90,6 +93,10 @@ class TrainConfig:
             raise ValueError(f"schedule {self.schedule!r}: choose from {SCHEDULES}")
         if self.schedule == "step" and self.step_epochs < 1:
             raise ValueError("the step schedule needs step_epochs >= 1")
+        if self.grad_state not in GRAD_STATES:
+            raise ValueError(f"grad state {self.grad_state!r}: choose from {GRAD_STATES}")
+        if self.grad_rounding not in GRAD_ROUNDINGS:
+            raise ValueError(f"grad rounding {self.grad_rounding!r}: choose from {GRAD_ROUNDINGS}")
         if self.warmup_epochs < 0 or not 0.0 < self.step_gamma <= 1.0:
             raise ValueError("need warmup_epochs >= 0 and 0 < step_gamma <= 1")
         if self.memory not in MEMORY_PLANS:
@@ -123,7 +130,7 @@ class Counters:
 
 @dataclass
 class _LayerState:
-    grad: GradientAccumulator
+    grad: GradientAccumulator | NarrowAccumulator
     stats: ChannelStats
 
 
@@ -165,12 +172,19 @@ class Trainer:
         self.config.check()
         self.trainable = resolve_trainable(model, trainable)
         self.state: dict[int, _LayerState] = {}
-        for li in self.trainable:
+        cfg = self.config
+        for slot, li in enumerate(self.trainable):
             w = model.tensors[model.layers[li].inputs[1]]
             rows = weight_rows(w.data, model.layers[li].op == OpType.DEPTHWISE_CONV_2D)
-            self.state[li] = _LayerState(
-                GradientAccumulator.zeros(*rows.shape), ChannelStats.zeros(rows.shape[0])
-            )
+            grad: GradientAccumulator | NarrowAccumulator
+            if cfg.grad_state == "int32":
+                grad = GradientAccumulator.zeros(*rows.shape)
+            else:  # section 4.1: one generator per trainable layer
+                rng = None
+                if cfg.grad_rounding == "stochastic":
+                    rng = Xorshift32(grad_seed(cfg.seed, slot))
+                grad = NarrowAccumulator(*rows.shape, cfg.grad_state, rng)
+            self.state[li] = _LayerState(grad, ChannelStats.zeros(rows.shape[0]))
         last = model.layers[-1]
         self.softmax_at_end = last.op == OpType.SOFTMAX and last.output == model.output
         self.backward = Backward(

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..quant import INT32_MAX, INT32_MIN, quantize_multiplier, rounding_divide_by_pot, tflite_round
 from .prng import Xorshift32
+
+if TYPE_CHECKING:
+    from .grad_state import NarrowAccumulator
 
 FRAC_BITS = 16  # fixed-point fraction of the updated weights, in units of the old scale
 U_LIMIT = 1 << 40  # |u| clamp (weights may move at most 2^24 steps in one update)
@@ -66,7 +70,13 @@ class GradientAccumulator:
     def zeros(cls, n_channels: int, k: int) -> GradientAccumulator:
         return cls(np.zeros((n_channels, k), np.int64), np.zeros(n_channels, np.int64))
 
-    def add(self, gw: np.ndarray, gb: np.ndarray, e: int) -> None:
+    def channel_exp(self, c: int) -> int:
+        """G of channel c: one exponent for the layer (grad_state int32)."""
+        return self.exp
+
+    def add(self, gw: np.ndarray, gb: np.ndarray, e: int, kept: np.ndarray | None = None) -> None:
+        """kept (the sample's kept channels) is not needed: the other rows of gw, gb are 0
+        and take the same shifts."""
         if self.count == 0:
             self.acc_w, self.acc_b, self.exp = sat32(gw), sat32(gb), int(e)
         elif e > self.exp:
@@ -169,7 +179,7 @@ def standardized_update(
     scale: np.ndarray,
     bias: np.ndarray | None,
     input_scale: float,
-    grad: GradientAccumulator,
+    grad: GradientAccumulator | NarrowAccumulator,
     stats: ChannelStats,
     *,
     lr: float,
@@ -189,8 +199,6 @@ def standardized_update(
     per_channel = len(scale) > 1
     s_in = f32(input_scale)
     lr32, alpha = f32(lr), f32(alpha_norm)
-    unit = np.ldexp(s_in, grad.exp)  # real weight gradient per accumulator unit
-    unit_b = np.ldexp(f32(1.0), grad.exp)
     u = rows.astype(np.int64) << FRAC_BITS
     v = None if bias is None else bias.astype(np.int64) << FRAC_BITS
     updated = np.zeros(n_ch, bool)
@@ -199,6 +207,9 @@ def standardized_update(
         if not acc.any() and not grad.acc_b[c]:
             continue  # no gradient reached this channel in the batch: untouched
         s_w = f32(scale[c] if per_channel else scale[0])
+        g_exp = grad.channel_exp(c)  # the layer's G, or the channel's (narrow state, 4.1)
+        unit = np.ldexp(s_in, g_exp)  # real weight gradient per accumulator unit
+        unit_b = np.ldexp(f32(1.0), g_exp)
         b_fx = 0
         if rule == "sgd":
             step = lr32 / f32(max(grad.count, 1))

@@ -132,11 +132,15 @@ fqt_status fqt_reshape_forward(const int8_t *input, size_t size, int8_t *output)
  * requantizes. */
 enum { FQT_GRAD_FIRST = 0, FQT_GRAD_UP = 1, FQT_GRAD_DOWN = 2 };
 typedef struct fqt_grad_sink {
-	int32_t *acc_w; /* channel-major [c][row] */
-	int32_t *acc_b; /* [c] */
+	int32_t *acc_w; /* channel-major [c - base][row] */
+	int32_t *acc_b; /* [c - base] */
 	int32_t row;
 	int32_t mode;  /* FQT_GRAD_* */
 	int32_t shift; /* 0..31 */
+	/* The first channel acc_w / acc_b hold: 0 for a whole layer's int32 accumulator; the
+	 * narrow gradient state (train/grad_state.c) passes a chunk of per-sample rows
+	 * (FQT_GRAD_FIRST) starting at channel `base`, and only kept channels inside it. */
+	int32_t base;
 } fqt_grad_sink;
 
 /* The weight gradients run as int16 matrix products in a scratch of *_scratch_size() bytes

@@ -34,8 +34,9 @@ extern "C" {
 /* A reply or frame line: a frame holds twice FQT_FRAME_MAX_PAYLOAD (fqt/config.h) hex digits
  * plus ~40 characters, which the shell's line buffer must hold too. */
 #define FQT_SERVICE_LINE_MAX (2u * FQT_FRAME_MAX_PAYLOAD + 64u)
-/* Most words in one command line (fqt_service_dispatch_line). */
-#define FQT_SERVICE_MAX_ARGS 12
+/* Most words in one command line (fqt_service_dispatch_line), one more than the longest
+ * command: `train start` with its 6 positionals and 5 option words. */
+#define FQT_SERVICE_MAX_ARGS 14
 
 /* ---- output ------------------------------------------------------------------------ */
 /* Called once per reply line (no trailing newline). */
@@ -67,6 +68,7 @@ typedef struct fqt_train_config {
 	uint8_t update_rule;       /* FQT_UPDATE_SGD (the shell's default) or _STANDARDIZED */
 	uint8_t schedule;          /* FQT_SCHEDULE_COSINE (the shell's default) or _CONSTANT */
 	uint8_t lean_memory;       /* 1: the lean training plan (fqt_train_options.lean_memory) */
+	uint8_t grad_state;        /* FQT_GRAD_STATE_* (fqt/trainer.h): int32, int16, int8 */
 } fqt_train_config;
 
 typedef struct fqt_train_step_result {
@@ -85,10 +87,9 @@ typedef struct fqt_trainer_ops {
 	/* Optional: epoch `epoch` (1-based) of `epochs` starts (the lr schedule's step). */
 	fqt_status (*begin_epoch)(void *ctx, uint32_t epoch, uint32_t epochs);
 	fqt_status (*end)(void *ctx);
-	/* Optional: the arena and params bytes training `model` with `trainable_mask` needs,
-	 * (config: its trainable_mask and lean_memory), and the params bytes the trainer has,
-	 * so a refusal can say by how many bytes the
-	 * pools fall short. */
+	/* Optional: the arena and params bytes training `model` as `config` says needs (its
+	 * trainable_mask, lean_memory and grad_state), and the params bytes the trainer has,
+	 * so a refusal can say by how many bytes the pools fall short. */
 	fqt_status (*memory)(void *ctx, const fqt_model *model, const fqt_train_config *config,
 			     size_t *arena_bytes, size_t *params_bytes, size_t *params_capacity);
 	void *ctx;

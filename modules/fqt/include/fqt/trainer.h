@@ -30,8 +30,9 @@ extern "C" {
 #endif
 
 #define FQT_Q15_ONE 32768
-/* act (layers + 1), then per layer at most err, acc or tmp, sel, wg, ie */
-#define FQT_TRAIN_MAX_BUFFERS (5u * FQT_MAX_LAYERS + 1u)
+/* act (layers + 1), then per layer at most err, acc or tmp, sel, wg, ie; plus per trainable
+ * layer a narrow gradient state's per-sample rows */
+#define FQT_TRAIN_MAX_BUFFERS (5u * FQT_MAX_LAYERS + 1u + FQT_TRAIN_MAX_TRAINABLE)
 
 /* The phases of a training step a phase hook sees (benchmarks/cortex_m/ times them). */
 typedef enum fqt_train_phase {
@@ -67,6 +68,8 @@ typedef struct fqt_train_options {
 	uint8_t keep_classifier;     /* the last weighted layer is never cut by top-k (default 1) */
 	uint8_t lean_memory;         /* 1: the lean training plan (docs/memory-plan.md; same bits,
 				      * less arena, a slower input error); default 0 */
+	uint8_t grad_state;          /* FQT_GRAD_STATE_INT32 (default), _INT16 or _INT8 (4.1) */
+	uint8_t grad_nearest;        /* narrow state merges rounded to nearest (0: stochastic) */
 	fqt_train_phase_hook phase_hook; /* optional phase timer (NULL: none) */
 	void *phase_ctx;                 /* its first argument */
 } fqt_train_options;
@@ -74,6 +77,10 @@ typedef struct fqt_train_options {
 /* fqt_train_options.update_rule (docs/training-semantics.md section 7) */
 #define FQT_UPDATE_STANDARDIZED 0u /* the paper's per-channel gradient standardization */
 #define FQT_UPDATE_SGD 1u          /* plain SGD on the batch-mean real-unit gradient (7.1) */
+/* fqt_train_options.grad_state (section 4 / 4.1): the mini-batch accumulator per weight */
+#define FQT_GRAD_STATE_INT32 0u /* int32, one exponent per layer */
+#define FQT_GRAD_STATE_INT16 1u /* int16 rows, an exponent per output channel */
+#define FQT_GRAD_STATE_INT8 2u  /* int8 rows, an exponent per output channel */
 /* fqt_train_options.loss (section 3) */
 #define FQT_LOSS_CROSS_ENTROPY 0u
 #define FQT_LOSS_MSE 1u /* squared error against an int8 target of the output's shape */
@@ -87,8 +94,14 @@ typedef struct fqt_train_layer {
 	int32_t has_bias;
 	int8_t *w;
 	int32_t *bias;
-	int32_t *acc_w; /* channel-major [n_out][row] */
-	int32_t *acc_b;
+	int32_t *acc_w; /* int32 state: channel-major [n_out][row]; NULL for a narrow one */
+	void *acc_n;    /* narrow state (int16 or int8): channel-major [n_out][row] */
+	int32_t *acc_b; /* int32 bias sums [n_out] */
+	int32_t *grad_exps; /* narrow state: exponent per channel (FQT_GRAD_EXP_EMPTY: none) */
+	uint32_t grad_rng;  /* narrow state: the layer's stochastic-rounding generator */
+	uint8_t grad_bytes; /* 4, 2 or 1 */
+	int16_t rows_buf;   /* narrow state: plan buffer of the per-sample int32 rows */
+	int32_t chunk;      /* channels those rows hold */
 	int32_t *mult, *shift;
 	float *scale; /* weight scale per channel (per tensor: scale[0]) */
 	float *mu, *sd; /* EMA; sd < 0: not valid yet */
@@ -169,11 +182,12 @@ typedef struct fqt_trainer {
 void fqt_train_options_default(fqt_train_options *opt);
 
 /* Bytes of arena and params a training session of `model` with the layers of
- * `trainable_mask` needs (scripts/fqt/plan.py training_arena / training_params).
- * `scratch` is used as workspace. */
+ * `trainable_mask` needs (scripts/fqt/plan.py training_arena / training_params), with the
+ * int32 gradient state. `scratch` is used as workspace. */
 fqt_status fqt_trainer_memory(fqt_trainer *scratch, const fqt_model *model,
 			      uint64_t trainable_mask, size_t *arena_bytes, size_t *params_bytes);
-/* The same for the plan `opt` selects (opt->lean_memory; NULL: the defaults). */
+/* The same for the plan `opt` selects (opt->lean_memory, opt->grad_state; NULL: the
+ * defaults; plan.py plan_memory(memory=..., grad_state=...)). */
 fqt_status fqt_trainer_memory_with(fqt_trainer *scratch, const fqt_model *model,
 				   uint64_t trainable_mask, const fqt_train_options *opt,
 				   size_t *arena_bytes, size_t *params_bytes);

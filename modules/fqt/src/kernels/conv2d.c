@@ -277,7 +277,7 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 	const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
 	for (int32_t j = 0; j < n_kept; ++j) {
 		const int32_t o = kept[j];
-		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
+		int32_t *row = fqt_grad_row(sink, o);
 		for (int32_t ky = 0; ky < k_h; ++ky) {
 			for (int32_t kx = 0; kx < k_w; ++kx) {
 				for (int32_t i = 0; i < in_c; ++i) {
@@ -320,7 +320,7 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 		for (int32_t p = 0; p < out_h * out_w; ++p) {
 			gb += err[(size_t)p * (size_t)out_c + (size_t)o];
 		}
-		fqt_grad_put(sink, &sink->acc_b[o], gb);
+		fqt_grad_put(sink, fqt_grad_bias(sink, o), gb);
 	}
 }
 
@@ -385,7 +385,7 @@ static void bias_gradients(const int16_t *e_t, int32_t p2, const uint16_t *kept,
 		for (int32_t p = 0; p < p2; ++p) {
 			gb += row[p];
 		}
-		fqt_grad_put(sink, &sink->acc_b[kept[j]], gb);
+		fqt_grad_put(sink, fqt_grad_bias(sink, kept[j]), gb);
 	}
 }
 
@@ -397,9 +397,9 @@ static void weight_gradient_rows(const int16_t *e_t, const int16_t *x_t, int32_t
 {
 	for (int32_t j = 0; j < n_kept; j += 2) {
 		const int16_t *a0 = e_t + (size_t)j * (size_t)p2;
-		int32_t *row0 = sink->acc_w + (size_t)kept[j] * (size_t)sink->row + k0;
+		int32_t *row0 = fqt_grad_row(sink, kept[j]) + k0;
 		int32_t *row1 = j + 1 < n_kept
-					? sink->acc_w + (size_t)kept[j + 1] * (size_t)sink->row + k0
+					? fqt_grad_row(sink, kept[j + 1]) + k0
 					: NULL;
 		for (int32_t r = 0; r < n; r += 2) {
 			const int16_t *b0 = x_t + (size_t)r * (size_t)p2;

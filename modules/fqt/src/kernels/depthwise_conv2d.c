@@ -233,7 +233,7 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 	for (int32_t j = 0; j < n_kept; ++j) {
 		const int32_t o = kept[j];
 		const int32_t i = o / dm;
-		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
+		int32_t *row = fqt_grad_row(sink, o);
 		for (int32_t ky = 0; ky < k_h; ++ky) {
 			for (int32_t kx = 0; kx < k_w; ++kx) {
 				int64_t sum = 0;
@@ -268,7 +268,7 @@ static void backward_weights_exact(const fqt_conv_params *params, const fqt_dims
 		for (int32_t p = 0; p < out_h * out_w; ++p) {
 			gb += err[(size_t)p * (size_t)out_c + (size_t)o];
 		}
-		fqt_grad_put(sink, &sink->acc_b[o], gb);
+		fqt_grad_put(sink, fqt_grad_bias(sink, o), gb);
 	}
 }
 
@@ -342,7 +342,7 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 			e_row[p] = err[(size_t)p * (size_t)output_dims->c + (size_t)o];
 			gb += e_row[p];
 		}
-		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
+		int32_t *row = fqt_grad_row(sink, o);
 		for (int32_t t = 0; t < taps; t += 2) {
 			int32_t s[2];
 			fqt_dot_s16_1x2(e_row, x_t + (size_t)t * (size_t)p2,
@@ -352,7 +352,7 @@ fqt_status fqt_depthwise_conv2d_backward_weights(const fqt_conv_params *params,
 				dw_wg_put(sink, &row[t + 1], s[1], small);
 			}
 		}
-		dw_wg_put(sink, &sink->acc_b[o], gb, small);
+		dw_wg_put(sink, fqt_grad_bias(sink, o), gb, small);
 	}
 	return FQT_OK;
 }

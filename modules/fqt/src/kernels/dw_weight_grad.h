@@ -282,8 +282,8 @@ static inline void dw_wg_padded(const fqt_conv_params *params, const fqt_dims *i
 			dw_wg_build(&g, params, id, input, od, err, o, o, 4, 1, scratch, gb);
 			for (int32_t k = 0; k < 4; ++k) {
 				dw_wg_taps(&g, scratch + (size_t)k * (size_t)g.per, fd, sink,
-					   sink->acc_w + (size_t)(o + k) * (size_t)sink->row, small);
-				dw_wg_put(sink, &sink->acc_b[o + k], gb[k], small);
+					   fqt_grad_row(sink, o + k), small);
+				dw_wg_put(sink, fqt_grad_bias(sink, o + k), gb[k], small);
 			}
 			built = o;
 			j += 4;
@@ -292,9 +292,9 @@ static inline void dw_wg_padded(const fqt_conv_params *params, const fqt_dims *i
 		const int32_t i = o / params->depth_multiplier;
 		dw_wg_build(&g, params, id, input, od, err, i, o, 1, i != built, scratch, gb);
 		built = i;
-		dw_wg_taps(&g, scratch, fd, sink, sink->acc_w + (size_t)o * (size_t)sink->row,
+		dw_wg_taps(&g, scratch, fd, sink, fqt_grad_row(sink, o),
 			   small);
-		dw_wg_put(sink, &sink->acc_b[o], gb[0], small);
+		dw_wg_put(sink, fqt_grad_bias(sink, o), gb[0], small);
 		j += 1;
 	}
 }

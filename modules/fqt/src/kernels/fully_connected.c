@@ -216,22 +216,22 @@ fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t 
 #if FQT_SIMD_DSP
 	for (; fast && first >= 0 && j + 2 <= n_kept; j += 2) {
 		const int32_t o0 = kept[j], o1 = kept[j + 1];
-		int32_t *r0 = sink->acc_w + (size_t)o0 * (size_t)sink->row;
-		int32_t *r1 = sink->acc_w + (size_t)o1 * (size_t)sink->row;
+		int32_t *r0 = fqt_grad_row(sink, o0);
+		int32_t *r1 = fqt_grad_row(sink, o1);
 		const int32_t k = grad_rows2_dsp(first, sh, r0, err[o0], r1, err[o1], input,
 						 input_offset, accum_depth);
 		if (k < accum_depth) {
 			grad_row_int32(first, sh, r0, err[o0], input, input_offset, k, accum_depth);
 			grad_row_int32(first, sh, r1, err[o1], input, input_offset, k, accum_depth);
 		}
-		grad_bias(sink, &sink->acc_b[o0], err[o0]);
-		grad_bias(sink, &sink->acc_b[o1], err[o1]);
+		grad_bias(sink, fqt_grad_bias(sink, o0), err[o0]);
+		grad_bias(sink, fqt_grad_bias(sink, o1), err[o1]);
 	}
 #endif
 	for (; j < n_kept; ++j) {
 		const int32_t o = kept[j];
 		const int32_t e = err[o];
-		int32_t *row = sink->acc_w + (size_t)o * (size_t)sink->row;
+		int32_t *row = fqt_grad_row(sink, o);
 		if (fast) {
 			grad_row_int32(first, sh, row, e, input, input_offset, 0, accum_depth);
 		} else {
@@ -240,7 +240,7 @@ fqt_status fqt_fully_connected_backward_weights(const int8_t *err, const int8_t 
 					     (int64_t)e * (int64_t)(input[k] + input_offset));
 			}
 		}
-		grad_bias(sink, &sink->acc_b[o], e);
+		grad_bias(sink, fqt_grad_bias(sink, o), e);
 	}
 	return FQT_OK;
 }

@@ -107,6 +107,17 @@ void fqt_relu_clip_mask(int8_t *err, const int8_t *output, size_t size, int32_t 
 void fqt_saturation_mask(int8_t *err, const int8_t *output, size_t size, int32_t act_min,
 			 int32_t act_max);
 
+/* The sink's row and bias of output channel c (c - base inside the chunk it holds). */
+static inline int32_t *fqt_grad_row(const fqt_grad_sink *s, int32_t c)
+{
+	return s->acc_w + (size_t)(c - s->base) * (size_t)s->row;
+}
+
+static inline int32_t *fqt_grad_bias(const fqt_grad_sink *s, int32_t c)
+{
+	return s->acc_b + (c - s->base);
+}
+
 /* Gradient accumulation (section 4) of one element. */
 static inline void fqt_grad_put(const fqt_grad_sink *s, int32_t *acc, int64_t g)
 {

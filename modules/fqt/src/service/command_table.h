@@ -35,7 +35,7 @@
 	GROUP(train, fqt_svc_cmd_train, 0, 0,                                                       \
 	      "train start [epochs 1..1000] [lr 0.000001..1] [batch 1..1024] [lambda_min 0..1] "    \
 	      "[seed] [last|all|i,j] [dynamic|fixed] [sgd|standardized] [cosine|constant] "         \
-	      "[default|lean]; train stop; train status")                                           \
+	      "[default|lean] [int32|int16|int8]; train stop; train status")                        \
 	CMD(eval, fqt_svc_cmd_eval, 1, 0,                                                           \
 	    "eval: accuracy over the stored samples (a job; ends with `done eval`)")               \
 	GROUP(predict, fqt_svc_cmd_predict, 2, 0,                                                   \
@@ -57,10 +57,10 @@
 	SUB(data, status, 1, 0, "status: samples, capacity, sample and staged bytes")
 
 #define FQT_SUBCOMMANDS_train(SUB)                                                              \
-	SUB(train, start, 1, 10,                                                                    \
+	SUB(train, start, 1, 11,                                                                    \
 	    "start [epochs 1..1000] [lr 0.000001..1] [batch 1..1024] [lambda_min 0..1] [seed] "     \
-	    "[last|all|i,j] [dynamic|fixed] [sgd|standardized] [cosine|constant] [default|lean]: "  \
-	    "start the train job")                                                                  \
+	    "[last|all|i,j] [dynamic|fixed] [sgd|standardized] [cosine|constant] [default|lean] "   \
+	    "[int32|int16|int8]: start the train job")                                              \
 	SUB(train, stop, 1, 0, "stop: end the running job within one sample")                       \
 	SUB(train, status, 1, 0, "status: epoch, sample, loss and accuracy, or idle")
 

@@ -311,9 +311,10 @@ static int train_stop(fqt_service *svc, const fqt_service_output *out)
 	return 0;
 }
 
-/* One option word of `train start` (partial mode, update rule, lr schedule, memory plan) into
- * `c`: returns its kind's bit, or 0 for a word that is no option (a positional argument).
- * The words never look like a positional value (numbers, `last`, `all`, `i,j`). */
+/* One option word of `train start` (partial mode, update rule, lr schedule, memory plan,
+ * gradient state of docs/training-semantics.md 4.1) into `c`: returns its kind's bit, or 0
+ * for a word that is no option (a positional argument). No word looks like a positional
+ * (numbers, `last`, `all`, `i,j`). */
 static unsigned int train_option(const char *w, fqt_train_config *c)
 {
 	if (strcmp(w, "dynamic") == 0 || strcmp(w, "fixed") == 0) {
@@ -332,6 +333,10 @@ static unsigned int train_option(const char *w, fqt_train_config *c)
 		c->lean_memory = w[0] == 'l'; /* the training memory plan, docs/memory-plan.md */
 		return 8u;
 	}
+	if (strcmp(w, "int32") == 0 || strcmp(w, "int16") == 0 || strcmp(w, "int8") == 0) {
+		c->grad_state = w[3] == '3' ? 0u : (w[3] == '1' ? 1u : 2u); /* FQT_GRAD_STATE_* */
+		return 16u;
+	}
 	return 0u;
 }
 
@@ -346,8 +351,8 @@ static int split_train_args(fqt_service *svc, const fqt_service_output *out, int
 		const unsigned int kind = train_option(argv[i], c);
 		if (kind == 0u) {
 			if (*n_pos == TRAIN_POSITIONALS) {
-				fqt_svc_say(svc, out, "err argument '%s': not an option word (see "
-						      "docs/protocol.md)", argv[i]);
+				fqt_svc_say(svc, out, "err argument '%s': not an option (fqt help "
+						      "lists the option words)", argv[i]);
 				return -1;
 			}
 			pos[(*n_pos)++] = argv[i];
@@ -360,16 +365,6 @@ static int split_train_args(fqt_service *svc, const fqt_service_output *out, int
 		}
 	}
 	return 0;
-}
-
-static const char *update_rule_name(uint8_t rule)
-{
-	return rule == FQT_UPDATE_SGD ? "sgd" : "standardized";
-}
-
-static const char *schedule_name(uint8_t schedule)
-{
-	return schedule == FQT_SCHEDULE_COSINE ? "cosine" : "constant";
 }
 
 /* The schedule's lr of the epoch about to start (`epoch` 0-based). */
@@ -389,7 +384,7 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 	/* The product's default: plain SGD with a cosine schedule (docs/training-semantics.md
 	 * 7.1, 7.2); lr 0 until parsed: the rule's default lr then. */
 	fqt_train_config c = {1u, 0u, 32u, 1000000u, 0u, 0u, 0u, FQT_UPDATE_SGD,
-			      FQT_SCHEDULE_COSINE, 0u};
+			      FQT_SCHEDULE_COSINE, 0u, 0u};
 	const char *pos[TRAIN_POSITIONALS];
 	int n = 0;
 	if (split_train_args(svc, out, argc, argv, &c, pos, &n) != 0 ||
@@ -452,8 +447,9 @@ static int train_start(fqt_service *svc, int argc, char **argv, const fqt_servic
 		    "schedule %s",
 		    (unsigned long)c.epochs, fqt_svc_micro_str(a, sizeof(a), c.lr_micro),
 		    (unsigned long)c.batch, fqt_svc_micro_str(b, sizeof(b), c.lambda_min_micro),
-		    (unsigned long)svc->job_count, update_rule_name(c.update_rule),
-		    schedule_name(c.schedule));
+		    (unsigned long)svc->job_count,
+		    c.update_rule == FQT_UPDATE_SGD ? "sgd" : "standardized",
+		    c.schedule == FQT_SCHEDULE_COSINE ? "cosine" : "constant");
 	fqt_svc_say(svc, out, "ok");
 	return 0;
 }
@@ -466,10 +462,9 @@ int fqt_svc_cmd_train(fqt_service *svc, int argc, char **argv, const fqt_service
 	if (argc == 2 && strcmp(argv[1], "stop") == 0) {
 		return train_stop(svc, out);
 	}
-	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 12) {
-		fqt_svc_say(svc, out,
-			    "err usage: fqt train start [epochs lr batch lambda_min seed trainable] "
-			    "[options: docs/protocol.md] | stop | status");
+	if (argc < 2 || strcmp(argv[1], "start") != 0 || argc > 13) {
+		fqt_svc_say(svc, out, "err usage: fqt train start [epochs lr batch lambda_min seed "
+				      "trainable] [option words, see fqt help] | stop | status");
 		return -1;
 	}
 	return train_start(svc, argc, argv, out);

@@ -18,6 +18,7 @@ static fqt_status st_begin(void *ctx, fqt_session *session, fqt_model *model, ui
 	opt.seed = config->seed;
 	opt.partial_fixed = config->partial_fixed;
 	opt.update_rule = config->update_rule;
+	opt.grad_state = config->grad_state;
 	st->schedule.lr = opt.lr;
 	st->schedule.kind = config->schedule;
 	opt.lean_memory = config->lean_memory;
@@ -79,6 +80,7 @@ static fqt_status st_memory(void *ctx, const fqt_model *model, const fqt_train_c
 	fqt_train_options opt;
 	fqt_train_options_default(&opt);
 	opt.lean_memory = config->lean_memory;
+	opt.grad_state = config->grad_state;
 	/* The trainer struct doubles as the query's scratch: no job runs while one asks. */
 	return st->active ? FQT_ERR_STATE
 			  : fqt_trainer_memory_with(&st->trainer, model, config->trainable_mask,

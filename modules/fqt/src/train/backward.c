@@ -59,7 +59,7 @@ static int needs_error(const fqt_trainer *t, int32_t b)
 
 static fqt_grad_sink grad_sink(fqt_train_layer *L, int32_t e)
 {
-	fqt_grad_sink s = {L->acc_w, L->acc_b, L->row, FQT_GRAD_FIRST, 0};
+	fqt_grad_sink s = {L->acc_w, L->acc_b, L->row, FQT_GRAD_FIRST, 0, 0};
 	if (L->count == 0u) {
 		L->grad_exp = e;
 	} else if (e > L->grad_exp) {
@@ -125,38 +125,69 @@ static int32_t select_channels(const fqt_trainer *t, uint32_t li, const int8_t *
 	return n_ch;
 }
 
-static fqt_status weight_gradient_kernel(fqt_trainer *t, const fqt_layer_view *v,
-					 fqt_train_layer *L, const int8_t *e, int32_t ex,
-					 const uint16_t *kept, int32_t n_kept)
+static fqt_status weight_gradient_kernel(fqt_trainer *t, uint32_t li, const fqt_grad_sink *s,
+					 const int8_t *e, const uint16_t *kept, int32_t n_kept)
 {
+	const fqt_layer_view *v = &t->views[li];
 	const int8_t *x = (const int8_t *)fqt_train_buffer(t, v->input_buffer[0]);
-	const int32_t wb = t->wg_buf[L->layer];
+	const int32_t wb = t->wg_buf[li];
 	void *scratch = wb >= 0 ? fqt_train_buffer(t, wb) : NULL;
 	const size_t scratch_size = wb >= 0 ? t->buffers[wb].size : 0u;
-	const fqt_grad_sink s = grad_sink(L, ex);
-	grad_skipped(L, &s, kept, n_kept);
 	switch (v->op) {
 	case FQT_OP_CONV_2D:
 		return fqt_conv2d_backward_weights(&v->params.conv, &v->input_dims, x,
 						   &v->filter_dims, &v->output_dims, e, kept,
-						   n_kept, &s, scratch, scratch_size);
+						   n_kept, s, scratch, scratch_size);
 	case FQT_OP_DEPTHWISE_CONV_2D:
 		return fqt_depthwise_conv2d_backward_weights(&v->params.conv, &v->input_dims, x,
 							     &v->filter_dims, &v->output_dims, e,
-							     kept, n_kept, &s, scratch, scratch_size);
+							     kept, n_kept, s, scratch, scratch_size);
 	default:
 		return fqt_fully_connected_backward_weights(
 			e, x, v->params.fully_connected.input_offset,
-			(int32_t)v->input_elements, kept, n_kept, &s);
+			(int32_t)v->input_elements, kept, n_kept, s);
 	}
 }
 
-static fqt_status weight_gradient(fqt_trainer *t, const fqt_layer_view *v, fqt_train_layer *L,
-				  const int8_t *e, int32_t ex, const uint16_t *kept,
-				  int32_t n_kept)
+/* The narrow state (4.1): the kept channels in chunks of at most L->chunk consecutive
+ * channel indices, each chunk's per-sample int32 rows computed by the kernel into the
+ * arena (FQT_GRAD_FIRST, base = the chunk's first kept channel) and merged at once.
+ * Channels outside the kept list are not touched. */
+static fqt_status weight_gradient_narrow(fqt_trainer *t, fqt_train_layer *L, const int8_t *e,
+					 int32_t ex, const uint16_t *kept, int32_t n_kept)
+{
+	int32_t *rows = (int32_t *)(void *)fqt_train_buffer(t, L->rows_buf);
+	for (int32_t j0 = 0; j0 < n_kept;) {
+		int32_t j1 = j0 + 1;
+		while (j1 < n_kept && kept[j1] < kept[j0] + L->chunk) {
+			++j1;
+		}
+		const fqt_grad_sink s = {rows, rows + (size_t)L->chunk * (size_t)L->row, L->row,
+					 FQT_GRAD_FIRST, 0, kept[j0]};
+		const fqt_status st =
+			weight_gradient_kernel(t, L->layer, &s, e, kept + j0, j1 - j0);
+		if (st != FQT_OK) {
+			return st;
+		}
+		fqt_grad_state_merge(L, &s, kept + j0, j1 - j0, ex, t->opt.grad_nearest);
+		j0 = j1;
+	}
+	L->count++;
+	return FQT_OK;
+}
+
+static fqt_status weight_gradient(fqt_trainer *t, fqt_train_layer *L, const int8_t *e,
+				  int32_t ex, const uint16_t *kept, int32_t n_kept)
 {
 	fqt_train_mark(t, FQT_PHASE_WEIGHT_GRADIENT, L->layer, 0);
-	const fqt_status st = weight_gradient_kernel(t, v, L, e, ex, kept, n_kept);
+	fqt_status st;
+	if (L->acc_w == NULL) {
+		st = weight_gradient_narrow(t, L, e, ex, kept, n_kept);
+	} else {
+		const fqt_grad_sink s = grad_sink(L, ex);
+		grad_skipped(L, &s, kept, n_kept);
+		st = weight_gradient_kernel(t, L->layer, &s, e, kept, n_kept);
+	}
 	fqt_train_mark(t, FQT_PHASE_WEIGHT_GRADIENT, L->layer, 1);
 	return st;
 }
@@ -311,7 +342,7 @@ static fqt_status backward_weighted(fqt_trainer *t, uint32_t li, const int8_t *e
 	t->counters.backward_macs += (uint64_t)passes * per_ch * (uint64_t)n_kept;
 	t->counters.backward_macs_full += (uint64_t)passes * per_ch * (uint64_t)n_ch;
 	if (slot >= 0) {
-		const fqt_status st = weight_gradient(t, v, &t->layers[slot], e, ex, kept, n_kept);
+		const fqt_status st = weight_gradient(t, &t->layers[slot], e, ex, kept, n_kept);
 		if (st != FQT_OK) {
 			return st;
 		}

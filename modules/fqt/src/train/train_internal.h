@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "fqt/kernels.h"
 #include "fqt/trainer.h"
 
 /* Training step of layer li's backward: the forward runs steps 0..n-1, the backward
@@ -31,6 +32,30 @@ static inline void fqt_train_mark(const fqt_trainer *t, fqt_train_phase phase, i
 	if (t->opt.phase_hook != NULL) {
 		t->opt.phase_hook(t->opt.phase_ctx, phase, layer, end);
 	}
+}
+
+/* train/grad_state.c: the gradient state (docs/training-semantics.md 4, 4.1). */
+#define FQT_GRAD_EXP_EMPTY INT32_MIN /* a narrow channel no sample reached in this batch */
+uint32_t fqt_grad_state_bytes(uint32_t grad_state);
+/* The state's params bytes of a layer: rows (4-byte aligned), int32 bias sums and, narrow,
+ * an int32 exponent per channel (plan.py params_bytes). */
+uint32_t fqt_grad_state_params_bytes(uint32_t grad_state, uint32_t n_weights, uint32_t n_out);
+/* Zero the accumulator (narrow: every channel empty); count = 0. */
+void fqt_grad_state_reset(fqt_train_layer *L);
+/* Merge one sample's int32 rows of the kept channels kept[0..n_kept) (inside the sink's
+ * chunk), of exponent e, into the narrow state; nearest: no stochastic rounding. */
+void fqt_grad_state_merge(fqt_train_layer *L, const fqt_grad_sink *s, const uint16_t *kept,
+			  int32_t n_kept, int32_t e, int nearest);
+
+/* Channel c's accumulator row as int32 for the update (train/update.c): the int32 state's
+ * own row, or a narrow row widened into the layer's per-sample rows buffer (dead between
+ * samples; it holds at least one row), valid until the next call for this layer. */
+const int32_t *fqt_grad_state_row(const fqt_trainer *t, const fqt_train_layer *L, int32_t c);
+
+/* Channel c's exponent G, either state. */
+static inline int32_t fqt_grad_state_exp(const fqt_train_layer *L, int32_t c)
+{
+	return L->acc_w != NULL ? L->grad_exp : L->grad_exps[c];
 }
 
 /* train/train_plan.c: decode every layer into t->views, then lay out the training plan

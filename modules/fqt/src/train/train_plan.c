@@ -22,14 +22,20 @@ static uint32_t align4(uint32_t n)
 	return (n + 3u) & ~3u;
 }
 
-/* int8 weights, int32 bias, int32 weight and bias accumulators, and per channel
- * multiplier, shift, scale, EMA mean and std (train/trainer.c lays them out). */
-static uint32_t layer_params_bytes(const fqt_layer_view *v)
+static uint32_t layer_weights(const fqt_layer_view *v)
 {
-	const uint32_t n_weights = (uint32_t)v->filter_dims.n * (uint32_t)v->filter_dims.h *
-				   (uint32_t)v->filter_dims.w * (uint32_t)v->filter_dims.c;
+	return (uint32_t)v->filter_dims.n * (uint32_t)v->filter_dims.h *
+	       (uint32_t)v->filter_dims.w * (uint32_t)v->filter_dims.c;
+}
+
+/* int8 weights, int32 bias, the gradient state (train/grad_state.c), and per channel
+ * multiplier, shift, scale, EMA mean and std (train/trainer.c lays them out). */
+static uint32_t layer_params_bytes(const fqt_layer_view *v, uint32_t grad_state)
+{
+	const uint32_t n_weights = layer_weights(v);
 	const uint32_t n_out = (uint32_t)v->output_depth;
-	return align4(n_weights) + 4u * n_out + 4u * n_weights + 4u * n_out + 20u * n_out;
+	return align4(n_weights) + 4u * n_out +
+	       fqt_grad_state_params_bytes(grad_state, n_weights, n_out) + 20u * n_out;
 }
 
 /* The weight-gradient scratch of a trainable CONV_2D / DEPTHWISE_CONV_2D (the kernels'
@@ -78,7 +84,7 @@ static fqt_status choose_layers(fqt_trainer *t, const fqt_model *m, uint64_t mas
 			return FQT_ERR_UNSUPPORTED;
 		}
 		t->slot_of_layer[l] = (int8_t)n_train++;
-		params += layer_params_bytes(&t->views[l]);
+		params += layer_params_bytes(&t->views[l], t->opt.grad_state);
 	}
 	if ((n < 64u && (mask >> n) != 0u) || first < 0) {
 		return FQT_ERR_ARGUMENT;
@@ -214,6 +220,73 @@ static int16_t add_buffer(fqt_trainer *t, size_t *count, uint32_t size, uint16_t
 	return (int16_t)(*count)++;
 }
 
+/* Bytes of a narrow gradient state's per-sample rows of `chunk` channels: int32 weight
+ * rows, then the biases (plan.py grad_rows_bytes). */
+static uint32_t grad_rows_bytes(const fqt_layer_view *v, uint32_t chunk)
+{
+	const uint32_t row = layer_weights(v) / (uint32_t)v->output_depth;
+	return 4u * chunk * (row + 1u);
+}
+
+/* The greedy peak of the first count buffers with the last one holding `chunk` rows. */
+static uint32_t peak_with(fqt_trainer *t, size_t count, const fqt_layer_view *v, uint32_t chunk,
+			  fqt_status *st)
+{
+	uint32_t peak = 0;
+	t->buffers[count - 1u].size = grad_rows_bytes(v, chunk);
+	if (*st == FQT_OK) {
+		*st = fqt_greedy_plan(t->buffers, count, &peak);
+	}
+	return peak;
+}
+
+/* plan.py grad_rows_buffers: with a narrow gradient state, each trainable layer (in
+ * increasing index) gets an arena buffer of per-sample int32 rows for its backward step,
+ * of the most channels (a binary search over 1..n_out, n_out first) whose peak stays
+ * within the plan's so far, or within that of one channel when even one raises it. More
+ * channels per kernel call: fewer calls, each rebuilding its own transposed input. */
+static fqt_status grad_rows_buffers(fqt_trainer *t, const fqt_model *m, size_t *count, int lean)
+{
+	if (t->opt.grad_state == FQT_GRAD_STATE_INT32) {
+		return FQT_OK;
+	}
+	const uint32_t n = m->layer_count;
+	uint32_t cur = 0;
+	fqt_status st = fqt_greedy_plan(t->buffers, *count, &cur);
+	for (uint32_t li = t->first_bw; li < n && st == FQT_OK; ++li) {
+		if (t->slot_of_layer[li] < 0) {
+			continue;
+		}
+		if (*count + 1u > FQT_TRAIN_MAX_BUFFERS) {
+			return FQT_ERR_UNSUPPORTED;
+		}
+		const fqt_layer_view *v = &t->views[li];
+		const size_t k = *count + 1u;
+		const uint16_t s = bw_at(lean, n, li, FQT_PLAN_PHASE_WGRAD);
+		t->buffers[*count] = (fqt_plan_buffer){
+			.size = 0u, .first = s, .last = s, .tensor = (uint16_t)v->output_tensor};
+		const uint32_t one = peak_with(t, k, v, 1u, &st);
+		const uint32_t limit = one > cur ? one : cur;
+		const uint32_t n_out = (uint32_t)v->output_depth;
+		uint32_t ok = 1u;         /* the largest chunk known to fit */
+		uint32_t bad = n_out + 1u; /* the smallest known not to */
+		while (bad - ok > 1u && st == FQT_OK) {
+			const uint32_t mid = bad == n_out + 1u ? n_out : ok + (bad - ok) / 2u;
+			if (peak_with(t, k, v, mid, &st) <= limit) {
+				ok = mid;
+			} else {
+				bad = mid;
+			}
+		}
+		fqt_train_layer *L = &t->layers[t->slot_of_layer[li]];
+		L->chunk = (int32_t)ok;
+		L->rows_buf = (int16_t)*count;
+		cur = peak_with(t, k, v, ok, &st);
+		*count = k;
+	}
+	return st;
+}
+
 fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mask, int lean)
 {
 	const uint32_t n = m->layer_count;
@@ -303,6 +376,10 @@ fqt_status fqt_train_plan_build(fqt_trainer *t, const fqt_model *m, uint64_t mas
 						   v->output_tensor);
 		}
 	}
+	st = grad_rows_buffers(t, m, &count, lean);
+	if (st != FQT_OK) {
+		return st;
+	}
 	t->buffer_count = (uint16_t)count;
 	uint32_t peak = 0;
 	st = fqt_greedy_plan(t->buffers, count, &peak);
@@ -330,9 +407,12 @@ fqt_status fqt_trainer_memory_with(fqt_trainer *scratch, const fqt_model *model,
 				   uint64_t trainable_mask, const fqt_train_options *opt,
 				   size_t *arena_bytes, size_t *params_bytes)
 {
-	if (scratch == NULL || model == NULL || arena_bytes == NULL || params_bytes == NULL) {
+	const uint8_t grad_state = opt != NULL ? opt->grad_state : FQT_GRAD_STATE_INT32;
+	if (scratch == NULL || model == NULL || arena_bytes == NULL || params_bytes == NULL ||
+	    grad_state > FQT_GRAD_STATE_INT8) {
 		return FQT_ERR_ARGUMENT;
 	}
+	scratch->opt.grad_state = grad_state;
 	const fqt_status st = fqt_train_plan_build(scratch, model, trainable_mask,
 						   opt != NULL && opt->lean_memory != 0u);
 	if (st != FQT_OK) {

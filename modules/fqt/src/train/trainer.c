@@ -64,10 +64,23 @@ static uint32_t init_train_layer(fqt_trainer *t, uint32_t li, uint8_t *p)
 	p += align4(L->n_weights);
 	L->bias = (int32_t *)(void *)p;
 	p += 4u * n_out;
-	L->acc_w = (int32_t *)(void *)p;
-	p += 4u * (size_t)L->n_weights;
+	/* The gradient state (train/grad_state.c): int32 rows, or narrow rows and a per-channel
+	 * exponent after the bias sums. */
+	const uint32_t gs = t->opt.grad_state;
+	L->grad_bytes = (uint8_t)fqt_grad_state_bytes(gs);
+	L->acc_w = gs == FQT_GRAD_STATE_INT32 ? (int32_t *)(void *)p : NULL;
+	L->acc_n = gs == FQT_GRAD_STATE_INT32 ? NULL : (void *)p;
+	p += align4(L->grad_bytes * L->n_weights);
 	L->acc_b = (int32_t *)(void *)p;
 	p += 4u * n_out;
+	L->grad_exps = NULL;
+	if (gs != FQT_GRAD_STATE_INT32) {
+		L->grad_exps = (int32_t *)(void *)p;
+		p += 4u * n_out;
+		/* one generator per trainable layer (4.1): seed + (slot + 1) * 0x9E3779B9 */
+		L->grad_rng = fqt_prng_seed(t->opt.seed + ((uint32_t)t->slot_of_layer[li] + 1u) *
+								 0x9E3779B9u);
+	}
 	L->mult = (int32_t *)(void *)p;
 	p += 4u * n_out;
 	L->shift = (int32_t *)(void *)p;
@@ -79,10 +92,9 @@ static uint32_t init_train_layer(fqt_trainer *t, uint32_t li, uint8_t *p)
 	L->sd = (float *)(void *)p;
 	p += 4u * n_out;
 	memcpy(L->w, v->weights, L->n_weights);
-	memset(L->acc_w, 0, 4u * (size_t)L->n_weights);
+	fqt_grad_state_reset(L);
 	for (size_t c = 0; c < n_out; ++c) {
 		L->bias[c] = 0;
-		L->acc_b[c] = 0;
 		L->mult[c] = 0;
 		L->shift[c] = 0;
 		L->scale[c] = 0.0f;
@@ -136,10 +148,11 @@ fqt_status fqt_trainer_init(fqt_trainer *t, fqt_session *session, void *params,
 	    (params == NULL && params_size > 0u) || opt->batch < 1u || opt->lambda_q15 < 0 ||
 	    opt->lambda_q15 > FQT_Q15_ONE || !(opt->lr > 0.0f) || !isfinite(opt->lr) ||
 	    opt->update_rule > FQT_UPDATE_SGD || opt->loss > FQT_LOSS_MSE ||
-	    opt->learn_ranges > 1u || opt->lean_memory > 1u) {
+	    opt->learn_ranges > 1u || opt->lean_memory > 1u || opt->grad_state > FQT_GRAD_STATE_INT8) {
 		return FQT_ERR_ARGUMENT;
 	}
 	memset(t, 0, sizeof(*t));
+	t->opt = *opt; /* the plan reads grad_state */
 	const fqt_model *m = session->model;
 	fqt_status st = fqt_train_plan_build(t, m, trainable_mask, opt->lean_memory);
 	if (st != FQT_OK) {

@@ -48,9 +48,9 @@ static size_t weight_index(const fqt_train_layer *L, int dw, int32_t c, int32_t 
 		  : (size_t)c * (size_t)L->row + (size_t)k;
 }
 
-static int channel_zero(const fqt_train_layer *L, int32_t c)
+/* a: channel c's accumulator row (fqt_grad_state_row) */
+static int channel_zero(const fqt_train_layer *L, int32_t c, const int32_t *a)
 {
-	const int32_t *a = L->acc_w + (size_t)c * (size_t)L->row;
 	for (int32_t k = 0; k < L->row; ++k) {
 		if (a[k] != 0) {
 			return 0;
@@ -87,19 +87,21 @@ static int64_t round_clamp_fx(float x)
 
 /* The step's factors in float32 (section 7): single-precision hardware on M4F/M7, no
  * double arithmetic anywhere in the update. */
-static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, float s_in,
-		    channel_rule *r)
+static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c,
+		    const int32_t *acc, float s_in, channel_rule *r)
 {
 	const int64_t bias = L->has_bias ? L->bias[c] : 0;
 	r->v = bias * ((int64_t)1 << FQT_FRAC_BITS);
 	r->updated = 0;
 	r->b_fx = 0;
 	const int sgd = t->opt.update_rule == FQT_UPDATE_SGD;
-	if (channel_zero(L, c) || (!sgd && !(L->sd[c] > 0.0f))) {
+	if (channel_zero(L, c, acc) || (!sgd && !(L->sd[c] > 0.0f))) {
 		return;
 	}
-	const float unit = ldexpf(s_in, L->grad_exp);
-	const float unit_b = ldexpf(1.0f, L->grad_exp);
+	/* the layer's exponent, or the channel's (narrow gradient state, section 4.1) */
+	const int32_t g_exp = fqt_grad_state_exp(L, c);
+	const float unit = ldexpf(s_in, g_exp);
+	const float unit_b = ldexpf(1.0f, g_exp);
 	const float s_w = L->per_channel ? L->scale[c] : L->scale[0];
 	float lr_sd;
 	if (sgd) {
@@ -118,14 +120,15 @@ static void rule_of(const fqt_trainer *t, const fqt_train_layer *L, int32_t c, f
 	r->updated = 1;
 }
 
-static int64_t new_u(const fqt_train_layer *L, int dw, int32_t c, int32_t k, const channel_rule *r)
+static int64_t new_u(const fqt_train_layer *L, int dw, int32_t c, int32_t k, const int32_t *acc,
+		     const channel_rule *r)
 {
 	const int64_t w = L->w[weight_index(L, dw, c, k)];
 	int64_t u = w * ((int64_t)1 << FQT_FRAC_BITS);
 	if (!r->updated) {
 		return u;
 	}
-	const int64_t a = L->acc_w[(size_t)c * (size_t)L->row + (size_t)k];
+	const int64_t a = acc[k];
 	u = u - fqt_rdbpot64(a * (int64_t)r->wm, 31 - r->wsh) + r->b_fx;
 	return clamp_s64(u, FQT_U_LIMIT);
 }
@@ -145,10 +148,10 @@ static int64_t floor_shift(int64_t x, int n)
 /* w' = 127 * u / m with 16 fraction bits, t = floor(u * R / 2^39), R = floor(127 * 2^55 / m):
  * one division per channel instead of one per weight; |t| <= 127 * 2^16. */
 static void requant_channel(fqt_trainer *t, fqt_train_layer *L, int dw, int32_t c,
-			    const channel_rule *r, int64_t m, int64_t recip)
+			    const int32_t *acc, const channel_rule *r, int64_t m, int64_t recip)
 {
 	for (int32_t k = 0; k < L->row; ++k) {
-		const int64_t q16 = floor_shift(new_u(L, dw, c, k, r) * recip,
+		const int64_t q16 = floor_shift(new_u(L, dw, c, k, acc, r) * recip,
 						FQT_RECIPROCAL_BITS - FQT_FRAC_BITS);
 		int64_t q;
 		if (t->opt.stochastic_rounding) {
@@ -175,18 +178,19 @@ static float new_scale(int64_t m, float s_w)
 	return (float)m * s_w / 8323072.0f;
 }
 
-/* The gradient's per-channel mean and std in real units (unit = s_in * 2^grad_exp per
- * accumulator step), from 15-bit-rounded integer sums, then float32, folded into the EMA
- * (section 7). */
-static void update_moments(const fqt_trainer *t, fqt_train_layer *L, float unit)
+/* The gradient's per-channel mean and std in real units (unit = s_in * 2^G per
+ * accumulator step, G the layer's or the channel's exponent), from 15-bit-rounded integer
+ * sums, then float32, folded into the EMA (section 7). */
+static void update_moments(const fqt_trainer *t, fqt_train_layer *L, float s_in)
 {
 	const float a = t->opt.alpha_norm;
 	const float b = 1.0f - a;
 	for (int32_t c = 0; c < L->n_out; ++c) {
-		if (channel_zero(L, c)) {
+		const int32_t *row = fqt_grad_state_row(t, L, c);
+		if (channel_zero(L, c, row)) {
 			continue;
 		}
-		const int32_t *row = L->acc_w + (size_t)c * (size_t)L->row;
+		const float unit = ldexpf(s_in, fqt_grad_state_exp(L, c));
 		uint64_t mx = 0;
 		for (int32_t k = 0; k < L->row; ++k) {
 			const int64_t v = row[k];
@@ -217,11 +221,11 @@ static void update_moments(const fqt_trainer *t, fqt_train_layer *L, float unit)
 	}
 }
 
-static int64_t channel_max_u(const fqt_train_layer *L, int dw, int32_t c, const channel_rule *r,
-			     int64_t mx)
+static int64_t channel_max_u(const fqt_train_layer *L, int dw, int32_t c, const int32_t *acc,
+			     const channel_rule *r, int64_t mx)
 {
 	for (int32_t k = 0; k < L->row; ++k) {
-		const int64_t u = new_u(L, dw, c, k, r);
+		const int64_t u = new_u(L, dw, c, k, acc, r);
 		const int64_t au = u < 0 ? -u : u;
 		mx = au > mx ? au : mx;
 	}
@@ -234,17 +238,18 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 	const int dw = v->op == FQT_OP_DEPTHWISE_CONV_2D;
 	const float s_in = v->input_scale;
 	if (t->opt.update_rule != FQT_UPDATE_SGD) {
-		update_moments(t, L, ldexpf(s_in, L->grad_exp));
+		update_moments(t, L, s_in);
 	}
 	/* new weights, requantized */
 	channel_rule r;
 	if (L->per_channel) {
 		for (int32_t c = 0; c < L->n_out; ++c) {
-			rule_of(t, L, c, s_in, &r);
+			const int32_t *acc = fqt_grad_state_row(t, L, c);
+			rule_of(t, L, c, acc, s_in, &r);
 			if (!r.updated) {
 				continue;
 			}
-			const int64_t mx = channel_max_u(L, dw, c, &r, 0);
+			const int64_t mx = channel_max_u(L, dw, c, acc, &r, 0);
 			if (mx == 0) {
 				for (int32_t k = 0; k < L->row; ++k) {
 					L->w[weight_index(L, dw, c, k)] = 0;
@@ -252,16 +257,17 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 				continue;
 			}
 			const float ns = new_scale(mx, L->scale[c]);
-			requant_channel(t, L, dw, c, &r, mx, reciprocal_of(mx));
+			requant_channel(t, L, dw, c, acc, &r, mx, reciprocal_of(mx));
 			L->scale[c] = ns;
 		}
 	} else {
 		int any = 0;
 		int64_t mx = 0;
 		for (int32_t c = 0; c < L->n_out; ++c) {
-			rule_of(t, L, c, s_in, &r);
+			const int32_t *acc = fqt_grad_state_row(t, L, c);
+			rule_of(t, L, c, acc, s_in, &r);
 			any |= r.updated;
-			mx = channel_max_u(L, dw, c, &r, mx);
+			mx = channel_max_u(L, dw, c, acc, &r, mx);
 		}
 		if (any) {
 			if (mx == 0) {
@@ -270,18 +276,16 @@ static void update_layer(fqt_trainer *t, fqt_train_layer *L)
 				const float ns = new_scale(mx, L->scale[0]);
 				const int64_t recip = reciprocal_of(mx);
 				for (int32_t c = 0; c < L->n_out; ++c) {
-					rule_of(t, L, c, s_in, &r);
-					requant_channel(t, L, dw, c, &r, mx, recip);
+					const int32_t *acc = fqt_grad_state_row(t, L, c);
+					rule_of(t, L, c, acc, s_in, &r);
+					requant_channel(t, L, dw, c, acc, &r, mx, recip);
 				}
 				L->scale[0] = ns;
 			}
 		}
 	}
 	fqt_train_layer_multipliers(v, L->scale, L->per_channel, L->mult, L->shift);
-	memset(L->acc_w, 0, 4u * (size_t)L->n_weights);
-	memset(L->acc_b, 0, 4u * (size_t)L->n_out);
-	L->grad_exp = 0;
-	L->count = 0;
+	fqt_grad_state_reset(L);
 }
 
 static void write_f32(uint8_t *p, float f)
