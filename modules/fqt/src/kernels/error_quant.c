@@ -40,7 +40,8 @@ int fqt_error_shift(uint64_t max_abs, int32_t base, int fixed, int32_t *exponent
 /* The int32 form of fqt_error_quantize_one for the dynamic case (0 < r <= 30, |a| < 2^30):
  * RDBPOT(a, r) = floor((a + 2^(r-1) - [a < 0]) / 2^r), which cannot overflow here; then the
  * clamp to +-127. Same integers as the int64 path, a few instructions an element. */
-static void quantize_shift32(const int32_t *acc, size_t n, int r, int8_t *out)
+static inline void quantize_shift32(const int32_t *acc, size_t n, int r, int8_t *out,
+				    size_t stride)
 {
 	const int32_t half = (int32_t)1 << (r - 1);
 	for (size_t i = 0; i < n; ++i) {
@@ -48,7 +49,7 @@ static void quantize_shift32(const int32_t *acc, size_t n, int r, int8_t *out)
 		int32_t q = fqt_arithmetic_shift_right(a + half - (a < 0), r);
 		q = q > FQT_ERROR_MAX ? FQT_ERROR_MAX : q;
 		q = q < -FQT_ERROR_MAX ? -FQT_ERROR_MAX : q;
-		out[i] = (int8_t)q;
+		out[i * stride] = (int8_t)q;
 	}
 }
 
@@ -66,23 +67,24 @@ static uint64_t max_abs_s32(const int32_t *acc, size_t n)
 }
 
 /* The elements of quantize_error with shift r, m = max |acc| of these n (any subset of the
- * tensor: each branch gives fqt_error_quantize_one's integers, m only picks the fastest). */
-static void quantize_shifted(const int32_t *acc, size_t n, int r, int fixed, uint64_t m,
-			     int8_t *out)
+ * tensor: each branch gives fqt_error_quantize_one's integers, m only picks the fastest),
+ * written `stride` bytes apart (inline: the default path's constant stride 1 stays the plain
+ * loop it was; out of line it cost 64 K instructions a KWS step on M4). */
+static inline void quantize_shifted(const int32_t *acc, size_t n, int r, int fixed, uint64_t m,
+				    int8_t *out, size_t stride)
 {
 	if (r == 0 && m <= (uint64_t)FQT_ERROR_MAX) {
 		for (size_t i = 0; i < n; ++i) {
-			out[i] = (int8_t)acc[i]; /* |a| <= 127: unchanged */
+			out[i * stride] = (int8_t)acc[i]; /* |a| <= 127: unchanged */
 		}
 		return;
 	}
 	if (r > 0 && r <= 30 && m < ((uint64_t)1 << 30)) {
-		quantize_shift32(acc, n, r, out);
+		quantize_shift32(acc, n, r, out, stride);
 		return;
 	}
 	for (size_t i = 0; i < n; ++i) {
-		const int32_t a = acc[i];
-		out[i] = fqt_error_quantize_one(a, fixed, r);
+		out[i * stride] = fqt_error_quantize_one(acc[i], fixed, r);
 	}
 }
 
@@ -91,7 +93,7 @@ void fqt_quantize_error_s32(const int32_t *acc, size_t n, int32_t base, int fixe
 {
 	const uint64_t m = max_abs_s32(acc, n);
 	const int r = fqt_error_shift(m, base, fixed, exponent);
-	quantize_shifted(acc, n, r, fixed, m, out);
+	quantize_shifted(acc, n, r, fixed, m, out, 1u);
 }
 
 void fqt_error_sink_put(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n)
@@ -101,7 +103,7 @@ void fqt_error_sink_put(fqt_error_sink *s, const int32_t *acc, size_t at, size_t
 		s->max_abs = m > s->max_abs ? m : s->max_abs;
 		return;
 	}
-	quantize_shifted(acc, n, s->r, s->fixed, m, s->out + at);
+	quantize_shifted(acc, n, s->r, s->fixed, m, s->out + at, 1u);
 }
 
 void fqt_error_sink_put_strided(fqt_error_sink *s, const int32_t *acc, size_t at, size_t n,
@@ -112,23 +114,7 @@ void fqt_error_sink_put_strided(fqt_error_sink *s, const int32_t *acc, size_t at
 		s->max_abs = m > s->max_abs ? m : s->max_abs;
 		return;
 	}
-	int8_t *out = s->out + at;
-	const int r = s->r;
-	if (r > 0 && r <= 30 && m < ((uint64_t)1 << 30)) {
-		/* quantize_shift32 at a stride */
-		const int32_t half = (int32_t)1 << (r - 1);
-		for (size_t i = 0; i < n; ++i) {
-			const int32_t a = acc[i];
-			int32_t q = fqt_arithmetic_shift_right(a + half - (a < 0), r);
-			q = q > FQT_ERROR_MAX ? FQT_ERROR_MAX : q;
-			q = q < -FQT_ERROR_MAX ? -FQT_ERROR_MAX : q;
-			out[i * stride] = (int8_t)q;
-		}
-		return;
-	}
-	for (size_t i = 0; i < n; ++i) {
-		out[i * stride] = fqt_error_quantize_one(acc[i], s->fixed, r);
-	}
+	quantize_shifted(acc, n, s->r, s->fixed, m, s->out + at, stride);
 }
 
 int fqt_error_sink_begin(fqt_error_sink *s, int8_t *out, int fixed, int32_t base,
