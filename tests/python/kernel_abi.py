@@ -132,6 +132,14 @@ _PSINK = POINTER(GradSink)
 _CONV_FORWARD = [_PCONV, _PRQ, _PD, _P8, _PD, _P8, _P32, _PD, _P8]
 
 # name: argtypes (every kernel returns fqt_status, an int)
+# The lean plan's int8 input errors of CONV_2D and DEPTHWISE_CONV_2D take the same arguments:
+# params, input/filter dims, filter, scales and their count, output dims, err and its
+# exponent, kept and its count, fixed, out and its exponent, scratch and its size.
+_INPUT_ERROR_S8_ARGS = [
+    _PCONV, _PD, _PD, _P8, c_void_p, c_uint32, _PD, _P8, c_int32, _PU16, c_int32, c_int, _P8,
+    _P32, c_void_p, c_size_t,
+]  # fmt: skip
+
 PROTOTYPES: dict[str, list] = {
     # forward
     "fqt_conv2d_forward": [_PCONV, _PRQ, _PD, _P8, _PD, _P8, _P32, _PD, _P8],
@@ -214,42 +222,8 @@ PROTOTYPES: dict[str, list] = {
         _P32,
     ],
     # the lean plan's int8 input errors (kernels/input_error_s8.h; not public API)
-    "fqt_conv2d_backward_input_s8": [
-        _PCONV,
-        _PD,
-        _PD,
-        _P8,
-        c_void_p,
-        c_uint32,
-        _PD,
-        _P8,
-        c_int32,
-        _PU16,
-        c_int32,
-        c_int,
-        _P8,
-        _P32,
-        c_void_p,
-        c_size_t,
-    ],
-    "fqt_depthwise_conv2d_backward_input_s8": [
-        _PCONV,
-        _PD,
-        _PD,
-        _P8,
-        c_void_p,
-        c_uint32,
-        _PD,
-        _P8,
-        c_int32,
-        _PU16,
-        c_int32,
-        c_int,
-        _P8,
-        _P32,
-        c_void_p,
-        c_size_t,
-    ],
+    "fqt_conv2d_backward_input_s8": _INPUT_ERROR_S8_ARGS,
+    "fqt_depthwise_conv2d_backward_input_s8": _INPUT_ERROR_S8_ARGS,
     "fqt_fully_connected_backward_input_s8": [
         _P8,
         c_int32,
